@@ -1,0 +1,52 @@
+"""The one source of time. The loop, the ledger and the simulated fleet all read the same clock,
+so a test or a simulation can run them on a virtual clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> None:
+        """Wait ``seconds``, or until ``wake`` is set."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> None:
+        if seconds <= 0:
+            return
+        if wake is None:
+            time.sleep(seconds)
+        else:
+            wake.wait(seconds)
+
+
+class VirtualClock:
+    """A clock that only moves when told to: ``sleep`` advances it at once."""
+
+    def __init__(self, start: float = 1_750_000_000.0) -> None:
+        self._now = float(start)
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += max(0.0, seconds)
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> None:
+        if wake is not None and wake.is_set():
+            return
+        self.advance(seconds)

@@ -1,0 +1,96 @@
+"""The hooks a provisioner plugin may implement.
+
+A plugin is a module (or any object) with functions marked ``@provisioner.hookimpl``, registered through
+the entry point group ``provisioner``::
+
+    # pyproject.toml of the plugin's distribution
+    [project.entry-points.provisioner]
+    mycloud = "provisioner_mycloud.plugin"
+
+Role hooks return the implementations the plugin offers (``RoleSpec``: a name, a factory and the options
+it accepts). Pools name them in the config. Event hooks are called by the loop; an observer plugin
+(metrics, alerting, error reporting) implements only those. A plugin implements any subset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from .model import Launch, LaunchResult, Plan
+from .types import RoleSpec
+
+PROJECT = "provisioner"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class ProvisionerSpecs:
+    @hookspec
+    def provisioner_queue_sources(self) -> Iterable[RoleSpec]:
+        """Queue sources this plugin offers.
+
+        The factory's object implements ``provisioner.types.QueueSource``. Example::
+
+            @hookimpl
+            def provisioner_queue_sources():
+                yield RoleSpec(
+                    name="taskcluster",
+                    factory=TaskclusterQueues,
+                    options={"root_url": Option(str, "https://firefox-ci-tc.services.mozilla.com")},
+                )
+        """
+
+    @hookspec
+    def provisioner_device_providers(self) -> Iterable[RoleSpec]:
+        """Device providers this plugin offers.
+
+        The factory's object implements ``provisioner.types.DeviceProvider``. Example::
+
+            @hookimpl
+            def provisioner_device_providers():
+                yield RoleSpec(name="rack", factory=UsbRack, options={"adb": Option(str, "adb")})
+        """
+
+    @hookspec
+    def provisioner_job_launchers(self) -> Iterable[RoleSpec]:
+        """Job launchers this plugin offers.
+
+        The factory's object implements ``provisioner.types.JobLauncher``; ``pool_options`` declares the
+        keys a pool's ``launch`` table may hold for it. Example::
+
+            @hookimpl
+            def provisioner_job_launchers():
+                yield RoleSpec(
+                    name="hyperexecute",
+                    factory=HyperExecuteLauncher,
+                    pool_options={"payload": Option(str, help="payload directory or git URL")},
+                )
+        """
+
+    @hookspec
+    def provisioner_cycle(self, report: Any) -> None:
+        """A cycle was observed and planned (called before its launches are submitted).
+
+        ``report`` is a ``provisioner.loop.CycleReport``: cycle number, time, the plan with one decision
+        per pool, what was unknown, and how long observing and planning took. Example::
+
+            @hookimpl
+            def provisioner_cycle(report):
+                for d in report.plan.decisions:
+                    PENDING.labels(d.pool).set(d.pending or 0)
+        """
+
+    @hookspec
+    def provisioner_launch_submitted(self, launch: Launch, result: LaunchResult) -> None:
+        """A launch was submitted and the launcher reported success (``result.job_id`` names the job)."""
+
+    @hookspec
+    def provisioner_launch_failed(self, launch: Launch, result: LaunchResult) -> None:
+        """A submission failed; ``result.detail`` says why (secrets redacted)."""
+
+    @hookspec
+    def provisioner_launch_ended(self, launch: Launch) -> None:
+        """A launch left flight: its job ended (``launch.outcome``), or it was never seen starting in time."""

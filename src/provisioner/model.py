@@ -1,0 +1,195 @@
+"""The data that flows through one cycle: observations in, a plan out.
+
+Everything here is a small frozen value; plugins build them, the planner reads them, and nothing
+mutates them. Times are seconds since the epoch (float), as returned by the injected clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class PhoneState(str, enum.Enum):
+    """What the device provider says of a phone, mapped onto the three states the planner needs."""
+
+    IDLE = "idle"  # a job may be started on it now
+    BUSY = "busy"  # taken: running a job, starting one, or cleaning up after one
+    UNAVAILABLE = "unavailable"  # faulty, offline, or a state the provider does not know
+
+
+@dataclass(frozen=True)
+class Phone:
+    """One phone of a device provider."""
+
+    udid: str
+    model: str = ""
+    os_version: str = ""
+    state: PhoneState = PhoneState.IDLE
+    raw_state: str = ""  # the provider's own word for the state, for logs
+
+
+class JobState(str, enum.Enum):
+    """A provider's job, as far as the host cares."""
+
+    STARTING = "starting"  # the cloud knows it, the phone is not running it yet
+    RUNNING = "running"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """A job the device provider reports, found to be one of ours by its labels.
+
+    ``pool`` and ``udid`` come from the labels the launcher attached (``udid`` is empty for a job
+    that targeted a selector and has not been placed). ``outcome`` is the provider's own final status
+    (``completed``, ``failed``, ...) once ended.
+    """
+
+    job_id: str
+    pool: str
+    udid: str
+    state: JobState
+    created_at: float
+    ended_at: float | None = None
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Tasks waiting (``pending``, an approximate upper bound) and being worked on (``claimed``)."""
+
+    pending: int
+    claimed: int
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Phones named by model and/or OS version rather than by UDID. Empty fields match anything."""
+
+    model: str = ""
+    os_version: str = ""
+
+    def matches(self, phone: Phone) -> bool:
+        return (not self.model or phone.model == self.model) and (
+            not self.os_version or phone.os_version == self.os_version
+        )
+
+    def __str__(self) -> str:
+        return f"{self.model or '*'}/{self.os_version or '*'}"
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Binds one task queue to a set of phones and a launch recipe."""
+
+    name: str
+    queue: str  # the queue source's id of the queue, e.g. ``proj-autophone/gecko-t-lambda-perf-a55``
+    queue_source: str
+    device_provider: str
+    launcher: str
+    udids: tuple[str, ...] = ()  # phones by UDID; empty when a selector names them
+    selector: Selector | None = None
+    targeting: str = "pinned"  # "pinned": we pick the phone; "selector": the cloud does
+    priority: int = 0
+    enabled: bool = True
+    max_starting: int | None = None  # cap on this pool's launches still starting
+    launch: dict = field(default_factory=dict, compare=False, hash=False)  # launcher's own keys
+
+    def owns(self, phone: Phone) -> bool:
+        if self.udids:
+            return phone.udid in self.udids
+        return self.selector is not None and self.selector.matches(phone)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that hold across all pools."""
+
+    max_launches_per_cycle: int = 60
+    max_starting: int = 200  # global cap on launches still starting
+    max_startup_seconds: float = 900.0  # a launch not seen running by then stops counting as starting
+
+
+class LaunchState(str, enum.Enum):
+    """The lifecycle of a launch, as the ledger records it."""
+
+    QUEUED = "queued"  # planned, waiting for its turn to be submitted
+    SUBMITTING = "submitting"  # the launcher is being called
+    STARTING = "starting"  # submitted; the cloud knows it or will soon
+    RUNNING = "running"
+    ENDED = "ended"  # the job ended (see ``outcome``), or was never seen before the startup limit
+    FAILED = "failed"  # the submission failed
+    CANCELLED = "cancelled"  # planned but never submitted (stopped, or lost to a restart)
+
+    @property
+    def in_flight(self) -> bool:
+        return self in (LaunchState.QUEUED, LaunchState.SUBMITTING, LaunchState.STARTING, LaunchState.RUNNING)
+
+    @property
+    def starting(self) -> bool:
+        return self in (LaunchState.QUEUED, LaunchState.SUBMITTING, LaunchState.STARTING)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One job started (or to be started) on one phone for one pool."""
+
+    id: str
+    pool: str
+    udid: str  # empty for a launch that targets a selector
+    state: LaunchState
+    submitted_at: float
+    job_id: str = ""
+    updated_at: float = 0.0
+    outcome: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What a job launcher is asked to start."""
+
+    launch_id: str
+    pool: Pool
+    udid: str  # the phone to pin the job to; empty when the pool targets a selector
+    labels: tuple[str, ...]  # to attach to the job, so that the provider's job list names pool and phone
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """How a submission went. ``detail`` must never hold a secret."""
+
+    ok: bool
+    job_id: str = ""
+    detail: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedLaunch:
+    pool: str
+    udid: str  # empty for a selector launch
+
+
+@dataclass(frozen=True)
+class PoolDecision:
+    """What the planner decided for one pool, and why, in a few words."""
+
+    pool: str
+    launches: int
+    reason: str
+    pending: int | None = None
+    claimed: int | None = None
+    idle: int = 0
+    busy: int = 0
+    starting: int = 0
+    quarantined: int = 0
+    held: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    launches: tuple[PlannedLaunch, ...]
+    decisions: tuple[PoolDecision, ...]
