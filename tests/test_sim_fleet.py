@@ -1,0 +1,321 @@
+"""The simulated fleet's model, on a virtual clock (no sleep, no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioner import JobState, LaunchRequest, PhoneState, Pool, QueueCounts, Selector
+from provisioner.clock import VirtualClock
+from provisioner.sim.fleet import Fleet, FleetConfig
+
+Q = "proj-autophone/gecko-t-lambda-perf-a55"
+TAG = "tcdp"
+START = 1_750_000_000.0
+
+
+def make(**options) -> tuple[Fleet, VirtualClock]:
+    clock = VirtualClock(START)
+    options.setdefault("phones", 4)
+    return Fleet(FleetConfig.from_options(options), clock, TAG), clock
+
+
+def pool(name: str = "a55", queue: str = Q, selector: Selector | None = None) -> Pool:
+    return Pool(name, queue, "sim", "sim", "sim", selector=selector, targeting="selector" if selector else "pinned")
+
+
+def launch(fleet: Fleet, udid: str = "SIM0000", p: Pool | None = None, n: int = 0):
+    p = p or pool()
+    return fleet.launch(LaunchRequest(f"l{n}", p, udid, (TAG, p.name, udid)))
+
+
+def state(fleet: Fleet, udid: str) -> tuple[PhoneState, str]:
+    phone = next(p for p in fleet.phones() if p.udid == udid)
+    return phone.state, phone.raw_state
+
+
+def only_job(fleet: Fleet):
+    (job,) = fleet.jobs(0)
+    return job
+
+
+def test_defaults_give_twenty_phones_of_two_models():
+    fleet = Fleet(FleetConfig.from_options({}), VirtualClock(START))
+    phones = fleet.phones()
+    assert len(phones) == 20
+    assert phones[0].udid == "SIM0000" and phones[0].model == "Galaxy A55 5G" and phones[0].os_version == "14"
+    assert phones[1].model == "Galaxy A51" and phones[1].os_version == "11"
+    assert all(p.state is PhoneState.IDLE and p.raw_state == "active" for p in phones)
+    assert fleet.counts([Q]) == {Q: QueueCounts(0, 0)}
+
+
+def test_task_claimed_after_startup_then_completed_then_cleanup():
+    fleet, clock = make(queues={Q: {"burst": 1}}, startup_seconds=210, task_seconds=600, cleanup_seconds=30)
+    result = launch(fleet)
+    assert result.ok and result.job_id and result.job_id in result.url
+    clock.advance(209)
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 0)
+    assert only_job(fleet).state is JobState.STARTING
+    clock.advance(1)
+    assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
+    assert only_job(fleet).state is JobState.RUNNING
+    assert state(fleet, "SIM0000") == (PhoneState.BUSY, "busy")
+    clock.advance(600)
+    job = only_job(fleet)
+    assert (job.state, job.outcome, job.ended_at) == (JobState.ENDED, "completed", START + 810)
+    assert fleet.counts([Q])[Q] == QueueCounts(0, 0)
+    assert state(fleet, "SIM0000") == (PhoneState.BUSY, "cleanup")
+    clock.advance(30)
+    assert state(fleet, "SIM0000") == (PhoneState.IDLE, "active")
+    stats = fleet.stats()
+    assert stats["completed"] == 1 and stats["wasted"] == 0 and stats["launches"] == 1
+    assert stats["tasks"] == [(Q, START, START + 210)]
+
+
+def test_job_that_finds_no_task_is_wasted():
+    fleet, clock = make(startup_seconds=210, idle_timeout_seconds=120)
+    launch(fleet)
+    clock.advance(210 + 119)
+    assert only_job(fleet).state is JobState.RUNNING
+    clock.advance(1)
+    job = only_job(fleet)
+    assert (job.state, job.outcome) == (JobState.ENDED, "wasted")
+    assert fleet.stats()["wasted"] == 1
+
+
+def test_waiting_worker_claims_a_task_that_arrives():
+    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=120)
+    launch(fleet)
+    clock.advance(100)
+    fleet.add_tasks(Q, 2)
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 1)
+    assert fleet.stats()["tasks"][0] == (Q, START + 100, START + 100)
+    clock.advance(1000)
+    assert only_job(fleet).outcome == "completed"
+
+
+def test_device_list_lags_after_a_launch():
+    fleet, clock = make(list_lag_seconds=60, startup_seconds=210)
+    launch(fleet)
+    clock.advance(59)
+    assert state(fleet, "SIM0000") == (PhoneState.IDLE, "active")
+    clock.advance(1)
+    assert state(fleet, "SIM0000") == (PhoneState.BUSY, "initiated")
+    assert state(fleet, "SIM0001") == (PhoneState.IDLE, "active")
+
+
+def test_launch_on_a_taken_phone_waits_until_the_phone_frees():
+    fleet, clock = make(queues={Q: {"burst": 2}}, startup_seconds=200, task_seconds=600, cleanup_seconds=30)
+    first = launch(fleet, n=1)
+    clock.advance(10)
+    second = launch(fleet, n=2)
+    assert first.ok and second.ok and first.job_id != second.job_id
+    stats = fleet.stats()
+    assert stats["double_bookings"] == 1 and stats["jobs_starting"] == 2
+    clock.advance(190)  # first claims; second still waits for the phone
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 1)
+    clock.advance(600 + 30)  # first ends at 800, the phone frees at 830 and second starts its setup
+    jobs = {j.job_id: j for j in fleet.jobs(0)}
+    assert jobs[first.job_id].outcome == "completed"
+    assert jobs[second.job_id].state is JobState.STARTING
+    clock.advance(199)
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 0)
+    clock.advance(1)
+    assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
+    assert fleet.stats()["tasks"][1][2] == START + 1030
+
+
+def test_launch_during_cleanup_waits_but_is_no_double_booking():
+    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=0, cleanup_seconds=30)
+    launch(fleet, n=1)
+    clock.advance(15)  # wasted at 10, cleaning until 40
+    launch(fleet, n=2)
+    assert fleet.stats()["double_bookings"] == 0
+    assert [j.state for j in fleet.jobs(0)] == [JobState.ENDED, JobState.STARTING]
+    clock.advance(25 + 10)
+    assert [j.outcome for j in fleet.jobs(0)] == ["wasted", "wasted"]
+
+
+def test_quarantined_phone_claims_nothing():
+    fleet, clock = make(queues={Q: {"burst": 5}}, quarantined=["SIM0001"], startup_seconds=10, idle_timeout_seconds=60)
+    assert fleet.quarantined([Q, "other"]) == {Q: frozenset({"SIM0001"}), "other": frozenset({"SIM0001"})}
+    launch(fleet, "SIM0001")
+    clock.advance(10)
+    assert fleet.counts([Q])[Q] == QueueCounts(5, 0)
+    clock.advance(60)
+    assert only_job(fleet).outcome == "wasted"
+    stats = fleet.stats()
+    assert stats["quarantined_launches"] == 1 and stats["wasted"] == 1
+
+
+def test_selector_launch_gets_an_idle_matching_phone():
+    fleet, clock = make(phones=6, queues={Q: {"burst": 3}}, startup_seconds=10)
+    a51 = pool("a51", selector=Selector(model="Galaxy A51"))
+    launch(fleet, "", a51)
+    job = only_job(fleet)
+    assert job.udid in {"SIM0001", "SIM0003", "SIM0005"} and job.pool == "a51"
+    clock.advance(10)
+    assert fleet.counts([Q])[Q] == QueueCounts(2, 1)
+
+
+def test_selector_launch_waits_for_a_matching_phone():
+    fleet, clock = make(phones=2, startup_seconds=10, idle_timeout_seconds=20, cleanup_seconds=5)
+    a51 = pool("a51", selector=Selector(model="Galaxy A51", os_version="11"))
+    launch(fleet, "", a51, n=1)
+    launch(fleet, "", a51, n=2)
+    first, second = fleet.jobs(0)
+    assert first.udid == "SIM0001" and second.udid == "" and second.state is JobState.STARTING
+    launch(fleet, "SIM0000", n=3)  # the other model's phone frees first: the selector job keeps waiting
+    clock.advance(30)  # both wasted at 30; SIM0001 frees at 35
+    assert fleet.jobs(0)[1].udid == ""
+    clock.advance(5)
+    assert fleet.jobs(0)[1].udid == "SIM0001"
+    assert fleet.stats()["launches"] == 3
+
+
+def test_selector_matching_anything():
+    fleet, _ = make(phones=1)
+    launch(fleet, "", pool(selector=Selector()))
+    assert only_job(fleet).udid == "SIM0000"
+
+
+def test_unknown_phone_and_failures_and_dry_run():
+    fleet, _ = make(launch_failure_rate=1.0)
+    bad = launch(fleet, "NOPE")
+    assert not bad.ok and "NOPE" in bad.detail
+    failed = launch(fleet)
+    assert not failed.ok and "simulated" in failed.detail
+    p = pool()
+    dry = fleet.launch(LaunchRequest("d", p, "SIM0000", (TAG, p.name, "SIM0000"), dry_run=True))
+    assert dry.ok and not dry.job_id
+    stats = fleet.stats()
+    assert stats["launch_failures"] == 2 and stats["launches"] == 0 and fleet.jobs(0) == []
+
+
+def test_launch_failure_rate_is_seeded():
+    def outcomes(seed: int) -> list[bool]:
+        fleet, _ = make(seed=seed, launch_failure_rate=0.5)
+        return [launch(fleet, n=i).ok for i in range(40)]
+
+    assert outcomes(3) == outcomes(3)
+    assert 5 < sum(outcomes(3)) < 35
+    assert outcomes(3) != outcomes(4)
+
+
+def test_faulty_phone_is_unavailable_and_its_jobs_fail():
+    fleet, clock = make(faulty=["SIM0002"], startup_seconds=10)
+    assert state(fleet, "SIM0002") == (PhoneState.UNAVAILABLE, "faulty")
+    launch(fleet, "SIM0002")
+    clock.advance(10)
+    assert only_job(fleet).outcome == "failed"
+    assert state(fleet, "SIM0002") == (PhoneState.UNAVAILABLE, "faulty")
+    stats = fleet.stats()
+    assert stats["faulty_launches"] == 1 and stats["failed"] == 1
+
+
+def test_steady_arrivals_follow_the_rate():
+    fleet, clock = make(queues={Q: {"per_hour": 60}})
+    clock.advance(10 * 3600)  # one jump of ten hours
+    pending = fleet.counts([Q])[Q].pending
+    assert 500 < pending < 700
+    times = [t[1] for t in fleet.stats()["tasks"]]
+    assert times == sorted(times) and START < times[0] and times[-1] <= START + 10 * 3600
+
+
+def test_same_seed_same_run():
+    def run(seed: int) -> tuple:
+        fleet, clock = make(seed=seed, phones=10, queues={Q: {"burst": 3, "per_hour": 40}}, launch_failure_rate=0.2)
+        a51 = pool("a51", selector=Selector(model="Galaxy A51"))
+        results = []
+        for step in range(30):
+            results.append(launch(fleet, f"SIM{step % 10:04d}", n=step).ok)
+            results.append(launch(fleet, "", a51, n=100 + step).job_id)
+            clock.advance(97)
+        stats = fleet.stats()
+        return results, [(j.job_id, j.udid, j.outcome, j.ended_at) for j in fleet.jobs(0)], stats["tasks"]
+
+    assert run(11) == run(11)
+    assert run(11) != run(12)
+
+
+def test_jobs_since_and_foreign_jobs():
+    fleet, clock = make()
+    launch(fleet, "SIM0000", n=1)
+    clock.advance(100)
+    launch(fleet, "SIM0001", n=2)
+    p = pool()
+    fleet.launch(LaunchRequest("x", p, "SIM0002", ("someone-else", p.name, "SIM0002")))
+    assert [j.udid for j in fleet.jobs(START)] == ["SIM0000", "SIM0001"]
+    assert [j.udid for j in fleet.jobs(START + 100)] == ["SIM0001"]
+    assert fleet.jobs(START + 101) == []
+
+
+def test_unknown_queue_has_no_tasks():
+    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=10)
+    launch(fleet, p=pool(queue="nobody/asked"))
+    assert fleet.counts(["nobody/asked", "x/y"]) == {"nobody/asked": QueueCounts(0, 0), "x/y": QueueCounts(0, 0)}
+    clock.advance(20)
+    assert only_job(fleet).outcome == "wasted"
+
+
+def test_remote_calls_are_counted_by_endpoint():
+    fleet, _ = make()
+    fleet.counts([Q])
+    fleet.counts([Q])
+    fleet.phones()
+    fleet.jobs(0)
+    fleet.quarantined([Q])
+    launch(fleet)
+    assert fleet.stats()["calls"] == {"counts": 2, "phones": 1, "jobs": 1, "quarantined": 1, "launch": 1}
+
+
+def test_check_names_unknown_phones_and_empty_selectors():
+    fleet, _ = make()
+    pools = [
+        Pool("ok", Q, "sim", "sim", "sim", udids=("SIM0000",)),
+        Pool("bad", Q, "sim", "sim", "sim", udids=("SIM0000", "GONE")),
+        pool("none", selector=Selector(model="iPhone")),
+    ]
+    assert fleet.check(pools) == [
+        "pool bad: phone GONE is not in the simulated fleet",
+        "pool none: selector iPhone/* matches no phone of the simulated fleet",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"phones": -1}, "phones"),
+        ({"seed": 1.5}, "seed"),
+        ({"models": []}, "models"),
+        ({"models": "Pixel"}, "models"),
+        ({"startup_seconds": -3}, "startup_seconds"),
+        ({"launch_failure_rate": 2}, "launch_failure_rate"),
+        ({"queues": []}, "queues"),
+        ({"queues": {"a/b": 3}}, "queues.a/b"),
+        ({"queues": {"a/b": {"burst": 1, "rate": 2}}}, "queues.a/b.rate"),
+        ({"queues": {"a/b": {"burst": -1}}}, "queues.a/b.burst"),
+        ({"queues": {"a/b": {"per_hour": "many"}}}, "queues.a/b.per_hour"),
+    ],
+)
+def test_bad_options_name_the_key(options, message):
+    with pytest.raises(ValueError, match=rf"^\[plugins\.sim\] {message}: "):
+        FleetConfig.from_options(options)
+
+
+def test_selector_launch_without_selector_and_on_a_quarantined_phone():
+    fleet, _ = make(phones=1, quarantined=["SIM0000"])
+    p = Pool("any", Q, "sim", "sim", "sim", targeting="selector")
+    launch(fleet, "", p)
+    assert only_job(fleet).udid == "SIM0000"
+    assert fleet.stats()["quarantined_launches"] == 1
+
+
+def test_a_task_arriving_after_a_worker_gave_up_waits_for_the_next_worker():
+    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=20, cleanup_seconds=0)
+    launch(fleet, n=1)
+    clock.advance(40)  # wasted at 30
+    fleet.add_tasks(Q, 1)
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 0)
+    launch(fleet, n=2)
+    clock.advance(10)
+    assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
