@@ -1,0 +1,77 @@
+"""What the subcommands share: loading a config into live plugins, with every problem as one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..clock import Clock, SystemClock
+from ..config import Config, ConfigError, ConfigProblem, load
+from ..logs import add_secrets
+from ..manager import PluginManager, plugin_manager
+from ..plugins import Runtime, build
+from ..types import PluginContext
+
+EXIT_PROBLEMS = 2
+
+config_option = click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="The config file (TOML).",
+)
+
+
+@dataclass
+class Loaded:
+    config: Config
+    manager: PluginManager
+    runtime: Runtime
+    context: PluginContext
+
+
+def fail(problems: list[ConfigProblem] | list[str]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    sys.exit(EXIT_PROBLEMS)
+
+
+def secret_values(config: Config, runtime: Runtime, manager: PluginManager, environ: Mapping[str, str]) -> list[str]:
+    """The values of every environment variable the config names as a secret."""
+    names: set[str] = set()
+    for role, by_name in manager.all_specs().items():
+        for name, offers in by_name.items():
+            for offer in offers:
+                for key, option in offer.spec.options.items():
+                    if option.env:
+                        table = config.plugin_options.get(name, {})
+                        names.add(table.get(key, option.default) if isinstance(table, Mapping) else option.default)
+                for key, option in offer.spec.pool_options.items():
+                    if option.env:
+                        for pool in runtime.pools:
+                            if pool.launcher == name and isinstance(pool.launch.get(key), str):
+                                names.add(pool.launch[key])
+    return [environ[n] for n in names if isinstance(n, str) and environ.get(n)]
+
+
+def load_all(
+    path: Path, clock: Clock | None = None, dry_run: bool = False, environ: Mapping[str, str] | None = None,
+) -> tuple[Loaded | None, list[ConfigProblem]]:
+    environ = os.environ if environ is None else environ
+    try:
+        config, problems = load(path)
+    except ConfigError as exc:
+        return None, exc.problems
+    manager = plugin_manager(environ=environ)
+    context = PluginContext(
+        clock=clock or SystemClock(), state_dir=config.settings.state_dir, environ=environ,
+        seed=config.settings.seed or 0, job_tag=config.settings.job_tag, dry_run=dry_run,
+    )
+    if problems:
+        return None, problems
+    runtime, problems = build(config, manager, context)
+    add_secrets(secret_values(config, runtime, manager, environ))
+    return Loaded(config, manager, runtime, context), problems

@@ -1,0 +1,75 @@
+"""``provisioner run``: the daemon."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import click
+from loguru import logger
+
+from ..ledger import Ledger
+from ..logs import setup
+from ..loop import Provisioner
+from .common import config_option, fail, load_all
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """First signal: stop starting launches and finish the submissions in flight. Third: exit at once."""
+    received = []
+
+    def handler(signum, _frame) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            logger.info("{}: stopping: no new launches, waiting for submissions in flight", name)
+            stop.set()
+        elif len(received) == 2:
+            logger.warning("{}: still stopping; one more signal exits at once", name)
+        else:
+            logger.error("{}: exiting at once", name)
+            os._exit(128 + signum)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+
+
+@click.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Observe, plan and log; launch nothing.")
+@click.option("--once", is_flag=True, help="Run one cycle and exit.")
+@click.option("--cycles", type=click.IntRange(min=1), help="Stop after this many cycles.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object a line, for journald.")
+@click.option("--log-level", type=click.Choice(["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default="INFO", show_default=True)
+def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: float | None, log_format: str,
+        log_level: str) -> None:
+    """Run the provisioner until stopped (SIGTERM, SIGINT or SIGUSR2)."""
+    setup(log_level, log_format)
+    loaded, problems = load_all(config_path, dry_run=dry_run)
+    if loaded is None or problems:
+        fail(problems)
+    assert loaded is not None
+    settings = loaded.config.settings
+    ledger = None if dry_run else Ledger(settings.state_dir / "ledger.sqlite3")
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    provisioner = Provisioner(
+        loaded.config, loaded.runtime, ledger, loaded.context.clock, hook=loaded.manager.hook, dry_run=dry_run,
+    )
+    logger.info(
+        "provisioner started: {} pools, cycle every {:g} s{}", len(loaded.runtime.pools), settings.interval,
+        " (dry run: nothing will be launched)" if dry_run else "",
+    )
+    try:
+        provisioner.run(stop, max_cycles=1 if once else cycles, duration=duration)
+    finally:
+        loaded.runtime.close()
+        if ledger is not None:
+            ledger.close()
+    logger.info("provisioner stopped after {} cycles", provisioner.cycles)

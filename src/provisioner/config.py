@@ -1,0 +1,280 @@
+"""Reads and validates config.toml.
+
+Every problem becomes one ``ConfigProblem`` line: ``file: key.path: reason``. Validation collects all
+problems instead of stopping at the first, so ``provisioner check`` shows them together.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .model import Limits, Pool, Selector
+from .types import Option
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[provisioner]`` table."""
+
+    interval: float = 30.0
+    max_launches_per_cycle: int = 60
+    max_starting: int = 200
+    max_startup_seconds: float = 900.0
+    launch_interval: float = 2.0
+    launch_concurrency: int = 4
+    state_dir: Path = Path("state")
+    job_tag: str = "provisioner"
+    failures_before_hold: int = 3
+    retry_backoff_seconds: float = 60.0
+    hold_seconds: float = 3600.0
+    jobs_lookback_seconds: float = 6 * 3600.0
+    seed: int | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_launches_per_cycle, self.max_starting, self.max_startup_seconds)
+
+
+SETTINGS: dict[str, Option] = {
+    "interval": Option((int, float), 30.0, "seconds between the starts of two cycles"),
+    "max_launches_per_cycle": Option(int, 60, "launches planned in one cycle, all pools together"),
+    "max_starting": Option(int, 200, "launches still starting, all pools together"),
+    "max_startup_seconds": Option((int, float), 900.0, "a launch not seen running by then stops counting as starting"),
+    "launch_interval": Option((int, float), 2.0, "seconds between the starts of two submissions (pacing)"),
+    "launch_concurrency": Option(int, 4, "submissions running side by side"),
+    "state_dir": Option(str, "state", "where the ledger and job directories live (relative to the config file)"),
+    "job_tag": Option(str, "provisioner", "first label of every job; tells our jobs from others"),
+    "failures_before_hold": Option(int, 3, "failed submissions in a row after which a phone is held back"),
+    "retry_backoff_seconds": Option((int, float), 60.0, "wait before retrying a phone after a failed submission (doubles)"),
+    "hold_seconds": Option((int, float), 3600.0, "how long a phone that keeps failing is held back"),
+    "jobs_lookback_seconds": Option((int, float), 6 * 3600.0, "how far back the provider's job list is read"),
+    "seed": Option(int, None, "seed for picking phones (default: a new one each start)"),
+}
+
+POOL_KEYS: dict[str, Option] = {
+    "queue": Option(str, None, "the queue source's id of the task queue"),
+    "queue_source": Option(str, "taskcluster", "queue source plugin"),
+    "device_provider": Option(str, "lambdatest", "device provider plugin"),
+    "launcher": Option(str, "hyperexecute", "job launcher plugin"),
+    "udids": Option(list, None, "phones by UDID"),
+    "udid": Option(str, None, "a single phone by UDID"),
+    "selector": Option(dict, None, "phones by model and OS version: {model = ..., os_version = ...}"),
+    "targeting": Option(str, "pinned", "pinned: we pick the phone; selector: the cloud picks", ("pinned", "selector")),
+    "priority": Option(int, 0, "higher gets shared phones first"),
+    "disabled": Option(bool, False, "a disabled pool is observed but gets no launch"),
+    "max_starting": Option(int, None, "cap on this pool's launches still starting"),
+    "launch": Option(dict, {}, "the launcher's own keys for this pool"),
+}
+ROLE_KEYS = {"queue_source": "queue_source", "device_provider": "device_provider", "launcher": "launcher"}
+
+
+@dataclass
+class Config:
+    path: Path
+    settings: Settings
+    pools: tuple[Pool, ...]
+    plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # validated [plugins.<name>]
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def plugins_used(self) -> dict[str, set[str]]:
+        """role -> plugin names that some pool uses."""
+        used: dict[str, set[str]] = {role: set() for role in ROLE_KEYS}
+        for pool in self.pools:
+            used["queue_source"].add(pool.queue_source)
+            used["device_provider"].add(pool.device_provider)
+            used["launcher"].add(pool.launcher)
+        return used
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "an array", dict: "a table"}
+    if isinstance(t, tuple):
+        return names[float] if set(t) == {int, float} else " or ".join(names.get(x, x.__name__) for x in t)
+    return names.get(t, t.__name__)
+
+
+def check_value(value: Any, option: Option) -> str | None:
+    """Why ``value`` does not fit ``option``, or None."""
+    types = option.type if isinstance(option.type, tuple) else (option.type,)
+    if isinstance(value, bool) and bool not in types:
+        return f"must be {_type_name(option.type)}, not {value!r}"
+    if not isinstance(value, types):
+        return f"must be {_type_name(option.type)}, not {type(value).__name__} {value!r}"
+    if option.choices and value not in option.choices:
+        return f"must be one of {', '.join(map(repr, option.choices))}, not {value!r}"
+    if option.env and (not isinstance(value, str) or not value.isidentifier()):
+        return f"must name an environment variable, not {value!r}"
+    return None
+
+
+def validate_table(
+    table: Any, options: Mapping[str, Option], file: str, prefix: str, problems: list[ConfigProblem],
+    fill: bool = True,
+) -> dict[str, Any]:
+    """Check ``table`` against declared ``options``; return it with defaults filled (unless ``fill`` is off)."""
+    if not isinstance(table, Mapping):
+        problems.append(ConfigProblem(file, prefix, f"must be a table, not {type(table).__name__}"))
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        option = options.get(key)
+        if option is None:
+            known = ", ".join(sorted(options)) or "none"
+            problems.append(ConfigProblem(file, path, f"unknown key (known keys: {known})"))
+            continue
+        why = check_value(value, option)
+        if why:
+            problems.append(ConfigProblem(file, path, why))
+            continue
+        out[key] = float(value) if float in (option.type if isinstance(option.type, tuple) else ()) else value
+    for key, option in options.items():
+        if fill and key not in out and not any(p.key == (f"{prefix}.{key}" if prefix else key) for p in problems):
+            if option.required:
+                problems.append(ConfigProblem(file, f"{prefix}.{key}" if prefix else key, "missing (required)"))
+            else:
+                out[key] = option.default
+    return out
+
+
+def missing_env(
+    table: Mapping[str, Any], given: Mapping[str, Any], options: Mapping[str, Option], environ: Mapping[str, str],
+    file: str, prefix: str,
+) -> list[ConfigProblem]:
+    """Variables named by ``env`` options that are unset: a required option, or one the file sets explicitly."""
+    problems = []
+    for key, option in options.items():
+        name = table.get(key)
+        if option.env and name and (option.required or key in given) and not environ.get(name):
+            problems.append(ConfigProblem(file, f"{prefix}.{key}", f"environment variable {name} is not set"))
+    return problems
+
+
+def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
+    """Parse and validate the host's part of the config (plugin tables are checked by ``plugins.build``)."""
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(file, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(file, "", f"cannot read: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "", f"not valid TOML: {exc}")]) from None
+
+    problems: list[ConfigProblem] = []
+    for key in raw:
+        if key not in ("provisioner", "defaults", "pools", "plugins"):
+            problems.append(ConfigProblem(file, key, "unknown table (known: provisioner, defaults, pools, plugins)"))
+
+    s = validate_table(raw.get("provisioner", {}), SETTINGS, file, "provisioner", problems)
+    for key in ("interval", "launch_interval", "max_startup_seconds", "retry_backoff_seconds", "hold_seconds"):
+        if isinstance(s.get(key), (int, float)) and s[key] < 0:
+            problems.append(ConfigProblem(file, f"provisioner.{key}", "must not be negative"))
+    for key in ("max_launches_per_cycle", "max_starting", "launch_concurrency", "failures_before_hold"):
+        if isinstance(s.get(key), int) and s[key] < (1 if key in ("launch_concurrency", "failures_before_hold") else 0):
+            problems.append(ConfigProblem(file, f"provisioner.{key}", "is too small"))
+    if "state_dir" in s:
+        s["state_dir"] = (path.parent / s["state_dir"]).resolve()
+    settings = Settings(**{k: v for k, v in s.items() if k in SETTINGS})
+
+    default_options = {k: v for k, v in POOL_KEYS.items() if k not in ("queue", "udids", "udid", "selector")}
+    defaults = validate_table(raw.get("defaults", {}), default_options, file, "defaults", problems, fill=False)
+
+    pools = []
+    raw_pools = raw.get("pools", {})
+    if not isinstance(raw_pools, Mapping):
+        problems.append(ConfigProblem(file, "pools", "must be a table of [pools.<name>] tables"))
+        raw_pools = {}
+    if not raw_pools:
+        problems.append(ConfigProblem(file, "pools", "no pool is defined"))
+    for name, table in raw_pools.items():
+        pool = _pool(name, table, defaults, file, problems)
+        if pool is not None:
+            pools.append(pool)
+
+    plugin_tables = raw.get("plugins", {})
+    if not isinstance(plugin_tables, Mapping):
+        problems.append(ConfigProblem(file, "plugins", "must be a table of [plugins.<name>] tables"))
+        plugin_tables = {}
+    config = Config(path, settings, tuple(pools), dict(plugin_tables), raw)
+    return config, problems
+
+
+def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problems: list[ConfigProblem]) -> Pool | None:
+    prefix = f"pools.{name}"
+    before = len(problems)
+    if not name.replace("-", "").replace("_", "").isalnum():
+        problems.append(ConfigProblem(file, prefix, "a pool name may hold only letters, digits, '-' and '_'"))
+    if not isinstance(table, Mapping):
+        problems.append(ConfigProblem(file, prefix, f"must be a table, not {type(table).__name__}"))
+        return None
+    given = validate_table(table, POOL_KEYS, file, prefix, problems, fill=False)
+    p = {k: o.default for k, o in POOL_KEYS.items()} | dict(defaults) | given
+    p["launch"] = {**defaults.get("launch", {}), **given.get("launch", {})}
+    if "queue" not in table:
+        problems.append(ConfigProblem(file, f"{prefix}.queue", "missing (required)"))
+    elif given.get("queue") == "":
+        problems.append(ConfigProblem(file, f"{prefix}.queue", "must not be empty"))
+
+    udids: list[str] = []
+    if p.get("udid") is not None:
+        udids.append(p["udid"])
+    if isinstance(p.get("udids"), list):
+        for i, u in enumerate(p["udids"]):
+            if not isinstance(u, str) or not u.strip():
+                problems.append(ConfigProblem(file, f"{prefix}.udids[{i}]", f"must be a UDID string, not {u!r}"))
+            elif u in udids:
+                problems.append(ConfigProblem(file, f"{prefix}.udids[{i}]", f"phone {u} is listed twice in this pool"))
+            else:
+                udids.append(u)
+    selector = None
+    if p.get("selector") is not None:
+        sel = validate_table(
+            p["selector"], {"model": Option(str, ""), "os_version": Option((str, int), "")}, file,
+            f"{prefix}.selector", problems,
+        )
+        selector = Selector(sel.get("model", ""), str(sel.get("os_version", "")))
+        if not selector.model and not selector.os_version:
+            problems.append(ConfigProblem(file, f"{prefix}.selector", "names neither model nor os_version"))
+    if udids and selector:
+        problems.append(ConfigProblem(file, prefix, "names phones both by udids and by selector: choose one"))
+    if not udids and selector is None and "udids" not in table:
+        problems.append(ConfigProblem(file, prefix, "names no phones: give udids, udid or selector"))
+    if p.get("targeting") == "selector" and selector is None:
+        problems.append(ConfigProblem(file, f"{prefix}.targeting", "'selector' targeting needs a selector"))
+    if isinstance(p.get("max_starting"), int) and p["max_starting"] < 0:
+        problems.append(ConfigProblem(file, f"{prefix}.max_starting", "must not be negative"))
+    if len(problems) > before:
+        return None
+    return Pool(
+        name=name, queue=p["queue"], queue_source=p["queue_source"], device_provider=p["device_provider"],
+        launcher=p["launcher"], udids=tuple(udids), selector=selector, targeting=p["targeting"],
+        priority=p["priority"], enabled=not p["disabled"], max_starting=p["max_starting"], launch=dict(p["launch"]),
+    )

@@ -1,0 +1,387 @@
+"""The cycle: observe, plan, act, record.
+
+``Provisioner.cycle()`` reads every queue, phone and live job (observe), asks the pure planner what to start
+(plan), writes each launch to the ledger and hands it to the submitter (act), and reconciles the ledger with
+what the provider reports (record). Submissions run on worker threads, paced, and never hold up the next
+observation.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from .clock import Clock
+from .config import Config
+from .ledger import Ledger
+from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Plan, Pool, RemoteJob
+from .planner import InFlight, Observation, plan
+from .plugins import Runtime
+from .types import RemoteError
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and decided; handed to the ``provisioner_cycle`` hook."""
+
+    cycle: int
+    started_at: float
+    plan: Plan
+    unknown: list[str] = field(default_factory=list)  # one line per thing not known this cycle
+    observe_seconds: float = 0.0
+    plan_seconds: float = 0.0
+    dry_run: bool = False
+
+
+class Hooks:
+    """Calls observer hooks; an observer that raises is logged, never fatal."""
+
+    def __init__(self, hook: Any) -> None:
+        self._hook = hook
+
+    def __call__(self, name: str, **kwargs: Any) -> None:
+        if self._hook is None:
+            return
+        try:
+            getattr(self._hook, name)(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("an observer plugin failed in {}: {}: {}", name, type(exc).__name__, exc)
+
+
+class Submitter:
+    """Submits queued launches with pacing (``interval`` between starts) and ``concurrency`` side by side.
+
+    ``inline=True`` submits in the caller's thread, in order: for tests and simulations on a virtual clock.
+    """
+
+    def __init__(
+        self, work: Callable[[Launch], None], cancel: Callable[[Launch], None], clock: Clock,
+        interval: float, concurrency: int, inline: bool = False,
+    ) -> None:
+        self._work, self._cancel, self._clock = work, cancel, clock
+        self.interval, self.inline = interval, inline
+        self._queue: queue.Queue[Launch | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._slots = threading.Semaphore(concurrency)
+        self._last_start = float("-inf")
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="submit") if not inline else None
+        self._thread = None
+        if not inline:
+            self._thread = threading.Thread(target=self._dispatch, name="dispatch", daemon=True)
+            self._thread.start()
+
+    def put(self, launch: Launch) -> None:
+        if self.inline:
+            self._pace()
+            self._work(launch)
+        else:
+            self._queue.put(launch)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def _pace(self) -> None:
+        wait = self._last_start + self.interval - self._clock.now()
+        if wait > 0:
+            self._clock.sleep(wait, self._stop)
+        self._last_start = self._clock.now()
+
+    def _dispatch(self) -> None:
+        while True:
+            launch = self._queue.get()
+            if launch is None:
+                return
+            if self._stop.is_set():
+                self._cancel(launch)
+                continue
+            self._pace()
+            self._slots.acquire()
+            if self._stop.is_set():
+                self._slots.release()
+                self._cancel(launch)
+                continue
+            assert self._pool is not None
+            self._pool.submit(self._run, launch)
+
+    def _run(self, launch: Launch) -> None:
+        try:
+            self._work(launch)
+        finally:
+            self._slots.release()
+
+    def stop(self) -> None:
+        """Stop starting submissions: queued ones are cancelled, the ones running finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            while True:  # anything queued after the sentinel
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._cancel(item)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+class Provisioner:
+    def __init__(
+        self, config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clock, hook: Any = None,
+        dry_run: bool = False, seed: int | None = None, inline: bool = False,
+    ) -> None:
+        self.config, self.runtime, self.ledger, self.clock = config, runtime, ledger, clock
+        self.settings = config.settings
+        self.pools: dict[str, Pool] = {p.name: p for p in runtime.pools}
+        self.dry_run = dry_run
+        self.hooks = Hooks(hook)
+        self.seed = seed if seed is not None else (self.settings.seed if self.settings.seed is not None else random.randrange(2**31))
+        self.cycles = 0
+        self._held_logged: set[str] = set()
+        self._active: set[str] = set()  # launches being submitted by this process
+        self._active_lock = threading.Lock()
+        self.submitter = Submitter(
+            self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
+        )
+        if ledger is not None and not dry_run:
+            cancelled = ledger.recover(clock.now())
+            kept = ledger.in_flight()
+            if cancelled or kept:
+                logger.info("ledger: {} launches still in flight loaded back, {} never submitted cancelled", len(kept), cancelled)
+
+    # -- observe -------------------------------------------------------------------------------------
+    def observe(self, now: float) -> tuple[Observation, list[str], dict[str, list[RemoteJob] | None]]:
+        unknown: list[str] = []
+        queues_by_source: dict[str, list[str]] = defaultdict(list)
+        providers = sorted({p.device_provider for p in self.pools.values()})
+        for pool in self.pools.values():
+            if pool.queue not in queues_by_source[pool.queue_source]:
+                queues_by_source[pool.queue_source].append(pool.queue)
+        counts: dict[str, Any] = {}
+        quarantined: dict[str, Any] = {}
+        for source_name, queues in queues_by_source.items():
+            source = self.runtime.queue_source(source_name)
+            counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown) or {})
+            quarantined.update(_guard(lambda: source.quarantined(queues), f"{source_name}: quarantine", unknown) or {})
+            for q in queues:
+                counts.setdefault(q, None)
+                quarantined.setdefault(q, None)
+        phones: dict[str, Any] = {}
+        jobs: dict[str, list[RemoteJob] | None] = {}
+        since = now - self.settings.jobs_lookback_seconds
+        for name in providers:
+            provider = self.runtime.device_provider(name)
+            phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown)
+            jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown)
+        obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
+        return obs, unknown, jobs
+
+    # -- record --------------------------------------------------------------------------------------
+    def reconcile(self, jobs: dict[str, list[RemoteJob] | None], now: float) -> list[InFlight]:
+        """Bring the ledger up to date with the providers' job lists; return everything in flight."""
+        in_flight: list[InFlight] = []
+        ours = self.ledger.in_flight() if self.ledger is not None and not self.dry_run else []
+        by_id = {j.job_id: j for js in jobs.values() if js for j in js}
+        matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
+        for launch in ours:
+            pool = self.pools.get(launch.pool)
+            provider_jobs = jobs.get(pool.device_provider) if pool else None
+            job = by_id.get(launch.job_id) if launch.job_id else None
+            if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING:
+                job = _adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
+            if job is not None:
+                matched.add(job.job_id)
+                launch = self._follow(launch, job, now)
+            elif provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
+                if now - launch.submitted_at >= self.settings.max_startup_seconds and not self._submitting_here(launch):
+                    launch = self._end(launch, now, "never seen", "not in the provider's job list in time")
+            elif provider_jobs is not None and launch.state is LaunchState.RUNNING:
+                if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
+                    launch = self._end(launch, now, "unknown", "fell out of the provider's job list")
+            if launch.state.in_flight:
+                in_flight.append(InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at))
+        for js in jobs.values():
+            for job in js or ():
+                if job.job_id not in matched and job.state is not JobState.ENDED and job.pool in self.pools:
+                    # a job of ours the ledger does not hold (another instance, or a lost ledger): respect it
+                    in_flight.append(InFlight(job.pool, job.udid, job.state is JobState.STARTING, job.created_at))
+        return in_flight
+
+    def _submitting_here(self, launch: Launch) -> bool:
+        with self._active_lock:
+            return launch.id in self._active
+
+    def _follow(self, launch: Launch, job: RemoteJob, now: float) -> Launch:
+        fields = {"job_id": job.job_id}
+        if job.udid and not launch.udid:
+            fields["udid"] = job.udid
+        if job.state is JobState.ENDED:
+            return self._end(launch, now, job.outcome or "ended", "", **fields)
+        state = LaunchState.RUNNING if job.state is JobState.RUNNING else LaunchState.STARTING
+        if state is not launch.state or launch.job_id != job.job_id or "udid" in fields:
+            assert self.ledger is not None
+            self.ledger.update(launch.id, state, now, **fields)
+            launch = Launch(**{**launch.__dict__, "state": state, **fields})
+        return launch
+
+    def _end(self, launch: Launch, now: float, outcome: str, detail: str, **fields: str) -> Launch:
+        assert self.ledger is not None
+        self.ledger.update(launch.id, LaunchState.ENDED, now, outcome=outcome, detail=detail, **fields)
+        ended = Launch(**{**launch.__dict__, "state": LaunchState.ENDED, "outcome": outcome, "detail": detail, **fields})
+        logger.debug("launch {} of pool {} on {} ended: {}", launch.id[:8], launch.pool, launch.udid or "-", outcome)
+        self.hooks("provisioner_launch_ended", launch=ended)
+        return ended
+
+    def held_back(self, now: float) -> dict[str, float]:
+        """Phones to leave alone after failed submissions: backoff after each, a long hold after several."""
+        if self.ledger is None:
+            return {}
+        s = self.settings
+        held: dict[str, float] = {}
+        for udid, recent in self.ledger.recent_failures(s.failures_before_hold).items():
+            run = 0
+            for launch in recent:
+                if launch.state is not LaunchState.FAILED:
+                    break
+                run += 1
+            if run == 0:
+                continue
+            last = recent[0].updated_at
+            if run >= s.failures_before_hold:
+                until = last + s.hold_seconds
+                if until > now and udid not in self._held_logged:
+                    self._held_logged.add(udid)
+                    logger.warning("phone {} held back for {:.0f} s after {} failed launches in a row", udid, until - now, run)
+            else:
+                until = last + s.retry_backoff_seconds * 2 ** (run - 1)
+            if until > now:
+                held[udid] = until
+            else:
+                self._held_logged.discard(udid)
+        return held
+
+    # -- one cycle -----------------------------------------------------------------------------------
+    def cycle(self) -> CycleReport:
+        self.cycles += 1
+        t0 = time.perf_counter()
+        now = self.clock.now()
+        obs, unknown, jobs = self.observe(now)
+        in_flight = self.reconcile(jobs, now)
+        obs = Observation(
+            counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
+            held=self.held_back(now), last_used=self.ledger.last_used() if self.ledger is not None else {},
+        )
+        t1 = time.perf_counter()
+        the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
+        t2 = time.perf_counter()
+        report = CycleReport(self.cycles, now, the_plan, unknown, t1 - t0, t2 - t1, self.dry_run)
+        for line in unknown:
+            logger.warning("unknown this cycle: {}", line)
+        for d in the_plan.decisions:
+            logger.info(
+                "pool {}: pending {} claimed {} | idle {} busy {} starting {} quarantined {} held {} | launched {} ({})",
+                d.pool, _n(d.pending), _n(d.claimed), d.idle, d.busy, d.starting, d.quarantined, d.held, d.launches,
+                d.reason,
+            )
+        self.hooks("provisioner_cycle", report=report)
+        self.act(the_plan, now)
+        return report
+
+    # -- act -----------------------------------------------------------------------------------------
+    def act(self, the_plan: Plan, now: float) -> None:
+        for planned in the_plan.launches:
+            if self.dry_run or self.ledger is None:
+                launch = Launch(f"dry-{self.cycles}-{planned.pool}-{planned.udid}", planned.pool, planned.udid, LaunchState.QUEUED, now)
+            else:
+                launch = self.ledger.add(planned.pool, planned.udid, now)
+            self.submitter.put(launch)
+
+    def _submit(self, launch: Launch) -> None:
+        pool = self.pools[launch.pool]
+        request = LaunchRequest(
+            launch.id, pool, launch.udid, (self.settings.job_tag, pool.name, launch.udid), dry_run=self.dry_run
+        )
+        if not self.dry_run and self.ledger is not None:
+            with self._active_lock:
+                self._active.add(launch.id)
+            self.ledger.update(launch.id, LaunchState.SUBMITTING, self.clock.now())
+        try:
+            result = self.runtime.launcher(pool.launcher).launch(request)
+            if not isinstance(result, LaunchResult):
+                result = LaunchResult(False, detail=f"launcher returned {type(result).__name__}, not LaunchResult")
+        except Exception as exc:  # noqa: BLE001 - a launcher bug fails one launch, not the loop
+            result = LaunchResult(False, detail=f"launcher raised {type(exc).__name__}: {exc}".splitlines()[0])
+        now = self.clock.now()
+        target = launch.udid or str(pool.selector)
+        if self.dry_run or self.ledger is None:
+            logger.info("dry run: would launch for pool {} on {}: {}", pool.name, target, result.detail)
+            return
+        if result.ok and result.job_id:
+            self.ledger.update(launch.id, LaunchState.STARTING, now, job_id=result.job_id, detail=result.url)
+            logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
+            self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
+        else:
+            detail = result.detail or "launcher reported success without a job id"
+            self.ledger.update(launch.id, LaunchState.FAILED, now, detail=detail[-2000:])
+            logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
+            self.hooks("provisioner_launch_failed", launch=self.ledger.get(launch.id), result=result)
+        with self._active_lock:
+            self._active.discard(launch.id)
+
+    def _cancel(self, launch: Launch) -> None:
+        if not self.dry_run and self.ledger is not None:
+            self.ledger.update(launch.id, LaunchState.CANCELLED, self.clock.now(), detail="stopped before submission")
+
+    # -- run -----------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, max_cycles: int | None = None, duration: float | None = None) -> None:
+        start = self.clock.now()
+        try:
+            while not stop.is_set():
+                began = self.clock.now()
+                try:
+                    self.cycle()
+                except Exception:  # noqa: BLE001 - the loop outlives any one cycle's bug
+                    logger.exception("cycle {} failed; going on", self.cycles)
+                if max_cycles is not None and self.cycles >= max_cycles:
+                    break
+                if duration is not None and self.clock.now() - start >= duration:
+                    break
+                self.clock.sleep(max(0.0, began + self.settings.interval - self.clock.now()), stop)
+        finally:
+            self.submitter.stop()
+
+
+def _guard(call: Callable[[], Any], what: str, unknown: list[str]) -> Any:
+    """Run one remote read; on failure record one line and return None (unknown), never an empty answer."""
+    try:
+        return call()
+    except RemoteError as exc:
+        unknown.append(f"{what}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a plugin bug makes the data unknown, not the loop dead
+        unknown.append(f"{what}: plugin error {type(exc).__name__}: {exc}".splitlines()[0])
+    return None
+
+
+def _adopt(launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
+    """The provider's job that a launch left in ``submitting`` became, found by its labels and time."""
+    for job in sorted(jobs, key=lambda j: j.created_at):
+        if job.job_id in taken or job.pool != launch.pool or job.created_at < launch.submitted_at - 60:
+            continue
+        if launch.udid and job.udid != launch.udid:
+            continue
+        return job
+    return None
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else str(value)

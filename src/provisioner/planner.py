@@ -1,0 +1,211 @@
+"""Decides which launches to make this cycle. A pure function of its inputs: no I/O, no clock, no globals.
+
+For each pool: at most ``pending - starting`` launches, on phones that are idle, belong to the pool, are not
+quarantined in its queue, carry no launch in flight and are not held back. Pools of higher priority choose
+first; pools of equal priority take one phone each in turn, so none starves. Phones are picked least
+recently used first, ties broken by a seeded shuffle, never in the provider's order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .model import Limits, Phone, PhoneState, Plan, PlannedLaunch, Pool, PoolDecision, QueueCounts
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A launch the host made (ledger) or a live job the provider reports, not yet ended."""
+
+    pool: str
+    udid: str  # empty: a selector launch not yet placed on a phone
+    starting: bool  # submitted and not yet seen running
+    since: float  # when it was submitted (or created, for a provider's job)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one cycle saw. ``None`` marks what is unknown this cycle."""
+
+    counts: Mapping[str, QueueCounts | None]  # queue -> counts
+    quarantined: Mapping[str, frozenset[str] | None]  # queue -> quarantined worker ids
+    phones: Mapping[str, Sequence[Phone] | None]  # device provider -> phones
+    in_flight: Sequence[InFlight] = ()
+    held: Mapping[str, float] = field(default_factory=dict)  # udid -> held back until
+    last_used: Mapping[str, float] = field(default_factory=dict)  # udid -> last launch on it
+
+
+def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, seed: int = 0) -> Plan:
+    rng = random.Random(seed)
+    starting_by_pool: dict[str, int] = defaultdict(int)
+    unplaced_by_pool: dict[str, int] = defaultdict(int)
+    booked: set[str] = set()
+    for f in obs.in_flight:
+        starting = f.starting and now - f.since < limits.max_startup_seconds
+        if starting:
+            starting_by_pool[f.pool] += 1
+        if f.udid and (starting or not f.starting):
+            booked.add(f.udid)
+        elif not f.udid and starting:
+            unplaced_by_pool[f.pool] += 1
+    total_starting = sum(starting_by_pool.values())
+    held = {u for u, until in obs.held.items() if until > now}
+
+    # One global order of phones: least recently used first, ties in a seeded random order.
+    free: dict[str, dict[str, Phone]] = {}  # provider -> udid -> idle phone with nothing in flight
+    rank: dict[tuple[str, str], tuple[float, float]] = {}
+    index: dict[str, _Index] = {}
+    for provider, phones in obs.phones.items():
+        if phones is None:
+            continue
+        free[provider] = {}
+        index[provider] = _Index(phones)
+        for phone in phones:
+            rank[provider, phone.udid] = (obs.last_used.get(phone.udid, float("-inf")), rng.random())
+            if phone.state is PhoneState.IDLE and phone.udid not in booked and phone.udid not in held:
+                free[provider][phone.udid] = phone
+
+    decisions: dict[str, dict] = {}
+    wants: dict[str, int] = {}
+    candidates: dict[str, list[str]] = {}
+    for pool in pools:
+        pool_phones = index[pool.device_provider].of(pool) if pool.device_provider in index else None
+        d = _observe_pool(pool, obs, pool_phones, free, booked, held, starting_by_pool[pool.name])
+        decisions[pool.name] = d
+        want, reason = _want(pool, obs, d)
+        if want > 0 and pool.max_starting is not None:
+            if d["starting"] >= pool.max_starting:
+                want, reason = 0, f"pool cap: {d['starting']} starting"
+            want = min(want, max(0, pool.max_starting - d["starting"]))
+        d["reason"] = reason
+        if want > 0:
+            quarantined = obs.quarantined.get(pool.queue) or frozenset()
+            pool_free = free[pool.device_provider]
+            mine = [p.udid for p in pool_phones if p.udid in pool_free and p.udid not in quarantined]
+            mine.sort(key=lambda u: rank[pool.device_provider, u])
+            candidates[pool.name] = mine
+            wants[pool.name] = want
+    # Selector launches not yet placed will take some matching idle phone: keep that many aside.
+    for pool in pools:
+        for _ in range(unplaced_by_pool[pool.name]):
+            if pool.device_provider not in index:
+                break
+            mine = candidates.get(pool.name) or [p.udid for p in index[pool.device_provider].of(pool)]
+            taken = next((u for u in mine if u in free.get(pool.device_provider, {})), None)
+            if taken is None:
+                break
+            del free[pool.device_provider][taken]
+
+    budget = max(0, min(limits.max_launches_per_cycle, limits.max_starting - total_starting))
+    launches: list[PlannedLaunch] = []
+    made: dict[str, int] = defaultdict(int)
+    by_name = {p.name: p for p in pools}
+    tiers: dict[int, list[str]] = defaultdict(list)
+    for name in wants:
+        tiers[by_name[name].priority].append(name)
+    cut_by_budget: set[str] = set()
+    for priority in sorted(tiers, reverse=True):
+        turn = tiers[priority]
+        rng.shuffle(turn)
+        cursor = {name: 0 for name in turn}
+        active = list(turn)
+        while active:
+            still = []
+            for name in active:
+                pool = by_name[name]
+                if budget == 0:
+                    cut_by_budget.add(name)
+                    continue
+                pool_free = free[pool.device_provider]
+                mine, i = candidates[name], cursor[name]
+                while i < len(mine) and mine[i] not in pool_free:
+                    i += 1
+                if i == len(mine):
+                    continue
+                udid = mine[i]
+                cursor[name] = i + 1
+                del pool_free[udid]
+                launches.append(PlannedLaunch(name, "" if pool.targeting == "selector" else udid))
+                made[name] += 1
+                budget -= 1
+                if made[name] < wants[name]:
+                    still.append(name)
+            active = still
+
+    out = []
+    for pool in pools:
+        d = decisions[pool.name]
+        n = made[pool.name]
+        if pool.name in wants:
+            want = wants[pool.name]
+            if n == want:
+                d["reason"] = f"launching {n} for {d['pending']} pending, {d['starting']} starting"
+            elif pool.name in cut_by_budget or (budget == 0 and n < want):
+                d["reason"] = f"launching {n} of {want}: " + (
+                    "global starting cap" if total_starting + len(launches) >= limits.max_starting else "cycle cap"
+                )
+            elif n == 0:
+                d["reason"] = f"{want} wanted, no eligible idle phone"
+            else:
+                d["reason"] = f"launching {n} of {want}: no more eligible idle phones"
+        out.append(PoolDecision(pool=pool.name, launches=n, **d))
+    return Plan(tuple(launches), tuple(out))
+
+
+def _observe_pool(pool: Pool, obs: Observation, phones, free, booked, held, starting: int) -> dict:
+    counts = obs.counts.get(pool.queue)
+    quarantined = obs.quarantined.get(pool.queue) or frozenset()
+    idle = busy = q = h = 0
+    if phones is not None:
+        pool_free = free.get(pool.device_provider, {})
+        for phone in phones:
+            if phone.udid in quarantined:
+                q += 1
+            elif phone.udid in held:
+                h += 1
+            elif phone.udid in pool_free:
+                idle += 1
+            elif phone.state is PhoneState.BUSY or phone.udid in booked:
+                busy += 1
+    return {
+        "pending": counts.pending if counts else None,
+        "claimed": counts.claimed if counts else None,
+        "idle": idle, "busy": busy, "starting": starting, "quarantined": q, "held": h,
+    }
+
+
+class _Index:
+    """A provider's phones by UDID and by (model, OS version), so a pool finds its own without a full scan."""
+
+    def __init__(self, phones: Sequence[Phone]) -> None:
+        self.by_udid = {p.udid: p for p in phones}
+        self.by_kind: dict[tuple[str, str], list[Phone]] = defaultdict(list)
+        for p in phones:
+            self.by_kind[p.model, p.os_version].append(p)
+
+    def of(self, pool: Pool) -> list[Phone]:
+        if pool.udids:
+            return [self.by_udid[u] for u in pool.udids if u in self.by_udid]
+        if pool.selector is None:
+            return []
+        return [p for kind, ps in self.by_kind.items() if pool.selector.matches(ps[0]) for p in ps]
+
+
+def _want(pool: Pool, obs: Observation, d: dict) -> tuple[int, str]:
+    if not pool.enabled:
+        return 0, "disabled"
+    if obs.phones.get(pool.device_provider) is None:
+        return 0, "phone list unknown: no launch"
+    if obs.counts.get(pool.queue) is None:
+        return 0, "pending unknown: no launch"
+    if obs.quarantined.get(pool.queue) is None:
+        return 0, "quarantine unknown: no launch"
+    if d["pending"] == 0:
+        return 0, "no task pending"
+    want = d["pending"] - d["starting"]
+    if want <= 0:
+        return 0, f"{d['starting']} starting cover {d['pending']} pending"
+    return want, ""

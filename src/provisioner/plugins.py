@@ -1,0 +1,117 @@
+"""Turns a validated config into live plugin objects: one per plugin name the pools use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from loguru import logger
+
+from .config import Config, ConfigProblem, missing_env, validate_table
+from .manager import ROLES, PluginError, PluginManager
+from .model import Pool
+from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource
+
+PROTOCOLS = {"queue_source": QueueSource, "device_provider": DeviceProvider, "launcher": JobLauncher}
+
+
+@dataclass
+class Runtime:
+    """The live objects, by role and name, and the pools with their launch tables validated."""
+
+    pools: tuple[Pool, ...]
+    objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in ROLES})
+
+    def queue_source(self, name: str) -> QueueSource:
+        return self.objects["queue_source"][name]
+
+    def device_provider(self, name: str) -> DeviceProvider:
+        return self.objects["device_provider"][name]
+
+    def launcher(self, name: str) -> JobLauncher:
+        return self.objects["launcher"][name]
+
+    def each(self):
+        seen: set[int] = set()
+        for role in ROLES:
+            for name, obj in self.objects[role].items():
+                if id(obj) not in seen:
+                    seen.add(id(obj))
+                    yield role, name, obj
+
+    def close(self) -> None:
+        for _, name, obj in self.each():
+            close = getattr(obj, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001
+                    logger.warning("plugin {} failed to close: {}", name, exc)
+
+
+def build(config: Config, manager: PluginManager, context: PluginContext) -> tuple[Runtime, list[ConfigProblem]]:
+    """Validate the plugin tables and pool launch tables, then build each used plugin once."""
+    file = str(config.path)
+    problems: list[ConfigProblem] = []
+    used = config.plugins_used()
+
+    # Which role specs does each name stand for?
+    specs: dict[str, dict[str, Any]] = {}
+    for role, names in used.items():
+        for name in sorted(names):
+            try:
+                specs.setdefault(name, {})[role] = manager.spec(role, name)
+            except PluginError as exc:
+                keys = [f"pools.{p.name}.{role}" for p in config.pools if getattr(p, role) == name]
+                problems.append(ConfigProblem(file, keys[0], str(exc)))
+
+    # [plugins.<name>] tables: known names, declared keys, named variables set.
+    options: dict[str, dict[str, Any]] = {}
+    for name, table in config.plugin_options.items():
+        offered = {role for role in ROLES if name in manager.names(role)}
+        if not offered:
+            problems.append(ConfigProblem(file, f"plugins.{name}", "unknown plugin (is it installed? see `provisioner plugins`)"))
+    for name, by_role in specs.items():
+        declared: dict[str, Any] = {}
+        for spec in by_role.values():
+            declared.update(spec.options)
+        table = config.plugin_options.get(name, {})
+        before = len(problems)
+        options[name] = validate_table(table, declared, file, f"plugins.{name}", problems)
+        if len(problems) == before and isinstance(table, Mapping):
+            problems += missing_env(options[name], table, declared, context.environ, file, f"plugins.{name}")
+
+    # Each pool's launch table against its launcher's pool options.
+    pools = []
+    for pool in config.pools:
+        spec = specs.get(pool.launcher, {}).get("launcher")
+        if spec is None:
+            pools.append(pool)
+            continue
+        before = len(problems)
+        launch = validate_table(pool.launch, spec.pool_options, file, f"pools.{pool.name}.launch", problems)
+        if len(problems) == before:
+            problems += missing_env(launch, pool.launch, spec.pool_options, context.environ, file, f"pools.{pool.name}.launch")
+        pools.append(replace(pool, launch=launch))
+
+    runtime = Runtime(tuple(pools))
+    if problems:
+        return runtime, problems
+
+    for name, by_role in specs.items():
+        built: dict[int, Any] = {}  # one object per factory, even when it plays several roles
+        for role, spec in by_role.items():
+            key = id(spec.factory)
+            if key not in built:
+                try:
+                    built[key] = spec.factory(options[name], context)
+                except Exception as exc:  # noqa: BLE001 - a plugin's failure is a one-line problem
+                    problems.append(ConfigProblem(file, f"plugins.{name}", f"{role.replace('_', ' ')} failed to start: {exc}"))
+                    continue
+            obj = built[key]
+            if not isinstance(obj, PROTOCOLS[role]):
+                problems.append(ConfigProblem(file, f"plugins.{name}", f"does not implement the {role.replace('_', ' ')} methods"))
+                continue
+            runtime.objects[role][name] = obj
+    return runtime, problems
