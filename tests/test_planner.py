@@ -1,0 +1,231 @@
+"""The planner: examples for each rule, and hypothesis properties for the invariants."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provisioner.model import Limits, Phone, PhoneState, Pool, QueueCounts, Selector
+from provisioner.planner import InFlight, Observation, plan
+
+NOW = 1_000_000.0
+LIMITS = Limits(max_launches_per_cycle=1000, max_starting=1000, max_startup_seconds=900)
+
+
+def pool(name="p", queue="q", udids=(), selector=None, priority=0, **kw) -> Pool:
+    return Pool(name, queue, "src", "prov", "launch", tuple(udids), selector, priority=priority, **kw)
+
+
+def phones(*udids, state=PhoneState.IDLE, model="A55", os="14"):
+    return [Phone(u, model, os, state) for u in udids]
+
+
+def obs(counts, phone_list, quarantined=None, **kw) -> Observation:
+    return Observation(
+        counts={q: (QueueCounts(*c) if c is not None else None) for q, c in counts.items()},
+        quarantined=quarantined if quarantined is not None else {q: frozenset() for q in counts},
+        phones={"prov": phone_list}, **kw,
+    )
+
+
+def test_launches_up_to_pending_minus_starting():
+    p = pool(udids=[f"u{i}" for i in range(10)])
+    o = obs({"q": (5, 0)}, phones(*[f"u{i}" for i in range(10)]), in_flight=[InFlight("p", "u0", True, NOW - 10)])
+    result = plan([p], o, LIMITS, NOW)
+    assert len(result.launches) == 4
+    assert "u0" not in {launch.udid for launch in result.launches}
+    assert result.decisions[0].starting == 1
+
+
+def test_starting_expires_after_max_startup():
+    p = pool(udids=["a", "b"])
+    o = obs({"q": (1, 0)}, phones("a", "b"), in_flight=[InFlight("p", "a", True, NOW - 901)])
+    result = plan([p], o, LIMITS, NOW)
+    assert len(result.launches) == 1
+
+
+def test_running_launch_books_the_phone_but_is_not_starting():
+    p = pool(udids=["a", "b"])
+    o = obs({"q": (2, 0)}, phones("a", "b"), in_flight=[InFlight("p", "a", False, NOW - 5000)])
+    result = plan([p], o, LIMITS, NOW)
+    assert [launch.udid for launch in result.launches] == ["b"]
+
+
+def test_unknown_pending_means_no_launch_for_that_pool_only():
+    a, b = pool("a", "qa", udids=["x"]), pool("b", "qb", udids=["y"])
+    result = plan([a, b], obs({"qa": None, "qb": (3, 0)}, phones("x", "y")), LIMITS, NOW)
+    assert [launch.pool for launch in result.launches] == ["b"]
+    assert "unknown" in result.decisions[0].reason
+
+
+def test_unknown_phone_list_means_no_launch_at_all():
+    a = pool("a", "qa", udids=["x"])
+    o = Observation({"qa": QueueCounts(3, 0)}, {"qa": frozenset()}, {"prov": None})
+    result = plan([a], o, LIMITS, NOW)
+    assert result.launches == ()
+    assert "phone list unknown" in result.decisions[0].reason
+
+
+def test_unknown_quarantine_means_no_launch():
+    a = pool("a", "qa", udids=["x"])
+    result = plan([a], obs({"qa": (3, 0)}, phones("x"), quarantined={"qa": None}), LIMITS, NOW)
+    assert result.launches == ()
+
+
+def test_ineligible_phones_are_skipped():
+    p = pool(udids=["idle", "busy", "bad", "quar", "held", "flying"])
+    ps = phones("idle", "quar", "held", "flying") + phones("busy", state=PhoneState.BUSY) + phones(
+        "bad", state=PhoneState.UNAVAILABLE
+    )
+    o = obs(
+        {"q": (10, 0)}, ps + phones("stranger"), quarantined={"q": frozenset({"quar"})},
+        held={"held": NOW + 10}, in_flight=[InFlight("other", "flying", False, NOW)],
+    )
+    result = plan([p], o, LIMITS, NOW)
+    assert [launch.udid for launch in result.launches] == ["idle"]
+    d = result.decisions[0]
+    assert (d.idle, d.quarantined, d.held) == (1, 1, 1)
+
+
+def test_hold_expires():
+    p = pool(udids=["a"])
+    result = plan([p], obs({"q": (1, 0)}, phones("a"), held={"a": NOW - 1}), LIMITS, NOW)
+    assert len(result.launches) == 1
+
+
+def test_higher_priority_pool_gets_shared_phones_first():
+    shared = [f"s{i}" for i in range(4)]
+    hi, lo = pool("hi", "qh", udids=shared, priority=10), pool("lo", "ql", udids=shared)
+    result = plan([lo, hi], obs({"qh": (3, 0), "ql": (3, 0)}, phones(*shared)), LIMITS, NOW)
+    assert Counter(launch.pool for launch in result.launches) == {"hi": 3, "lo": 1}
+
+
+def test_equal_priorities_share_fairly():
+    shared = [f"s{i}" for i in range(6)]
+    a, b = pool("a", "qa", udids=shared), pool("b", "qb", udids=shared)
+    result = plan([a, b], obs({"qa": (10, 0), "qb": (10, 0)}, phones(*shared)), LIMITS, NOW)
+    assert Counter(launch.pool for launch in result.launches) == {"a": 3, "b": 3}
+
+
+def test_caps():
+    ids = [f"u{i}" for i in range(20)]
+    p = pool(udids=ids, max_starting=5)
+    o = obs({"q": (20, 0)}, phones(*ids), in_flight=[InFlight("p", "u0", True, NOW)])
+    assert len(plan([p], o, LIMITS, NOW).launches) == 4
+    assert len(plan([pool(udids=ids)], o, Limits(3, 100, 900), NOW).launches) == 3
+    assert len(plan([pool(udids=ids)], o, Limits(100, 7, 900), NOW).launches) == 6
+
+
+def test_disabled_pool_gets_nothing():
+    p = pool(udids=["a"], enabled=False)
+    result = plan([p], obs({"q": (1, 0)}, phones("a")), LIMITS, NOW)
+    assert result.launches == () and result.decisions[0].reason == "disabled"
+
+
+def test_selector_pool_and_selector_targeting():
+    ps = phones("a1", "a2") + phones("p1", model="Pixel")
+    p = pool(selector=Selector(model="A55"), targeting="selector")
+    result = plan([p], obs({"q": (5, 0)}, ps), LIMITS, NOW)
+    assert [launch.udid for launch in result.launches] == ["", ""]  # the cloud picks the phone
+    # an unplaced selector launch still starting keeps one matching phone aside
+    o = obs({"q": (5, 0)}, ps, in_flight=[InFlight("p", "", True, NOW)])
+    assert len(plan([p], o, LIMITS, NOW).launches) == 1
+
+
+def test_least_recently_used_first_and_not_api_order():
+    ids = [f"u{i}" for i in range(10)]
+    p = pool(udids=ids)
+    last_used = {u: float(i) for i, u in enumerate(reversed(ids))}  # u9 used longest ago
+    result = plan([p], obs({"q": (3, 0)}, phones(*ids), last_used=last_used), LIMITS, NOW)
+    assert [launch.udid for launch in result.launches] == ["u9", "u8", "u7"]
+    # never used: a seeded shuffle, not the order the provider listed them in
+    picks = {tuple(launch.udid for launch in plan([p], obs({"q": (3, 0)}, phones(*ids)), LIMITS, NOW, seed=s).launches) for s in range(5)}
+    assert len(picks) > 1
+    assert plan([p], obs({"q": (3, 0)}, phones(*ids)), LIMITS, NOW, seed=1) == plan(
+        [p], obs({"q": (3, 0)}, phones(*ids)), LIMITS, NOW, seed=1
+    )
+
+
+# -- properties ----------------------------------------------------------------------------------------
+
+UDIDS = [f"P{i:02d}" for i in range(16)]
+
+
+@st.composite
+def worlds(draw):
+    n_pools = draw(st.integers(1, 4))
+    pools = []
+    for i in range(n_pools):
+        members = draw(st.lists(st.sampled_from(UDIDS), min_size=1, max_size=10, unique=True))
+        pools.append(
+            pool(f"pool{i}", f"q{i}", udids=members, priority=draw(st.integers(0, 2)),
+                 max_starting=draw(st.none() | st.integers(0, 5)), enabled=draw(st.booleans()) or i == 0)
+        )
+    phone_list = [
+        Phone(u, "m", "1", draw(st.sampled_from(list(PhoneState))))
+        for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=16))
+    ]
+    counts = {f"q{i}": draw(st.none() | st.builds(QueueCounts, st.integers(0, 12), st.integers(0, 5))) for i in range(n_pools)}
+    quarantined = {f"q{i}": draw(st.none() | st.frozensets(st.sampled_from(UDIDS), max_size=3)) for i in range(n_pools)}
+    in_flight = [
+        InFlight(f"pool{draw(st.integers(0, n_pools - 1))}", u, draw(st.booleans()), NOW - draw(st.integers(0, 2000)))
+        for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=6))
+    ]
+    held = {u: NOW + draw(st.integers(-100, 100)) for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=3))}
+    o = Observation(counts, quarantined, {"prov": phone_list}, in_flight, held)
+    limits = Limits(draw(st.integers(0, 20)), draw(st.integers(0, 20)), 900)
+    return pools, o, limits, draw(st.integers(0, 1000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_invariants(world):
+    pools, o, limits, seed = world
+    result = plan(pools, o, limits, NOW, seed)
+    by_name = {p.name: p for p in pools}
+    state = {p.udid: p.state for p in o.phones["prov"]}
+    live = [f for f in o.in_flight if not f.starting or NOW - f.since < limits.max_startup_seconds]
+    booked = {f.udid for f in live}
+    starting = Counter(f.pool for f in live if f.starting)
+    made = Counter(launch.pool for launch in result.launches)
+
+    udids = [launch.udid for launch in result.launches]
+    assert len(udids) == len(set(udids)), "a phone booked twice"
+    for launch in result.launches:
+        p = by_name[launch.pool]
+        assert p.enabled
+        assert launch.udid in p.udids and state.get(launch.udid) is PhoneState.IDLE
+        assert launch.udid not in booked
+        assert launch.udid not in (o.quarantined[p.queue] or ())
+        assert o.held.get(launch.udid, -1) <= NOW
+    for name, n in made.items():
+        p = by_name[name]
+        counts = o.counts[p.queue]
+        assert counts is not None and o.quarantined[p.queue] is not None
+        assert n <= counts.pending - starting[name], "more than pending"
+        if p.max_starting is not None:
+            assert n + starting[name] <= p.max_starting
+    assert len(result.launches) <= limits.max_launches_per_cycle
+    assert len(result.launches) + sum(starting.values()) <= max(limits.max_starting, sum(starting.values()))
+    # priority: a lower-priority pool never took a phone a higher-priority pool wanted and could use
+    for launch in result.launches:
+        taker = by_name[launch.pool]
+        for p in pools:
+            if p.priority > taker.priority and launch.udid in p.udids and launch.udid not in (o.quarantined[p.queue] or ()):
+                counts = o.counts[p.queue]
+                wanted = 0 if counts is None or not p.enabled else counts.pending - starting[p.name]
+                if p.max_starting is not None:
+                    wanted = min(wanted, p.max_starting - starting[p.name])
+                assert made[p.name] >= wanted or o.quarantined[p.queue] is None, "priority order broken"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 1000))
+def test_equal_priority_pools_never_starve(pending_a, pending_b, seed):
+    shared = [f"s{i}" for i in range(10)]
+    a, b = pool("a", "qa", udids=shared), pool("b", "qb", udids=shared)
+    result = plan([a, b], obs({"qa": (pending_a, 0), "qb": (pending_b, 0)}, phones(*shared)), LIMITS, NOW, seed)
+    made = Counter(launch.pool for launch in result.launches)
+    assert made["a"] >= min(pending_a, 5) and made["b"] >= min(pending_b, 5)
