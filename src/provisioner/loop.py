@@ -118,9 +118,10 @@ class Submitter:
         finally:
             self._slots.release()
 
-    def stop(self) -> None:
-        """Stop starting submissions: queued ones are cancelled, the ones running finish."""
-        self._stop.set()
+    def close(self, cancel: bool) -> None:
+        """Wait for the submissions running to finish. Queued ones are cancelled (``cancel``) or submitted first."""
+        if cancel:
+            self._stop.set()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
@@ -358,7 +359,7 @@ class Provisioner:
                     break
                 self.clock.sleep(max(0.0, began + self.settings.interval - self.clock.now()), stop)
         finally:
-            self.submitter.stop()
+            self.submitter.close(cancel=stop.is_set())
 
 
 def _guard(call: Callable[[], Any], what: str, unknown: list[str]) -> Any:

@@ -96,6 +96,12 @@ class PluginManager:
                 continue
             self._register(plugin, info)
 
+    def register(self, plugin: ModuleType | object, name: str, distribution: str = "local", version: str = "0") -> PluginInfo:
+        """Register a plugin object by hand (tests, embedding); a broken one is reported like an entry point."""
+        info = PluginInfo(name, distribution, version)
+        self._register(plugin, info)
+        return info
+
     def _register(self, plugin: ModuleType | object, info: PluginInfo) -> None:
         try:
             self.pm.register(plugin, name=f"{info.distribution}:{info.name}")
