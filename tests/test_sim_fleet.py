@@ -319,3 +319,55 @@ def test_a_task_arriving_after_a_worker_gave_up_waits_for_the_next_worker():
     launch(fleet, n=2)
     clock.advance(10)
     assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
+
+
+def test_a_queued_job_taking_the_phone_later_makes_the_list_lag_again():
+    fleet, clock = make(startup_seconds=100, idle_timeout_seconds=0, cleanup_seconds=5, list_lag_seconds=60)
+    launch(fleet, n=1)
+    launch(fleet, n=2)  # waits for the phone
+    clock.advance(104)  # the first job was wasted at 100; the phone cleans up until 105
+    assert state(fleet, "SIM0000") == (PhoneState.BUSY, "cleanup")
+    clock.advance(2)  # the second job took the phone at 105: listed idle until 165
+    assert state(fleet, "SIM0000") == (PhoneState.IDLE, "active")
+    clock.advance(59)
+    assert state(fleet, "SIM0000") == (PhoneState.BUSY, "initiated")
+
+
+def test_launches_from_many_threads():
+    import threading
+
+    fleet, clock = make(phones=200)
+    p = pool()
+
+    def worker(start: int) -> None:
+        for i in range(start, 200, 8):
+            udid = f"SIM{i:04d}"
+            assert fleet.launch(LaunchRequest(f"l{i}", p, udid, (TAG, p.name, udid))).ok
+            fleet.phones()
+            fleet.counts([Q])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    jobs = fleet.jobs(0)
+    assert len(jobs) == 200 and len({j.job_id for j in jobs}) == 200 and len({j.udid for j in jobs}) == 200
+    assert fleet.stats()["double_bookings"] == 0
+
+
+def test_one_long_jump_over_a_large_fleet_keeps_the_books_straight():
+    queues = {f"proj/q{i}": {"burst": 10, "per_hour": 30} for i in range(200)}
+    fleet, clock = make(phones=5000, queues=queues, seed=5)
+    for i in range(5000):
+        udid = f"SIM{i:04d}"
+        launch(fleet, udid, pool(f"p{i % 200}", f"proj/q{i % 200}"), n=i)
+    clock.advance(8 * 3600)
+    stats = fleet.stats()
+    assert stats["launches"] == 5000 and stats["completed"] + stats["wasted"] == 5000
+    assert stats["completed"] == stats["tasks_claimed"] >= 2000  # the bursts, and tasks arriving while workers wait
+    assert stats["jobs_starting"] == stats["jobs_running"] == 0
+    counts = fleet.counts(list(queues))
+    assert sum(c.claimed for c in counts.values()) == 0
+    assert sum(c.pending for c in counts.values()) == stats["tasks_created"] - stats["tasks_claimed"]
+    assert all(p.state is PhoneState.IDLE for p in fleet.phones())

@@ -154,11 +154,13 @@ def _queues(value: Any) -> dict[str, QueueSpec]:
 
 STARTING_PHASES = ("queued", "starting")  # waiting for its phone / setting up on it
 RUNNING_PHASES = ("waiting", "running")  # worker polling for a task / running one
+RAW_STATES = {"active": PhoneState.IDLE, "faulty": PhoneState.UNAVAILABLE}  # others (initiated, busy, cleanup): busy
 
 
 class _Job:
     __slots__ = (
         "id", "pool", "queue", "labels", "selector", "phone", "phase", "created_at", "ended_at", "outcome", "task",
+        "index",
     )
 
     def __init__(self, job_id: str, request: LaunchRequest, created_at: float) -> None:
@@ -173,6 +175,7 @@ class _Job:
         self.ended_at: float | None = None
         self.outcome = ""
         self.task = -1
+        self.index = -1  # in Fleet._ours when the job is ours (first label is the job tag)
 
     @property
     def state(self) -> JobState:
@@ -182,7 +185,7 @@ class _Job:
 
 
 class _Phone:
-    __slots__ = ("udid", "model", "os_version", "job", "waiting", "cleaning", "listed_idle_until", "faulty")
+    __slots__ = ("udid", "model", "os_version", "job", "waiting", "cleaning", "listed_idle_until", "faulty", "views")
 
     def __init__(self, udid: str, model: str, os_version: str, faulty: bool) -> None:
         self.udid = udid
@@ -193,10 +196,20 @@ class _Phone:
         self.cleaning = False
         self.listed_idle_until = float("-inf")
         self.faulty = faulty
+        self.views: dict[str, Phone] = {}  # the provider's view of the phone, by raw state (frozen, reusable)
 
     @property
     def kind(self) -> tuple[str, str]:
         return (self.model, self.os_version)
+
+    def view(self, now: float) -> Phone:
+        """The phone as the device list shows it at ``now``: idle (``active``) for a while after a job took it."""
+        raw = "active" if now < self.listed_idle_until else self.raw_state()
+        phone = self.views.get(raw)
+        if phone is None:
+            state = RAW_STATES.get(raw, PhoneState.BUSY)
+            phone = self.views[raw] = Phone(self.udid, self.model, self.os_version, state, raw)
+        return phone
 
     def raw_state(self) -> str:
         if self.faulty:
@@ -259,7 +272,9 @@ class Fleet:
         self._queues: dict[str, _Queue] = {}
         self._tasks: list[list[Any]] = []  # [queue id, created_at, claimed_at or None]
         self._jobs: list[_Job] = []  # in creation order
-        self._job_times: list[float] = []  # created_at of self._jobs, for bisect
+        # our jobs, as the provider reports them: a snapshot refreshed on each change, and created_at for bisect
+        self._ours: list[RemoteJob] = []
+        self._our_times: list[float] = []
         self._calls: Counter[str] = Counter()
         self._counters: Counter[str] = Counter()
         for queue_id, spec in config.queues.items():
@@ -286,19 +301,13 @@ class Fleet:
         """Every phone in the cloud's fixed order; one a job took less than ``list_lag_seconds`` ago says idle."""
         with self._lock:
             now = self._advance("phones")
-            out = []
-            for p in self._phones.values():
-                raw = "active" if now < p.listed_idle_until else p.raw_state()
-                state = PhoneState.UNAVAILABLE if raw == "faulty" else PhoneState.IDLE if raw == "active" else PhoneState.BUSY
-                out.append(Phone(p.udid, p.model, p.os_version, state, raw))
-            return out
+            return [p.view(now) for p in self._phones.values()]
 
     def jobs(self, since: float) -> list[RemoteJob]:
         """Our jobs (first label is the job tag) created at or after ``since``, oldest first."""
         with self._lock:
             self._advance("jobs")
-            start = bisect.bisect_left(self._job_times, since)
-            return [self._remote(job) for job in self._jobs[start:] if job.labels[:1] == (self.job_tag,)]
+            return self._ours[bisect.bisect_left(self._our_times, since):]
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         with self._lock:
@@ -313,7 +322,10 @@ class Fleet:
                 return self._failed("simulated submission failure (launch_failure_rate)")
             job = _Job(str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)), request, now)
             self._jobs.append(job)
-            self._job_times.append(now)
+            if job.labels[:1] == (self.job_tag,):
+                job.index = len(self._ours)
+                self._ours.append(self._remote(job))
+                self._our_times.append(now)
             self._queue(job.queue)
             self._counters["launches"] += 1
             if phone is not None:
@@ -405,7 +417,7 @@ class Fleet:
         phone.job = job
         phone.listed_idle_until = self._now + self.config.list_lag_seconds
         job.phone = phone
-        job.phase = "starting"
+        self._set_phase(job, "starting")
         self._at(self._now + self.config.startup_seconds, self._ready, job)
 
     # --- events -----------------------------------------------------------------------------------------------
@@ -453,7 +465,7 @@ class Fleet:
 
     def _ready(self, job: _Job) -> None:
         """Setup is over: the worker polls the queue (a quarantined worker never gets a task)."""
-        job.phase = "waiting"
+        self._set_phase(job, "waiting")
         queue = self._queues[job.queue]
         assert job.phone is not None
         if job.phone.udid not in self._quarantined:
@@ -467,8 +479,8 @@ class Fleet:
         task = queue.pending.popleft()
         self._tasks[task][2] = self._now
         queue.claimed += 1
-        job.phase = "running"
         job.task = task
+        self._set_phase(job, "running")
         self._at(self._now + self.config.task_seconds, self._complete, job)
 
     def _give_up(self, job: _Job) -> None:
@@ -483,9 +495,9 @@ class Fleet:
         self._end(job, "failed")
 
     def _end(self, job: _Job, outcome: str) -> None:
-        job.phase = "ended"
         job.outcome = outcome
         job.ended_at = self._now
+        self._set_phase(job, "ended")
         self._counters[outcome] += 1
         phone = job.phone
         if phone is None or phone.job is not job:
@@ -508,6 +520,11 @@ class Fleet:
         self._idle[phone.kind][phone.udid] = phone
 
     # --- reporting --------------------------------------------------------------------------------------------
+
+    def _set_phase(self, job: _Job, phase: str) -> None:
+        job.phase = phase
+        if job.index >= 0:
+            self._ours[job.index] = self._remote(job)
 
     def _remote(self, job: _Job) -> RemoteJob:
         udid = job.labels[2] if len(job.labels) > 2 else ""
