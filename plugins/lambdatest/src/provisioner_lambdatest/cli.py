@@ -1,0 +1,108 @@
+"""Running the HyperExecute CLI: a private environment, a timeout that kills the whole process group,
+a file lock so that the CLI's update never races a launch, and reading what it printed."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_NAME = "hyperexecute-cli.lock"
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+JOB_ID = re.compile(r"Job ID:\s*([0-9A-Za-z-]+)")
+JOB_LINK = re.compile(r"https://\S+?jobId=[0-9A-Za-z-]+")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+JOB_URL = "https://hyperexecute.lambdatest.com/hyperexecute/task?jobId={}"
+# What the CLI may need of our environment besides its credentials: nothing else of ours reaches it.
+PASS_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """How one run of the CLI ended: ``returncode`` is None when it was killed after the timeout."""
+
+    returncode: int | None
+    output: str
+
+    @property
+    def job_id(self) -> str:
+        match = JOB_ID.search(self.output)
+        return match.group(1) if match else ""
+
+    @property
+    def job_url(self) -> str:
+        match = JOB_LINK.search(self.output)
+        if match:
+            return match.group(0)
+        return JOB_URL.format(self.job_id) if self.job_id else ""
+
+    def tail(self, lines: int = 8, chars: int = 600) -> str:
+        kept = [line.strip() for line in self.output.splitlines() if line.strip()][-lines:]
+        return " | ".join(kept)[-chars:] or "no output"
+
+
+def cli_env(environ: Mapping[str, str], username: str, access_key: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in environ.items()
+        if key in PASS_ENV or key.startswith("LC_") or key.lower() in ("http_proxy", "https_proxy", "no_proxy")
+    }
+    env["LT_USERNAME"] = username
+    env["LT_ACCESS_KEY"] = access_key
+    return env
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ``***`` (longest first, so none is left half-replaced)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextlib.contextmanager
+def cli_lock(state_dir: Path, exclusive: bool) -> Iterator[None]:
+    """Shared while a launch runs the CLI, exclusive while the CLI updates itself."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log: Path) -> CliRun:
+    """Run ``argv`` with stdout and stderr into ``log`` (0600); kill its process group after ``timeout`` s.
+
+    Raises ``OSError`` when the program cannot be started.
+    """
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            returncode: int | None = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            returncode = None
+    output = ANSI.sub("", log.read_text(encoding="utf-8", errors="replace"))
+    return CliRun(returncode, output)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,234 @@
+"""The LambdaTest device provider: phones of the private real-device cloud, and our HyperExecute jobs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from loguru import logger
+
+from provisioner import JobState, Phone, PhoneState, PluginContext, Pool, RemoteError, RemoteJob
+
+from .http import LambdaTestApi
+from .options import PROVIDER_OPTIONS, with_defaults
+
+PHONE_STATES = {
+    "active": PhoneState.IDLE,
+    "busy": PhoneState.BUSY,
+    "initiated": PhoneState.BUSY,
+    "cleanup": PhoneState.BUSY,
+    "faulty": PhoneState.UNAVAILABLE,
+}
+LIVE_JOB_STATES = {"initiated": JobState.STARTING, "running": JobState.RUNNING}
+ENDED_JOB_STATES = frozenset({"completed", "failed", "aborted", "lambda_error", "timeout", "blocked", "ignored"})
+# Fragments of a status word that say the job is over, for statuses the docs do not list.
+ENDED_WORDS = ("complet", "fail", "abort", "error", "timeout", "timed", "cancel", "block", "ignor", "skip",
+               "stop", "kill", "termin", "success", "pass", "done", "finish")
+
+_unknown_seen: set[tuple[str, str]] = set()
+_unknown_lock = threading.Lock()
+
+
+def note_unknown(kind: str, value: str, meaning: str) -> None:
+    """Log an unknown ``kind`` of state once per distinct value for the life of the process."""
+    with _unknown_lock:
+        if (kind, value) in _unknown_seen:
+            return
+        _unknown_seen.add((kind, value))
+    logger.warning("LambdaTest: unknown {} state {!r}, taken as {}", kind, value, meaning)
+
+
+def phone_state(raw: str) -> PhoneState:
+    state = PHONE_STATES.get(raw)
+    if state is None:
+        note_unknown("device", raw, "unavailable")
+        return PhoneState.UNAVAILABLE
+    return state
+
+
+def job_state(status: str, ended: bool) -> tuple[JobState, str]:
+    """The job's state and outcome (the raw status once ended) from its status word and whether it has an end."""
+    if status in LIVE_JOB_STATES:
+        return LIVE_JOB_STATES[status], ""
+    if status in ENDED_JOB_STATES:
+        return JobState.ENDED, status
+    if ended or any(word in status for word in ENDED_WORDS):
+        note_unknown("job", status, "ended")
+        return JobState.ENDED, status or "unknown"
+    note_unknown("job", status, "starting")  # still alive as far as we know: keeps its phone booked
+    return JobState.STARTING, ""
+
+
+def epoch(value: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (``2025-05-09T03:47:59Z``; no zone means UTC), else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def parse_phone(raw: Any) -> Phone | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("udid"), str) or not raw["udid"]:
+        return None
+    status = str(raw.get("status") or "")
+    return Phone(
+        udid=raw["udid"],
+        model=str(raw.get("name") or ""),
+        os_version=str(raw.get("fullOsVersion") or raw.get("os_version") or ""),
+        state=phone_state(status),
+        raw_state=status,
+    )
+
+
+def parse_phones(body: Any, url: str) -> list[Phone]:
+    data = body.get("data") if isinstance(body, dict) else None
+    devices = data.get("private_cloud_devices") if isinstance(data, dict) else None
+    if not isinstance(devices, list):
+        raise RemoteError(f"GET {url}: no data.private_cloud_devices list in the answer")
+    phones = []
+    for index, raw in enumerate(devices):
+        phone = parse_phone(raw)
+        if phone is None:
+            logger.warning("GET {}: device #{} has no udid, skipped", url, index)
+        else:
+            phones.append(phone)
+    return phones
+
+
+def labels_of(raw: Mapping[str, Any]) -> list[str] | None:
+    """The job's labels; [] for a job without labels; None for a malformed ``job_label``."""
+    value = raw.get("job_label")
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return None
+    return value
+
+
+class LambdaTestDevices:
+    """``DeviceProvider`` for LambdaTest's private real-device cloud and its HyperExecute jobs."""
+
+    def __init__(self, options: Mapping[str, Any], context: PluginContext) -> None:
+        options = with_defaults(PROVIDER_OPTIONS, options)
+        self._options = options
+        self._context = context
+        self._api = LambdaTestApi(options, context)
+        self._devices_url: str = options["devices_url"]
+        self._jobs_url: str = options["jobs_url"]
+        self._page_size = max(1, int(options["jobs_page_size"]))
+        self._max_pages = max(1, int(options["jobs_max_pages"]))
+        self._warned_jobs: set[str] = set()
+        self._warned_bound = False
+
+    # -- phones -------------------------------------------------------------------------------
+    def phones(self) -> list[Phone]:
+        return parse_phones(self._api.get_json(self._devices_url), self._devices_url)
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def jobs(self, since: float) -> list[RemoteJob]:
+        """Our jobs created at or after ``since``, newest first, read page by page until older ones show."""
+        found: list[RemoteJob] = []
+        cursor: Any = None
+        for _ in range(self._max_pages):
+            page, has_more = self._page(cursor)
+            if not page:
+                return found
+            older = False
+            for raw in page:
+                created = epoch(raw.get("created_at"))
+                older = older or (created is not None and created < since)
+                job = self._parse_job(raw)
+                if job is not None and job.created_at >= since:
+                    found.append(job)
+            cursor = page[-1].get("job_number")
+            if has_more is False or older or not isinstance(cursor, int):
+                return found
+        if not self._warned_bound:
+            self._warned_bound = True
+            logger.warning(
+                "GET {}: stopped after {} pages of {} jobs; raise jobs_max_pages if jobs are missed",
+                self._jobs_url, self._max_pages, self._page_size,
+            )
+        return found
+
+    def _page(self, cursor: Any) -> tuple[list[dict[str, Any]], bool | None]:
+        params: dict[str, Any] = {
+            "limit": self._page_size,
+            "is_cursor_base_pagination": "true",
+            "show_test_summary": "false",
+        }
+        if cursor is not None:
+            params["cursor"] = cursor
+        body = self._api.get_json(self._jobs_url, params)
+        data = body.get("data") if isinstance(body, dict) else None
+        if data is None and isinstance(body, dict) and "metadata" in body:
+            data = []  # some pages past the end carry no data at all
+        if not isinstance(data, list):
+            raise RemoteError(f"GET {self._jobs_url}: no data list in the answer")
+        metadata = body.get("metadata")
+        has_more = metadata.get("hasmore") if isinstance(metadata, dict) else None
+        return [job for job in data if isinstance(job, dict)], has_more if isinstance(has_more, bool) else None
+
+    def _warn_job(self, job_id: str, message: str) -> None:
+        if job_id not in self._warned_jobs:
+            self._warned_jobs.add(job_id)
+            logger.warning("GET {}: job {}: {}, skipped", self._jobs_url, job_id, message)
+
+    def _parse_job(self, raw: Mapping[str, Any]) -> RemoteJob | None:
+        """One of our jobs, or None for someone else's job or a malformed one (warned once per job)."""
+        job_id = str(raw.get("id") or raw.get("job_number") or "?")
+        labels = labels_of(raw)
+        if labels is None:
+            self._warn_job(job_id, f"malformed job_label {str(raw.get('job_label'))[:80]!r}")
+            return None
+        if not labels or labels[0] != self._context.job_tag:
+            return None
+        created = epoch(raw.get("created_at"))
+        if len(labels) < 2 or not labels[1]:
+            self._warn_job(job_id, f"labels {labels!r} name no pool")
+            return None
+        if created is None or not isinstance(raw.get("id"), str):
+            self._warn_job(job_id, "no id or no valid created_at")
+            return None
+        ended_at = epoch(raw.get("end_time"))
+        state, outcome = job_state(str(raw.get("status") or "").lower(), ended_at is not None)
+        return RemoteJob(
+            job_id=raw["id"],
+            pool=labels[1],
+            udid=labels[2] if len(labels) > 2 else "",
+            state=state,
+            created_at=created,
+            ended_at=ended_at if state is JobState.ENDED else None,
+            outcome=outcome,
+        )
+
+    # -- host hooks ---------------------------------------------------------------------------
+    def check(self, pools: Sequence[Pool], network: bool) -> list[str]:
+        problems = [
+            f"lambdatest: environment variable {self._options[key]} ({key}) is not set"
+            for key in ("username_env", "access_key_env")
+            if not self._context.environ.get(self._options[key])
+        ]
+        if network and not problems:
+            try:
+                self.phones()
+                self.jobs(self._context.clock.now() - 3600)
+            except RemoteError as exc:
+                problems.append(f"lambdatest: {exc}")
+        return problems
+
+    def close(self) -> None:
+        self._api.close()

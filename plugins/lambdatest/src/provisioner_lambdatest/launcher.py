@@ -1,0 +1,247 @@
+"""The HyperExecute job launcher: one job directory per launch, one run of the CLI, secrets never left behind."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool
+
+from . import cli
+from .http import credentials
+from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
+from .payload import RENDERED, PayloadCache, PayloadError, copy_private, load_template, verify
+from .render import dump, job_document, worker_ids
+
+LOG_NAME = "cli-output.log"
+CLI_OWN_LOG = "hyperexecute-cli.log"
+SECRET_FILES = (RENDERED,)
+CLEAN_INTERVAL = 600.0  # seconds between two sweeps of old job directories
+
+
+class LaunchError(Exception):
+    """A launch that cannot go on; the message is one line (redacted before it leaves the launcher)."""
+
+
+class HyperExecuteLauncher:
+    """``JobLauncher`` that submits one HyperExecute job per launch with the ``hyperexecute`` CLI."""
+
+    def __init__(self, options: Mapping[str, Any], context: PluginContext) -> None:
+        self._options = with_defaults(LAUNCHER_OPTIONS, options)
+        self._context = context
+        self._jobs_root = context.state_dir / "jobs"
+        self._payloads = PayloadCache(context.state_dir / "payloads")
+        self._timeout = float(self._options["cli_timeout"])
+        self._max_age = float(self._options["job_dir_max_age_days"]) * 86400.0
+        self._clean_lock = threading.Lock()
+        self._last_clean: float | None = None
+
+    # -- launching ----------------------------------------------------------------------------
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        secrets: list[str] = []
+        try:
+            return self._launch(request, secrets)
+        except (LaunchError, PayloadError) as exc:
+            detail = cli.redact(str(exc), secrets)
+        except OSError as exc:  # the job directory could not be written
+            detail = cli.redact(f"job directory: {exc}", secrets)
+        logger.warning("hyperexecute: launch {} for pool {} failed: {}", request.launch_id, request.pool.name, detail)
+        return LaunchResult(ok=False, detail=detail)
+
+    def _launch(self, request: LaunchRequest, secrets: list[str]) -> LaunchResult:
+        self.clean_job_dirs()
+        launch = with_defaults(POOL_OPTIONS, request.pool.launch)
+        _check_request(request)
+        username, access_key = self._lt_credentials()
+        secrets.append(access_key)
+        env = self._worker_env(request, launch, secrets)
+        payload = self._payloads.resolve(launch["payload"], launch["payload_ref"])
+        assert payload is not None  # resolve() fetches when asked to
+        problems = verify(payload)
+        if problems:
+            raise LaunchError(problems[0])
+        job_dir = self._job_dir(request.launch_id)
+        try:
+            copy_private(payload, job_dir)
+            _write_private(job_dir / RENDERED, dump(job_document(load_template(payload), request, launch, env)))
+            argv = [self._cli_path(), "--no-track", "--disable-updates", "--labels", ",".join(request.labels),
+                    "--config", str(job_dir / RENDERED)]
+            if request.dry_run:
+                return LaunchResult(ok=True, detail=f"dry run: {cli.redact(shlex.join(argv), secrets)}")
+            logger.info("hyperexecute: launch {} for pool {}: {}", request.launch_id, request.pool.name, shlex.join(argv))
+            return self._submit(argv, job_dir, cli.cli_env(self._context.environ, username, access_key), secrets)
+        finally:
+            _remove_secret_files(job_dir)
+
+    def _submit(self, argv: list[str], job_dir: Path, env: Mapping[str, str], secrets: Sequence[str]) -> LaunchResult:
+        try:
+            with cli.cli_lock(self._context.state_dir, exclusive=False):
+                done = cli.run(argv, job_dir, env, self._timeout, job_dir / LOG_NAME)
+        except OSError as exc:
+            raise LaunchError(f"cannot run {argv[0]}: {exc.strerror or type(exc).__name__}") from None
+        _redact_file(job_dir / LOG_NAME, secrets)
+        _redact_file(job_dir / CLI_OWN_LOG, secrets)
+        tail = cli.redact(done.tail(), secrets)
+        if done.returncode is None:
+            raise LaunchError(f"hyperexecute killed after {self._timeout:g}s without finishing: {tail}")
+        if done.returncode != 0:
+            suffix = f" (job {done.job_id})" if done.job_id else ""
+            raise LaunchError(f"hyperexecute exited with status {done.returncode}{suffix}: {tail}")
+        if not done.job_id:
+            raise LaunchError(f"hyperexecute printed no Job ID: {tail}")
+        logger.info("hyperexecute: job {} submitted: {}", done.job_id, done.job_url)
+        return LaunchResult(ok=True, job_id=done.job_id, detail=f"job {done.job_id} submitted", url=done.job_url)
+
+    def _lt_credentials(self) -> tuple[str, str]:
+        try:
+            return credentials(self._context.environ, self._options["username_env"], self._options["access_key_env"])
+        except KeyError as missing:
+            raise LaunchError(f"environment variable {missing.args[0]} is not set") from None
+
+    def _worker_env(self, request: LaunchRequest, launch: Mapping[str, Any], secrets: list[str]) -> dict[str, str]:
+        """The worker's environment in the job yaml: the pool's Taskcluster identity and where it works."""
+        environ = self._context.environ
+        client_id = environ.get(launch["client_id_env"], "")
+        if not client_id:
+            raise LaunchError(f"environment variable {launch['client_id_env']} is not set")
+        if launch["access_token_secret"]:
+            token = "${{ .secrets.%s }}" % launch["access_token_secret"]
+        else:
+            token = environ.get(launch["access_token_env"], "")
+            if not token:
+                raise LaunchError(f"environment variable {launch['access_token_env']} is not set")
+            secrets.append(token)
+        env = {str(k): str(v) for k, v in launch["env"].items()}
+        env.update(worker_ids(request.pool.queue, launch["worker_type"]))
+        env.update(
+            TASKCLUSTER_ROOT_URL=launch["root_url"],
+            TASKCLUSTER_CLIENT_ID=client_id,
+            TASKCLUSTER_ACCESS_TOKEN=token,
+            TC_WORKER_ID=request.udid,
+        )
+        return env
+
+    def _cli_path(self) -> str:
+        return shutil.which(self._options["cli"]) or self._options["cli"]
+
+    def _job_dir(self, launch_id: str) -> Path:
+        if not launch_id or launch_id in (".", "..") or "/" in launch_id:
+            raise LaunchError(f"launch id {launch_id!r} cannot name a directory")
+        self._jobs_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        job_dir = self._jobs_root / launch_id
+        try:
+            job_dir.mkdir(mode=0o700)
+        except FileExistsError:
+            raise LaunchError(f"job directory {job_dir} already exists") from None
+        return job_dir
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def clean_job_dirs(self, force: bool = False) -> None:
+        """Remove job directories older than ``job_dir_max_age_days`` and secrets a crash may have left behind."""
+        now = self._context.clock.now()
+        with self._clean_lock:
+            if not force and self._last_clean is not None and now - self._last_clean < CLEAN_INTERVAL:
+                return
+            self._last_clean = now
+            if not self._jobs_root.is_dir():
+                return
+            for job_dir in self._jobs_root.iterdir():
+                if not job_dir.is_dir() or job_dir.is_symlink():
+                    continue
+                age = now - job_dir.stat().st_mtime
+                if age > self._max_age:
+                    logger.debug("hyperexecute: removing old job directory {}", job_dir)
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                elif age > self._timeout + CLEAN_INTERVAL:
+                    _remove_secret_files(job_dir)
+
+    def check(self, pools: Sequence[Pool], network: bool) -> list[str]:
+        problems = []
+        cli_name = self._options["cli"]
+        if not shutil.which(cli_name):
+            problems.append(f"hyperexecute: CLI {cli_name!r} is missing or not executable (option cli)")
+        for key in ("username_env", "access_key_env"):
+            if not self._context.environ.get(self._options[key]):
+                problems.append(f"hyperexecute: environment variable {self._options[key]} ({key}) is not set")
+        for pool in pools:
+            problems.extend(f"pool {pool.name}: {line}" for line in self._check_pool(pool, network))
+        self.clean_job_dirs(force=True)
+        return problems
+
+    def _check_pool(self, pool: Pool, network: bool) -> list[str]:
+        launch = with_defaults(POOL_OPTIONS, pool.launch)
+        keys = ["client_id_env"] + ([] if launch["access_token_secret"] else ["access_token_env"])
+        problems = [
+            f"environment variable {launch[key]} (launch.{key}) is not set"
+            for key in keys
+            if not self._context.environ.get(launch[key])
+        ]
+        try:
+            payload = self._payloads.resolve(launch["payload"], launch["payload_ref"], fetch=network)
+        except PayloadError as exc:
+            return [*problems, str(exc)]
+        if payload is not None:
+            problems.extend(verify(payload))
+        return problems
+
+    def close(self) -> None:
+        """Nothing to release: each launch cleans up after itself."""
+
+
+def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool, str]:
+    """Run ``hyperexecute update`` while no launch runs the CLI (an exclusive file lock in ``state_dir``).
+
+    Launches always pass ``--disable-updates`` and hold the lock shared, so the binary is never replaced
+    under a launch. ``options`` is the launcher's ``[plugins.hyperexecute]`` table. Returns (ok, one line).
+    """
+    options = with_defaults(LAUNCHER_OPTIONS, options)
+    path = shutil.which(options["cli"])
+    if not path:
+        return False, f"hyperexecute: CLI {options['cli']!r} is missing or not executable"
+    try:
+        username, access_key = credentials(context.environ, options["username_env"], options["access_key_env"])
+    except KeyError as missing:
+        return False, f"hyperexecute: environment variable {missing.args[0]} is not set"
+    context.state_dir.mkdir(parents=True, exist_ok=True)
+    log = context.state_dir / "hyperexecute-update.log"
+    with cli.cli_lock(context.state_dir, exclusive=True):
+        done = cli.run([path, "update"], context.state_dir, cli.cli_env(context.environ, username, access_key),
+                       float(options["cli_timeout"]), log)
+    _redact_file(log, [access_key])
+    tail = cli.redact(done.tail(), [access_key])
+    if done.returncode == 0:
+        return True, f"hyperexecute: updated: {tail}"
+    return False, f"hyperexecute: update failed ({'timed out' if done.returncode is None else done.returncode}): {tail}"
+
+
+def _check_request(request: LaunchRequest) -> None:
+    if any("," in label for label in request.labels):
+        raise LaunchError(f"labels {request.labels!r} hold a comma, which --labels cannot carry")
+    if request.pool.targeting != "selector" and not request.udid:
+        raise LaunchError(f"pool {request.pool.name} pins phones but the launch names no udid")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _remove_secret_files(job_dir: Path) -> None:
+    for name in SECRET_FILES:
+        (job_dir / name).unlink(missing_ok=True)
+
+
+def _redact_file(path: Path, secrets: Sequence[str]) -> None:
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        clean = cli.redact(text, secrets)
+        if clean != text:
+            path.write_text(clean, encoding="utf-8")

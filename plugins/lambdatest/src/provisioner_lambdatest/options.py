@@ -1,0 +1,61 @@
+"""The keys each role accepts: ``[plugins.lambdatest]``, ``[plugins.hyperexecute]`` and a pool's ``launch`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from provisioner import Option
+
+DEVICES_URL = "https://mobile-api.lambdatest.com/mobile-automation/api/v1/privatecloud_devices"
+JOBS_URL = "https://api.hyperexecute.cloud/v1.0/jobs"
+TASKCLUSTER_ROOT_URL = "https://firefox-ci-tc.services.mozilla.com"
+
+CREDENTIALS = {
+    "username_env": Option(str, "LT_USERNAME", "variable holding the LambdaTest username (the short one)", env=True),
+    "access_key_env": Option(str, "LT_ACCESS_KEY", "variable holding the LambdaTest access key", env=True),
+}
+
+PROVIDER_OPTIONS: dict[str, Option] = {
+    **CREDENTIALS,
+    "devices_url": Option(str, DEVICES_URL, "private cloud device list endpoint"),
+    "jobs_url": Option(str, JOBS_URL, "HyperExecute job list endpoint"),
+    "connect_timeout": Option((int, float), 10.0, "seconds to connect"),
+    "read_timeout": Option((int, float), 30.0, "seconds to wait for an answer"),
+    "retries": Option(int, 2, "extra tries on 5xx, 429 and connection errors"),
+    "retry_backoff": Option((int, float), 1.0, "seconds before the first retry, doubled each time"),
+    "jobs_page_size": Option(int, 100, "jobs asked per page"),
+    "jobs_max_pages": Option(int, 10, "pages read per call at most"),
+}
+
+LAUNCHER_OPTIONS: dict[str, Option] = {
+    **CREDENTIALS,
+    "cli": Option(str, "hyperexecute", "path of the HyperExecute CLI, or a name looked up on PATH"),
+    "cli_timeout": Option((int, float), 300.0, "seconds before a hung CLI is killed"),
+    "job_dir_max_age_days": Option((int, float), 7.0, "job directories older than this are removed"),
+}
+
+POOL_OPTIONS: dict[str, Option] = {
+    "payload": Option(str, "", "payload directory or git repository; empty: the payload shipped with the plugin"),
+    "payload_ref": Option(str, "", "tag or commit SHA of a git payload (required for git, never a branch)"),
+    "root_url": Option(str, TASKCLUSTER_ROOT_URL, "Taskcluster root URL given to the worker"),
+    "client_id_env": Option(str, "TASKCLUSTER_CLIENT_ID", "variable holding the worker's Taskcluster client id", env=True),
+    "access_token_env": Option(
+        str, "TASKCLUSTER_ACCESS_TOKEN", "variable holding the worker's Taskcluster access token", env=True
+    ),
+    "access_token_secret": Option(
+        str, "", "name of a LambdaTest secret holding the access token; set, no token is uploaded"
+    ),
+    "worker_type": Option(str, "", "worker type; empty: the part of the pool's queue id after '/'"),
+    "queue_timeout": Option(int, 600, "seconds the cloud waits for the phone (framework.args.queueTimeout)"),
+    "global_timeout": Option(int, 90, "minutes a job may run (globalTimeout)"),
+    "build_name": Option(str, "", "framework.args.buildName; empty: the pool's name"),
+    "env": Option(dict, {}, "extra, non-secret environment variables for the worker"),
+}
+
+
+def with_defaults(options: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` completed with the declared defaults (the host already does this; tests and callers may not)."""
+    filled = {key: option.default for key, option in options.items() if not option.required}
+    filled.update(given)
+    return filled
