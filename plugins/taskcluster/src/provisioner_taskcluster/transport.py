@@ -139,16 +139,14 @@ class Transport:
         Raises ``CallError`` when the call failed or its body is not a JSON object.
         """
         body = json.dumps(payload).encode() if payload is not None else None
+        if budget.remaining() <= 0:  # earlier calls of this cycle spent it all
+            raise CallError(endpoint, method, url, "no time left in this cycle's budget")
         attempt = 0
         while True:
             attempt += 1
-            remaining = budget.remaining()
-            if remaining <= 0:
-                reason = "no time left in this cycle's budget" if attempt == 1 else f"time budget spent after {attempt - 1} attempts"
-                raise CallError(endpoint, method, url, reason)
             response: requests.Response | None = None
             try:
-                response = self._send(method, url, body, remaining)
+                response = self._send(method, url, body, budget.remaining())
             except requests.Timeout as exc:
                 reason = f"timed out ({type(exc).__name__})"
             except requests.ConnectionError as exc:
@@ -162,13 +160,13 @@ class Transport:
                     raise self._http_error(endpoint, method, url, response)
                 reason = f"HTTP {response.status_code}"
             delay = max(self._backoff(attempt), retry_after(response))
+            attempts = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+            status = response.status_code if response is not None else None
             if attempt >= self.policy.max_attempts:
-                raise CallError(endpoint, method, url, f"{reason}; gave up after {attempt} attempts",
-                                status=response.status_code if response is not None else None)
+                raise CallError(endpoint, method, url, f"{reason}; gave up after {attempts}", status=status)
             if delay >= budget.remaining():
-                raise CallError(endpoint, method, url, f"{reason}; no time left in this cycle's budget to retry "
-                                f"after {attempt} attempts",
-                                status=response.status_code if response is not None else None)
+                raise CallError(endpoint, method, url,
+                                f"{reason}; no time left in this cycle's budget to retry after {attempts}", status=status)
             self.clock.sleep(delay)
 
     def _send(self, method: str, url: str, body: bytes | None, remaining: float) -> requests.Response:
