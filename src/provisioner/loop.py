@@ -23,6 +23,7 @@ from loguru import logger
 from .clock import Clock
 from .config import Config
 from .ledger import Ledger
+from .logs import redact
 from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Plan, Pool, RemoteJob
 from .planner import InFlight, Observation, plan
 from .plugins import Runtime
@@ -332,7 +333,7 @@ class Provisioner:
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
-            detail = result.detail or "launcher reported success without a job id"
+            detail = redact(result.detail or "launcher reported success without a job id")
             self.ledger.update(launch.id, LaunchState.FAILED, now, detail=detail[-2000:])
             logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
             self.hooks("provisioner_launch_failed", launch=self.ledger.get(launch.id), result=result)
