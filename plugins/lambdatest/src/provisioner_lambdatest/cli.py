@@ -86,7 +86,7 @@ def run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log:
     with os.fdopen(fd, "wb") as out:
         process = subprocess.Popen(
             argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, umask=0o077,  # what the CLI writes stays private too
         )
         try:
             returncode: int | None = process.wait(timeout)

@@ -1,0 +1,184 @@
+"""Payloads: the shipped one, local directories, and git repositories pinned to a tag or a commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from provisioner import LaunchRequest, PluginContext, Pool
+from provisioner_lambdatest import HyperExecuteLauncher
+from provisioner_lambdatest.payload import (
+    MARKER, PayloadCache, PayloadError, builtin_payload, copy_private, safe_location, verify,
+)
+from provisioner_lambdatest.render import merge
+
+from lt_support import FakeCli
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main", *args],
+        cwd=repo, check=True, capture_output=True, text=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A payload repository: tag v1 holds VERSION=1, the branch main goes on to VERSION=2."""
+    path = tmp_path / "payload-repo"
+    shutil.copytree(builtin_payload(), path)
+    git(path, "init", "-q")
+    (path / "VERSION").write_text("1\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "v1")
+    git(path, "tag", "v1")
+    (path / "VERSION").write_text("2\n")
+    git(path, "commit", "-q", "-am", "v2")
+    return path
+
+
+def test_the_shipped_payload_is_valid() -> None:
+    payload = builtin_payload()
+    assert verify(payload) == []
+    for script in payload.glob("*.sh"):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    template = (payload / "worker-runner.yaml.template").read_text()
+    for key in ("providerType: standalone", 'workerGroup: "@TC_WORKER_GROUP@"', 'workerID: "@TC_WORKER_ID@"',
+                'workerPoolID: "@TC_WORKER_POOL_ID@"'):
+        assert key in template
+
+
+def test_the_worker_config_is_rendered_on_the_phone_host(tmp_path: Path) -> None:
+    """run-worker.sh fills the template from the job env and starts worker-runner with it."""
+    bin_dir = tmp_path / "tc" / "v1"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "start-worker").write_text('#!/bin/sh\ncat "$1"\n')
+    (bin_dir / "start-worker").chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "TC_DIR": str(tmp_path / "tc"), "TC_VERSION": "1",
+        "TASKCLUSTER_ROOT_URL": "https://tc.example", "TASKCLUSTER_CLIENT_ID": "project/a&b",
+        "TASKCLUSTER_ACCESS_TOKEN": "tok/&|x", "TC_WORKER_POOL_ID": "proj-autophone/wt", "TC_WORKER_ID": "UDID1",
+    }
+    out = subprocess.run(["bash", str(builtin_payload() / "run-worker.sh")], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert 'clientID: "project/a&b"' in out and 'accessToken: "tok/&|x"' in out
+    assert 'workerID: "UDID1"' in out and 'workerGroup: "lambda"' in out and "idleTimeoutSecs: 300" in out
+    assert "@TC_" not in out and "@TASKCLUSTER_" not in out  # every placeholder was filled
+    assert oct((tmp_path / "tc" / "runner.yaml").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_tag_is_fetched_once_into_the_cache(tmp_path: Path, repo: Path) -> None:
+    cache = PayloadCache(tmp_path / "state" / "payloads")
+    path = cache.resolve(str(repo), "v1")
+    assert path is not None and (path / "VERSION").read_text() == "1\n"
+    assert not (path / ".git").exists() and "v1" in (path / MARKER).read_text()
+    assert verify(path) == []
+    shutil.rmtree(repo)  # the cache alone answers from now on
+    assert cache.resolve(str(repo), "v1") == path
+    assert PayloadCache(tmp_path / "state" / "payloads").resolve(str(repo), "v1", fetch=False) == path
+
+
+def test_a_commit_sha_is_a_version(tmp_path: Path, repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    cache = PayloadCache(tmp_path / "payloads")
+    for ref in (head, head[:10]):
+        path = cache.resolve(str(repo), ref)
+        assert path is not None and (path / "VERSION").read_text() == "2\n"
+
+
+def test_a_branch_is_refused(tmp_path: Path, repo: Path) -> None:
+    with pytest.raises(PayloadError, match="payload_ref 'main' is a branch; pin a tag or a commit SHA"):
+        PayloadCache(tmp_path / "payloads").resolve(str(repo), "main")
+    assert list((tmp_path / "payloads").iterdir()) == []  # nothing half-fetched is left
+
+
+def test_unknown_refs_and_repositories(tmp_path: Path, repo: Path) -> None:
+    cache = PayloadCache(tmp_path / "payloads")
+    with pytest.raises(PayloadError, match="'v9' is neither a tag nor a commit"):
+        cache.resolve(str(repo), "v9")
+    with pytest.raises(PayloadError, match="'deadbeef' is neither"):
+        cache.resolve(str(repo), "deadbeef")
+    with pytest.raises(PayloadError, match="git clone failed: fatal: "):
+        cache.resolve(str(tmp_path / "no-repo"), "v1")
+    assert cache.resolve("https://example.org/p.git", "v1", fetch=False) is None
+    with pytest.raises(PayloadError, match="payload_ref is set but payload names no git repository"):
+        cache.resolve("", "v1")
+
+
+def test_urls_lose_their_credentials_in_messages() -> None:
+    assert safe_location("https://user:tok@git.example/p.git") == "https://git.example/p.git"
+    assert safe_location("/srv/payload") == "/srv/payload"
+
+
+def test_verify_names_what_is_wrong(tmp_path: Path) -> None:
+    payload = tmp_path / "p"
+    payload.mkdir()
+    assert verify(payload) == [f"payload {payload}: no job-template.json"]
+    (payload / "job-template.json").write_text("{nope")
+    assert "is not valid JSON" in verify(payload)[0]
+    (payload / "job-template.json").write_text("[]")
+    assert verify(payload) == [f"payload {payload}: job-template.json is not a JSON object"]
+    (payload / "job-template.json").write_text("{}")
+    (payload / "hyperexecute.yaml").write_text("")
+    assert verify(payload) == [
+        f"payload {payload}: job-template.json has no testRunnerCommand",
+        f"payload {payload}: holds a hyperexecute.yaml, which each launch writes itself",
+    ]
+
+
+def test_copies_are_private_and_leave_links_and_git_out(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / ".git").mkdir()
+    (source / ".git" / "config").write_text("")
+    (source / "sub" / "run.sh").write_text("")
+    (source / "sub" / "run.sh").chmod(0o755)
+    (source / "data.txt").write_text("x")
+    (source / "link").symlink_to("/etc/hostname")
+    (source / "linkdir").symlink_to(source / "sub")
+    target = tmp_path / "dst"
+    target.mkdir(mode=0o700)
+    copy_private(source, target)
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == ["data.txt", "sub", "sub/run.sh"]
+    assert (target / "data.txt").stat().st_mode & 0o777 == 0o600
+    assert (target / "sub" / "run.sh").stat().st_mode & 0o777 == 0o700
+    assert (target / "sub").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_launch_uploads_the_pinned_payload(context: PluginContext, fake_cli: FakeCli, repo: Path) -> None:
+    pool = Pool(name="p", queue="prov/wt", queue_source="q", device_provider="d", launcher="hyperexecute",
+                udids=("U1",), launch={"client_id_env": "TC_CLIENT_A55", "access_token_env": "TC_TOKEN_A55",
+                                       "payload": str(repo), "payload_ref": "v1"})
+    launcher = HyperExecuteLauncher({"cli": str(fake_cli.path)}, context)
+    assert launcher.check([pool], network=True) == []  # fetched and verified
+    result = launcher.launch(LaunchRequest(launch_id="L1", pool=pool, udid="U1", labels=("tcdp", "p", "U1")))
+    assert result.ok
+    assert "VERSION" in fake_cli.record()["files"]
+    assert json.loads(fake_cli.record()["yaml"])["framework"]["args"]["fixedIP"] == "U1"
+    branch = Pool(**{**pool.__dict__, "launch": {**pool.launch, "payload_ref": "main"}})
+    bad = launcher.launch(LaunchRequest(launch_id="L2", pool=branch, udid="U1", labels=("tcdp", "p", "U1")))
+    assert not bad.ok and "is a branch" in bad.detail
+    assert launcher.check([branch], network=True) == [f"pool p: payload {repo}: payload_ref 'main' is a branch; "
+                                                      "pin a tag or a commit SHA"]
+
+
+def test_a_local_payload_that_fails_verification_fails_the_launch(
+    context: PluginContext, fake_cli: FakeCli, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    pool = Pool(name="p", queue="prov/wt", queue_source="q", device_provider="d", launcher="hyperexecute",
+                udids=("U1",), launch={"client_id_env": "TC_CLIENT_A55", "access_token_env": "TC_TOKEN_A55",
+                                       "payload": str(tmp_path / "empty")})
+    result = HyperExecuteLauncher({"cli": str(fake_cli.path)}, context).launch(
+        LaunchRequest(launch_id="L1", pool=pool, udid="U1", labels=("tcdp", "p", "U1")))
+    assert not result.ok and result.detail == f"payload {tmp_path / 'empty'}: no job-template.json"
+
+
+def test_merge_is_deep() -> None:
+    assert merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == {"a": {"b": 3, "c": 2}, "d": [2]}
