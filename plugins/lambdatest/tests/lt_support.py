@@ -19,8 +19,9 @@ SECRETS = (LT_KEY, TC_TOKEN)
 ENVIRON = {
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     "HOME": "/nonexistent-home",
-    "LT_USERNAME": os.environ.get("LT_USERNAME", LT_USER),  # real ones only when re-recording
-    "LT_ACCESS_KEY": os.environ.get("LT_ACCESS_KEY", LT_KEY),
+    # real credentials only when re-recording cassettes (LT_RECORD=1), never by accident
+    "LT_USERNAME": os.environ["LT_USERNAME"] if os.environ.get("LT_RECORD") else LT_USER,
+    "LT_ACCESS_KEY": os.environ["LT_ACCESS_KEY"] if os.environ.get("LT_RECORD") else LT_KEY,
     "TC_CLIENT_A55": TC_CLIENT,
     "TC_TOKEN_A55": TC_TOKEN,
     "UNRELATED_SECRET": "must-not-reach-the-cli",

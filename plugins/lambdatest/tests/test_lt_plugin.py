@@ -39,3 +39,13 @@ def test_device_patterns_and_worker_ids() -> None:
         "TC_WORKER_POOL_ID": "proj-autophone/gecko-t-a55", "TC_PROVISIONER_ID": "proj-autophone",
         "TC_WORKER_TYPE": "gecko-t-a55", "TC_WORKER_GROUP": "lambda",
     }
+
+
+def test_no_cassette_holds_credentials() -> None:
+    from lt_support import LT_KEY, LT_USER, REPO
+
+    cassettes = sorted((REPO / "cassettes" / "lambdatest").glob("*.yaml"))
+    assert len(cassettes) >= 10
+    for cassette in cassettes:
+        text = cassette.read_text()
+        assert "authorization" not in text.lower() and LT_KEY not in text and LT_USER not in text, cassette.name

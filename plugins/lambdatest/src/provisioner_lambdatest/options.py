@@ -25,7 +25,7 @@ PROVIDER_OPTIONS: dict[str, Option] = {
     "retries": Option(int, 2, "extra tries on 5xx, 429 and connection errors"),
     "retry_backoff": Option((int, float), 1.0, "seconds before the first retry, doubled each time"),
     "jobs_page_size": Option(int, 100, "jobs asked per page"),
-    "jobs_max_pages": Option(int, 10, "pages read per call at most"),
+    "jobs_max_pages": Option(int, 20, "pages read per call at most"),
 }
 
 LAUNCHER_OPTIONS: dict[str, Option] = {
