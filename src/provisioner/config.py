@@ -52,7 +52,7 @@ class Settings:
     failures_before_hold: int = 3
     retry_backoff_seconds: float = 60.0
     hold_seconds: float = 3600.0
-    jobs_lookback_seconds: float = 6 * 3600.0
+    jobs_lookback_seconds: float = 2 * 3600.0
     seed: int | None = None
 
     @property
@@ -72,7 +72,7 @@ SETTINGS: dict[str, Option] = {
     "failures_before_hold": Option(int, 3, "failed submissions in a row after which a phone is held back"),
     "retry_backoff_seconds": Option((int, float), 60.0, "wait before retrying a phone after a failed submission (doubles)"),
     "hold_seconds": Option((int, float), 3600.0, "how long a phone that keeps failing is held back"),
-    "jobs_lookback_seconds": Option((int, float), 6 * 3600.0, "how far back the provider's job list is read"),
+    "jobs_lookback_seconds": Option((int, float), 2 * 3600.0, "how far back the provider's job list is read (longer than a job lives)"),
     "seed": Option(int, None, "seed for picking phones (default: a new one each start)"),
 }
 
