@@ -71,6 +71,21 @@ class ProvisionerSpecs:
         """
 
     @hookspec
+    def provisioner_commands(self) -> Iterable[Any]:
+        """Extra ``provisioner`` subcommands (``click.Command`` objects), e.g. a launcher's maintenance task.
+
+        A name already taken by a built-in command is ignored. Example::
+
+            @hookimpl
+            def provisioner_commands():
+                @click.command("hyperexecute-update")
+                @click.option("-c", "--config", required=True)
+                def update(config):
+                    ...
+                return [update]
+        """
+
+    @hookspec
     def provisioner_cycle(self, report: Any) -> None:
         """A cycle was observed and planned (called before its launches are submitted).
 

@@ -10,7 +10,31 @@ from .plugins import plugins
 from .run import run
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginGroup(click.Group):
+    """Built-in subcommands, plus those plugins add through ``provisioner_commands`` (loaded only when needed)."""
+
+    _plugin_commands: dict[str, click.Command] | None = None
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            from ..manager import plugin_manager
+
+            found: dict[str, click.Command] = {}
+            for commands in plugin_manager().hook.provisioner_commands():
+                for command in commands or ():
+                    if isinstance(command, click.Command) and command.name and command.name not in self.commands:
+                        found.setdefault(command.name, command)
+            self._plugin_commands = found
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.plugin_commands()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or self.plugin_commands().get(name)
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="provisioner")
 def cli() -> None:
     """Keeps a fleet of real phones in a device cloud busy with CI tasks."""

@@ -30,3 +30,10 @@ def provisioner_job_launchers() -> Iterable[RoleSpec]:
         pool_options=POOL_OPTIONS,
         description="one HyperExecute job per launch through the hyperexecute CLI",
     )
+
+
+@hookimpl
+def provisioner_commands() -> Iterable[object]:
+    from .commands import hyperexecute_update
+
+    return [hyperexecute_update]
