@@ -20,6 +20,7 @@ from typing import Any
 
 from loguru import logger
 
+from . import notify
 from .clock import Clock
 from .config import Config
 from .ledger import Ledger
@@ -354,6 +355,7 @@ class Provisioner:
                     self.cycle()
                 except Exception:  # noqa: BLE001 - the loop outlives any one cycle's bug
                     logger.exception("cycle {} failed; going on", self.cycles)
+                notify.watchdog(f"cycle {self.cycles}")  # systemd restarts a loop that stops coming here
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
                 if duration is not None and self.clock.now() - start >= duration:

@@ -9,6 +9,7 @@ import threading
 import click
 from loguru import logger
 
+from .. import notify
 from ..ledger import Ledger
 from ..logs import setup
 from ..loop import Provisioner
@@ -26,6 +27,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
         name = signal.Signals(signum).name
         if len(received) == 1:
             logger.info("{}: stopping: no new launches, waiting for submissions in flight", name)
+            notify.stopping()
             stop.set()
         elif len(received) == 2:
             logger.warning("{}: still stopping; one more signal exits at once", name)
@@ -35,6 +37,28 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
+    _wake_main_thread_on_signal(stop)
+
+
+def _wake_main_thread_on_signal(stop: threading.Event) -> None:
+    """Python runs signal handlers in the main thread only, and a signal the kernel hands to a submission
+    thread does not interrupt the main thread's sleep: the stop would wait for the end of the cycle's sleep.
+    The signal's number also lands in a wakeup pipe; a watcher thread sets ``stop``, the main thread wakes
+    and runs the handler at once."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    wanted = {int(s) for s in STOP_SIGNALS}
+
+    def watch() -> None:
+        while True:
+            data = os.read(read_fd, 64)
+            if not data:
+                return
+            if wanted & set(data):
+                stop.set()
+
+    threading.Thread(target=watch, name="signal-wakeup", daemon=True).start()
 
 
 @click.command()
@@ -66,6 +90,13 @@ def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: fl
         "provisioner started: {} pools, cycle every {:g} s{}", len(loaded.runtime.pools), settings.interval,
         " (dry run: nothing will be launched)" if dry_run else "",
     )
+    period = notify.watchdog_seconds()
+    if period is not None and period < 2 * settings.interval:
+        logger.warning(
+            "systemd's watchdog ({:g} s) is shorter than two cycles ({:g} s): raise WatchdogSec", period,
+            2 * settings.interval,
+        )
+    notify.ready(f"{len(loaded.runtime.pools)} pools")
     try:
         provisioner.run(stop, max_cycles=1 if once else cycles, duration=duration)
     finally:
