@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml plugins/taskcluster/pyproject.toml plugins/lambdatest/p
 setup: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf state/sim  # a fresh simulated cloud each time: forget the last demo's launches
 	$(BIN)/provisioner check -c examples/sim.toml
 	$(BIN)/provisioner run -c examples/sim.toml --duration 40
 
