@@ -17,6 +17,7 @@ from provisioner_taskcluster.settings import Settings
 from provisioner_taskcluster.source import TaskclusterQueues
 from tc_helpers import CASSETTES, START, StubAdapter
 
+Handler = Callable[[requests.PreparedRequest], requests.Response]
 CREDENTIAL_VARIABLES = ("TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_ACCESS_TOKEN")
 
 
@@ -83,8 +84,10 @@ def tc_log() -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def stub_session() -> Callable[[Callable[[requests.PreparedRequest], requests.Response]], tuple[requests.Session, StubAdapter]]:
-    def make(handler: Callable[[requests.PreparedRequest], requests.Response]) -> tuple[requests.Session, StubAdapter]:
+def stub_session() -> Callable[[Handler], tuple[requests.Session, StubAdapter]]:
+    """``stub_session(handler)`` -> a Session whose every request goes to ``handler``, and the adapter."""
+
+    def make(handler: Handler) -> tuple[requests.Session, StubAdapter]:
         session = requests.Session()
         adapter = StubAdapter(handler)
         session.mount("https://", adapter)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -76,8 +78,6 @@ def test_tc_counts_batch_chunks_of_1000(make_source, stub_session, monkeypatch):
     queues = [f"proj-autophone/wt-{i}" for i in range(5)]
 
     def handler(request):
-        import json
-
         ids = json.loads(request.body)["taskQueueIds"]
         assert len(ids) <= 2
         return make_response(request, 200, {"taskQueueCounts": [
@@ -91,8 +91,8 @@ def test_tc_counts_batch_chunks_of_1000(make_source, stub_session, monkeypatch):
 
 
 def test_tc_counts_batch_403_asks_each_queue(make_source, stub_session, tc_log):
-    forbidden = {"code": "InsufficientScopes",
-                 "message": "needs:\n\n```\n{\"AllOf\": [\"queue:pending-count:proj-autophone/gecko-t-lambda-alpha-a55\"]}\n```\n"}
+    scopes = {"AllOf": ["queue:pending-count:proj-autophone/gecko-t-lambda-alpha-a55"]}
+    forbidden = {"code": "InsufficientScopes", "message": f"needs:\n\n```\n{json.dumps(scopes)}\n```\n"}
 
     def handler(request):
         if request.method == "POST" or "alpha" in request.url:

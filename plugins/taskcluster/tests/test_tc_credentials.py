@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import mohawk
 import pytest
 import vcr as vcrpy
 
 from provisioner import QueueCounts
-from tc_helpers import Q1
+from provisioner_taskcluster.stub import StubDeployment
+from tc_helpers import Q1, make_response
 
 FAKE_ID = "fake-client-id"
 FAKE_TOKEN = "fake-access-token-0123456789abcdefghijklmnopqrstuv"
@@ -66,58 +63,21 @@ def test_tc_credentials_never_reach_cassette_or_log(vcr, make_source, credential
         assert counts == {Q1: QueueCounts(37, 12)}
 
 
-class _TaskclusterStub(BaseHTTPRequestHandler):
-    """Answers taskQueueCounts and verifies the Hawk signature with the fake credentials, as a deployment would."""
-
-    verified: list[bool] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        url = f"http://{self.headers['Host']}{self.path}"
-        try:
-            mohawk.Receiver(lambda _id: {"id": FAKE_ID, "key": FAKE_TOKEN, "algorithm": "sha256"},
-                            self.headers["Authorization"], url, "GET", content="", content_type="",
-                            seen_nonce=None)
-            self.verified.append(True)
-        except Exception:
-            self.verified.append(False)
-        payload = json.dumps(COUNTS_BODY).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def stub_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TaskclusterStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _TaskclusterStub.verified = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_tc_recording_strips_authorization(stub_server, vcr_config, make_source, tmp_path):
+def test_tc_recording_strips_authorization(vcr_config, make_source, tmp_path):
     """Record a real (local) exchange with credentials through this suite's vcr_config: no token is written."""
     environ = {"TASKCLUSTER_CLIENT_ID": FAKE_ID, "TASKCLUSTER_ACCESS_TOKEN": FAKE_TOKEN}
-    source = make_source(environ=environ, root_url=stub_server)
     path = tmp_path / "recorded.yaml"
-    with vcrpy.VCR(record_mode="all", **vcr_config).use_cassette(str(path)):
-        assert source.counts([Q1]) == {Q1: QueueCounts(4, 2)}
-    assert _TaskclusterStub.verified == [True]  # the deployment saw a valid Hawk signature
+    with StubDeployment(counts=lambda queue: (4, 2), credentials=(FAKE_ID, FAKE_TOKEN)) as deployment:
+        source = make_source(environ=environ, root_url=deployment.root_url)
+        with vcrpy.VCR(record_mode="all", **vcr_config).use_cassette(str(path)):
+            assert source.counts([Q1]) == {Q1: QueueCounts(4, 2)}
+    assert deployment.hawk_ok == [True]  # the deployment saw a valid Hawk signature
     text = path.read_text()
     assert "task-queues/proj-autophone%2Fgecko-t-lambda-perf-a55/counts" in text
     assert FAKE_TOKEN not in text and "authorization" not in text.lower() and "hawk" not in text.lower()
 
 
 def test_tc_half_credentials_go_anonymous(make_source, stub_session, tc_log):
-    from tc_helpers import make_response
-
     session, adapter = stub_session(lambda request: make_response(request, 200, COUNTS_BODY))
     source = make_source(environ={"TASKCLUSTER_ACCESS_TOKEN": FAKE_TOKEN}, session=session)
     source.counts([Q1])
@@ -128,8 +88,6 @@ def test_tc_half_credentials_go_anonymous(make_source, stub_session, tc_log):
 
 
 def test_tc_credentials_from_renamed_variables(make_source, stub_session):
-    from tc_helpers import make_response
-
     session, adapter = stub_session(lambda request: make_response(request, 200, COUNTS_BODY))
     environ = {"TC_ID": FAKE_ID, "TC_TOKEN": FAKE_TOKEN, "TASKCLUSTER_CLIENT_ID": "other"}
     source = make_source(environ=environ, session=session, client_id_env="TC_ID", access_token_env="TC_TOKEN")

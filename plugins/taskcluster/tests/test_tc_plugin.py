@@ -20,6 +20,8 @@ from provisioner_taskcluster.source import TaskclusterQueues
 from provisioner_taskcluster.transport import insufficient_scopes, render_scopes, retry_after
 from tc_helpers import Q1, make_response
 
+COUNTS_URL = "https://tc.example.com/api/queue/v1/task-queues/proj-autophone%2Fgecko-t-lambda-perf-a55/counts"
+
 
 def test_tc_entry_point_offers_the_taskcluster_queue_source():
     (ep,) = [ep for ep in entry_points(group=PROJECT) if ep.name == "taskcluster"]
@@ -54,7 +56,8 @@ def test_tc_factory_builds_a_queue_source_without_network(monkeypatch):
 
 
 @pytest.mark.parametrize("configured, environ, expected, origin", [
-    ("https://tc.example.com/", {"TASKCLUSTER_ROOT_URL": "https://env.example.com"}, "https://tc.example.com", "config"),
+    ("https://tc.example.com/", {"TASKCLUSTER_ROOT_URL": "https://env.example.com"}, "https://tc.example.com",
+     "config"),
     ("", {"TASKCLUSTER_ROOT_URL": "https://env.example.com/"}, "https://env.example.com", "TASKCLUSTER_ROOT_URL"),
     ("", {}, "https://firefox-ci-tc.services.mozilla.com", "default"),
 ])
@@ -78,7 +81,7 @@ def test_tc_urls_without_the_official_client_method(monkeypatch):
     monkeypatch.setattr(built._queue, "funcinfo", {})  # an old client that knows none of these
     monkeypatch.setattr(built._worker_manager, "funcinfo", {})
     assert [built.counts(Q1), built.counts_batch(), built.ping(), built.workers("p", "wt", "a+b/=")] == expected
-    assert expected[0] == "https://tc.example.com/api/queue/v1/task-queues/proj-autophone%2Fgecko-t-lambda-perf-a55/counts"
+    assert expected[0] == COUNTS_URL
     assert expected[3].endswith("/workers?quarantined=true&continuationToken=a%2Bb%2F%3D")
 
 
@@ -89,7 +92,7 @@ def test_tc_urls_when_the_client_fails_to_build(monkeypatch):
         raise RuntimeError("incompatible")
 
     monkeypatch.setattr(built._queue, "buildUrl", broken)
-    assert built.counts(Q1) == "https://tc.example.com/api/queue/v1/task-queues/proj-autophone%2Fgecko-t-lambda-perf-a55/counts"
+    assert built.counts(Q1) == COUNTS_URL
 
 
 def test_tc_scope_expressions_and_retry_after():

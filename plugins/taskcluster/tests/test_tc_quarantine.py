@@ -55,9 +55,11 @@ def test_tc_quarantine_page_limit_makes_it_unknown(make_source, stub_session, tc
 
 @pytest.mark.parametrize("body, reason", [
     ({"nobody": []}, "workers missing or not a list"),
-    ({"workers": [{"workerGroup": "lambda", "quarantineUntil": "3025-01-01T00:00:00.000Z"}]}, "a worker has no workerId"),
+    ({"workers": [{"workerGroup": "lambda", "quarantineUntil": "3025-01-01T00:00:00.000Z"}]},
+     "a worker has no workerId"),
     ({"workers": [{"workerId": "R5"}]}, "quarantineUntil missing or not a string"),
-    ({"workers": [{"workerId": "R5", "quarantineUntil": "next tuesday"}]}, "quarantineUntil 'next tuesday' is not a date"),
+    ({"workers": [{"workerId": "R5", "quarantineUntil": "next tuesday"}]},
+     "quarantineUntil 'next tuesday' is not a date"),
     ({"workers": [], "continuationToken": 5}, "continuationToken is not a non-empty string"),
 ])
 def test_tc_quarantine_bad_body_is_unknown(make_source, stub_session, tc_log, body, reason):

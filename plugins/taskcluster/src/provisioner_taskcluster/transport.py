@@ -131,7 +131,6 @@ class Transport:
         self.rng = rng
         self.signer = signer
         self.who = who  # "anonymous" or "client <clientId>" (a client id is not a secret)
-        self.requests_sent = 0
 
     def request(self, endpoint: str, method: str, url: str, budget: Budget, payload: Any = None) -> dict[str, Any]:
         """Send one call, retrying 5xx, 429, timeouts and connection errors while attempts and budget last.
@@ -165,8 +164,8 @@ class Transport:
             if attempt >= self.policy.max_attempts:
                 raise CallError(endpoint, method, url, f"{reason}; gave up after {attempts}", status=status)
             if delay >= budget.remaining():
-                raise CallError(endpoint, method, url,
-                                f"{reason}; no time left in this cycle's budget to retry after {attempts}", status=status)
+                reason += f"; no time left in this cycle's budget to retry after {attempts}"
+                raise CallError(endpoint, method, url, reason, status=status)
             self.clock.sleep(delay)
 
     def _send(self, method: str, url: str, body: bytes | None, remaining: float) -> requests.Response:
@@ -180,7 +179,6 @@ class Transport:
             max(MIN_TIMEOUT, min(self.policy.connect_timeout, remaining)),
             max(MIN_TIMEOUT, min(self.policy.read_timeout, remaining)),
         )
-        self.requests_sent += 1
         return self.session.request(method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
 
     def _backoff(self, attempt: int) -> float:
