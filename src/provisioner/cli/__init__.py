@@ -43,6 +43,7 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(check)
 cli.add_command(plugins)
+cli.add_command(__import__("provisioner.cli.simulate", fromlist=["simulate"]).simulate)  # issue 5
 
 
 def main() -> None:

@@ -10,7 +10,10 @@ The model follows what production showed (see DESIGN.md and the reference notes)
 - the device list lags: a phone that a job just took keeps being listed idle (``active``) for
   ``list_lag_seconds``;
 - a job launched on a phone that is taken waits in the cloud's queue until the phone frees;
-- a selector launch gets a phone picked by the cloud among the idle phones that match.
+- a selector launch gets a phone picked by the cloud among the idle phones that match;
+- remote calls fail for a while (``faults``): an endpoint answers an error, garbage, or nothing at all. On a
+  virtual clock a hang is a timeout: the call costs its timeout in clock time, then fails. A launch that times
+  out may still have reached the cloud (``went_through``): its job runs, though the caller was told it failed.
 
 The simulation is event driven and lazy: every public method first processes, in time order, the events due up
 to ``clock.now()`` (task arrivals, claims, job ends, phones freed). It never sleeps, so it runs as well on a
@@ -33,6 +36,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..model import JobState, LaunchRequest, LaunchResult, Phone, PhoneState, Pool, QueueCounts, RemoteJob, Selector
+from ..types import RemoteError
 
 JOB_URL = "https://sim.invalid/hyperexecute/task?jobId={job_id}"
 
@@ -43,6 +47,30 @@ class QueueSpec:
 
     burst: int = 0
     per_hour: float = 0.0
+
+
+ENDPOINTS = ("counts", "quarantined", "phones", "jobs", "launch")
+FAULT_KINDS = ("error", "timeout", "garbage")
+FAULT_KEYS = ("start", "end", "endpoints", "kind", "rate", "timeout_seconds", "went_through")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A window during which calls to some endpoints fail.
+
+    ``start`` and ``end`` are seconds after the fleet was created; ``rate`` is the share of calls that fail;
+    ``kind`` is ``error`` (an HTTP 5xx), ``garbage`` (an answer that cannot be parsed) or ``timeout`` (no answer:
+    the call costs ``timeout_seconds`` of clock time, then fails). ``went_through`` is the share of launches
+    that time out but still reached the cloud.
+    """
+
+    start: float
+    end: float
+    endpoints: tuple[str, ...] = ENDPOINTS
+    kind: str = "error"
+    rate: float = 1.0
+    timeout_seconds: float = 30.0
+    went_through: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,7 @@ class FleetConfig:
     launch_failure_rate: float = 0.0
     quarantined: tuple[str, ...] = ()
     faulty: tuple[str, ...] = ()
+    faults: tuple[FaultSpec, ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> FleetConfig:
@@ -84,6 +113,7 @@ class FleetConfig:
             launch_failure_rate=_rate(get("launch_failure_rate", base.launch_failure_rate)),
             quarantined=_names(get("quarantined", ()), "quarantined", allow_empty=True),
             faulty=_names(get("faulty", ()), "faulty", allow_empty=True),
+            faults=_faults(get("faults", ())),
         )
 
     def udids(self) -> list[str]:
@@ -117,10 +147,43 @@ def _seconds(value: Any, key: str) -> float:
     return float(value)
 
 
-def _rate(value: Any) -> float:
+def _rate(value: Any, key: str = "launch_failure_rate") -> float:
     if not _number(value) or not 0 <= value <= 1:
-        raise _bad("launch_failure_rate", f"expected a number from 0 to 1, got {value!r}")
+        raise _bad(key, f"expected a number from 0 to 1, got {value!r}")
     return float(value)
+
+
+def _faults(value: Any) -> tuple[FaultSpec, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise _bad("faults", f"expected an array of tables {{start, end, endpoints, kind}}, got {value!r}")
+    return tuple(_fault(table, f"faults[{i}]") for i, table in enumerate(value))
+
+
+def _fault(table: Any, where: str) -> FaultSpec:
+    if not isinstance(table, Mapping):
+        raise _bad(where, f"expected a table {{start, end, endpoints, kind}}, got {table!r}")
+    unknown = sorted(set(table) - set(FAULT_KEYS))
+    if unknown:
+        raise _bad(f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(FAULT_KEYS)})")
+    for key in ("start", "end"):
+        if key not in table:
+            raise _bad(f"{where}.{key}", "missing (required)")
+    start = _seconds(table["start"], f"{where}.start")
+    end = _seconds(table["end"], f"{where}.end")
+    if end < start:
+        raise _bad(f"{where}.end", f"ends ({end:g}) before it starts ({start:g})")
+    endpoints = _names(table.get("endpoints", list(ENDPOINTS)), f"{where}.endpoints")
+    for name in endpoints:
+        if name not in ENDPOINTS:
+            raise _bad(f"{where}.endpoints", f"unknown endpoint {name!r} (known: {', '.join(ENDPOINTS)})")
+    kind = table.get("kind", "error")
+    if kind not in FAULT_KINDS:
+        raise _bad(f"{where}.kind", f"expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+    return FaultSpec(
+        start, end, endpoints, kind, _rate(table.get("rate", 1.0), f"{where}.rate"),
+        _seconds(table.get("timeout_seconds", 30.0), f"{where}.timeout_seconds"),
+        _rate(table.get("went_through", 0.5), f"{where}.went_through"),
+    )
 
 
 def _names(value: Any, key: str, allow_empty: bool = False) -> tuple[str, ...]:
@@ -148,6 +211,14 @@ def _queues(value: Any) -> dict[str, QueueSpec]:
             raise _bad(f"{where}.per_hour", f"expected a non-negative number, got {per_hour!r}")
         specs[str(queue_id)] = QueueSpec(burst, float(per_hour))
     return specs
+
+
+class _TimedOut(RemoteError):
+    """A call that got no answer in time; for a launch, ``went_through`` says whether the cloud got it anyway."""
+
+    def __init__(self, message: str, went_through: bool = False) -> None:
+        super().__init__(message)
+        self.went_through = went_through
 
 
 # --- the simulation's inner state ------------------------------------------------------------------------------
@@ -255,6 +326,8 @@ class Fleet:
         self._launch_rng = random.Random(f"{seed}/launch")
         self._pick_rng = random.Random(f"{seed}/pick")
         self._id_rng = random.Random(f"{seed}/ids")
+        self._fault_rng = random.Random(f"{seed}/faults")
+        self._fault_log: list[tuple[float, str, str]] = []  # (when, endpoint, kind) of every call made to fail
         faulty = set(config.faulty)
         self._phones: dict[str, _Phone] = {}
         for i, udid in enumerate(config.udids()):
@@ -284,8 +357,10 @@ class Fleet:
     # --- public API: what the plugins call ---------------------------------------------------------------------
 
     def counts(self, queues: Iterable[str]) -> dict[str, QueueCounts]:
+        """Pending and claimed tasks per queue. Raises ``RemoteError`` during a fault window."""
+        self._gate("counts")
         with self._lock:
-            self._advance("counts")
+            self._advance("")
             out = {}
             for queue_id in queues:
                 queue = self._queues.get(queue_id)
@@ -293,52 +368,78 @@ class Fleet:
             return out
 
     def quarantined(self, queues: Iterable[str]) -> dict[str, frozenset[str]]:
+        self._gate("quarantined")
         with self._lock:
-            self._advance("quarantined")
+            self._advance("")
             return {queue_id: self._quarantined for queue_id in queues}
 
     def phones(self) -> list[Phone]:
         """Every phone in the cloud's fixed order; one a job took less than ``list_lag_seconds`` ago says idle."""
+        self._gate("phones")
         with self._lock:
-            now = self._advance("phones")
+            now = self._advance("")
             return [p.view(now) for p in self._phones.values()]
 
     def jobs(self, since: float) -> list[RemoteJob]:
         """Our jobs (first label is the job tag) created at or after ``since``, oldest first."""
+        self._gate("jobs")
         with self._lock:
-            self._advance("jobs")
+            self._advance("")
             return self._ours[bisect.bisect_left(self._our_times, since):]
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
+        """Submit a job. Raises ``RemoteError`` during a fault window (a timed-out one may still have gone through)."""
+        try:
+            self._gate("launch")
+        except _TimedOut as exc:
+            if exc.went_through and not request.dry_run and (not request.udid or request.udid in self._phones):
+                with self._lock:
+                    self._advance("")
+                    self._submit(request)
+            raise
         with self._lock:
-            now = self._advance("launch")
+            now = self._advance("")
             if request.dry_run:
                 return LaunchResult(ok=True, detail="dry run: nothing launched")
             unlucky = self._launch_rng.random() < self.config.launch_failure_rate
-            phone = self._phones.get(request.udid) if request.udid else None
-            if request.udid and phone is None:
+            if request.udid and request.udid not in self._phones:
                 return self._failed(f"no phone with UDID {request.udid} in the simulated cloud")
             if unlucky:
                 return self._failed("simulated submission failure (launch_failure_rate)")
-            job = _Job(str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)), request, now)
-            self._jobs.append(job)
-            if job.labels[:1] == (self.job_tag,):
-                job.index = len(self._ours)
-                self._ours.append(self._remote(job))
-                self._our_times.append(now)
-            self._queue(job.queue)
-            self._counters["launches"] += 1
-            if phone is not None:
-                self._launch_pinned(job, phone)
-            else:
-                self._launch_selector(job)
-            return LaunchResult(ok=True, job_id=job.id, url=JOB_URL.format(job_id=job.id), detail="submitted")
+            return self._submit(request)
+
+    def _submit(self, request: LaunchRequest) -> LaunchResult:
+        """The cloud takes the job: it waits for its phone, or the cloud picks one for a selector launch."""
+        now = self._now
+        phone = self._phones.get(request.udid) if request.udid else None
+        job = _Job(str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)), request, now)
+        self._jobs.append(job)
+        if job.labels[:1] == (self.job_tag,):
+            job.index = len(self._ours)
+            self._ours.append(self._remote(job))
+            self._our_times.append(now)
+        self._queue(job.queue)
+        self._counters["launches"] += 1
+        if phone is not None:
+            self._launch_pinned(job, phone)
+        else:
+            self._launch_selector(job)
+        return LaunchResult(ok=True, job_id=job.id, url=JOB_URL.format(job_id=job.id), detail="submitted")
 
     def add_tasks(self, queue_id: str, n: int) -> None:
         """Create ``n`` tasks in a queue now (tests and benchmarks)."""
         with self._lock:
             self._advance("")
             self._add_tasks(self._queue(queue_id), n)
+
+    def catalog(self) -> list[Phone]:
+        """Every phone with its model and OS version, as all idle; not a remote call (benchmarks use it)."""
+        return [Phone(p.udid, p.model, p.os_version) for p in self._phones.values()]
+
+    def fault_log(self) -> list[tuple[float, str, str]]:
+        """(when, endpoint, kind) of every call a fault window made fail, in time order."""
+        with self._lock:
+            return list(self._fault_log)
 
     def stats(self) -> dict[str, Any]:
         """Counters for benchmarks: launches, wasted jobs, double bookings, task creation and claim times..."""
@@ -363,6 +464,7 @@ class Fleet:
                 "tasks_claimed": sum(1 for t in tasks if t[2] is not None),
                 "tasks": tasks,  # (queue id, created_at, claimed_at or None), in creation order
                 "calls": dict(self._calls),  # remote calls by endpoint
+                "faults": dict(Counter(endpoint for _, endpoint, _ in self._fault_log)),  # calls made to fail
             }
 
     def check(self, pools: Sequence[Pool]) -> list[str]:
@@ -376,6 +478,33 @@ class Fleet:
             if not pool.udids and not any(_selects(pool.selector, kind) for kind in kinds):
                 problems.append(f"pool {pool.name}: selector {pool.selector} matches no phone of the simulated fleet")
         return problems
+
+    # --- faults -----------------------------------------------------------------------------------------------
+
+    def _gate(self, endpoint: str) -> None:
+        """Count the call; during a fault window on the endpoint, fail it as the window says."""
+        with self._lock:
+            self._calls[endpoint] += 1
+            now = max(self._now, self.clock.now())
+            fault = self._fault_now(endpoint, now)
+            if fault is None:
+                return
+            self._fault_log.append((now, endpoint, fault.kind))
+            went_through = endpoint == "launch" and self._fault_rng.random() < fault.went_through
+        if fault.kind == "timeout":
+            self.clock.sleep(fault.timeout_seconds)  # outside the lock: other callers go on meanwhile
+            raise _TimedOut(f"sim: {endpoint}: no answer within {fault.timeout_seconds:g} s", went_through)
+        if fault.kind == "garbage":
+            raise RemoteError(f"sim: {endpoint}: answered garbage (HTTP 200, body is not JSON)")
+        raise RemoteError(f"sim: {endpoint}: HTTP 503 Service Unavailable")
+
+    def _fault_now(self, endpoint: str, now: float) -> FaultSpec | None:
+        since = now - self._started_at
+        for fault in self.config.faults:
+            if fault.start <= since < fault.end and endpoint in fault.endpoints:
+                if fault.rate >= 1 or self._fault_rng.random() < fault.rate:
+                    return fault
+        return None
 
     # --- launching --------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from loguru import logger
 
 from ..hookspecs import hookimpl
 from ..model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob
-from ..types import Option, PluginContext, RoleSpec
+from ..types import Option, PluginContext, RemoteError, RoleSpec
 from .fleet import Fleet, FleetConfig
 
 NAME = "sim"
@@ -56,6 +56,10 @@ OPTIONS: dict[str, Option] = {
     "launch_failure_rate": Option(SECONDS, _D.launch_failure_rate, "share of submissions that fail (0..1)"),
     "quarantined": Option(list, [], "UDIDs quarantined in every queue (their workers claim nothing)"),
     "faulty": Option(list, [], "UDIDs listed faulty (jobs pinned to them fail)"),
+    "faults": Option(
+        list, [], "windows of failing remote calls: [{start, end, endpoints, kind = error|timeout|garbage, rate, "
+        "timeout_seconds, went_through}], times in seconds after start",
+    ),
 }
 
 
@@ -85,11 +89,21 @@ class _SimRole:
 
 
 class SimQueueSource(_SimRole):
+    """Counts and quarantine; ``None`` per queue when the (simulated) remote call fails."""
+
     def counts(self, queues: Sequence[str]) -> Mapping[str, QueueCounts | None]:
-        return self.fleet.counts(queues)
+        try:
+            return self.fleet.counts(queues)
+        except RemoteError as exc:
+            logger.warning("{}", exc)
+            return {queue: None for queue in queues}
 
     def quarantined(self, queues: Sequence[str]) -> Mapping[str, frozenset[str] | None]:
-        return self.fleet.quarantined(queues)
+        try:
+            return self.fleet.quarantined(queues)
+        except RemoteError as exc:
+            logger.warning("{}", exc)
+            return {queue: None for queue in queues}
 
 
 class SimDeviceProvider(_SimRole):
@@ -105,7 +119,10 @@ class SimDeviceProvider(_SimRole):
 
 class SimLauncher(_SimRole):
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        return self.fleet.launch(request)
+        try:
+            return self.fleet.launch(request)
+        except RemoteError as exc:
+            return LaunchResult(ok=False, detail=str(exc))
 
 
 @hookimpl
