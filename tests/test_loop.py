@@ -226,3 +226,17 @@ def test_an_observer_that_raises_is_not_fatal(tmp_path, log_lines):
                                     "provisioner_launch_submitted": staticmethod(lambda **k: None)})()
     p.cycle()
     assert any("an observer plugin failed in provisioner_cycle: RuntimeError: metrics down" in line for line in log_lines)
+
+
+def test_unknown_job_list_means_no_launch(tmp_path, log_lines):
+    def break_jobs(runtime):
+        def jobs(since):
+            raise RemoteError("GET jobs: read timed out")
+
+        runtime.objects["device_provider"]["sim"].jobs = jobs
+
+    p, _, _, _ = make(tmp_path, tweak=break_jobs)
+    report = p.cycle()
+    assert report.plan.launches == ()
+    assert {d.reason for d in report.plan.decisions} == {"phones or jobs unknown: no launch"}
+    assert any("unknown this cycle: sim: jobs: GET jobs: read timed out" in line for line in log_lines)

@@ -65,7 +65,7 @@ def test_unknown_phone_list_means_no_launch_at_all():
     o = Observation({"qa": QueueCounts(3, 0)}, {"qa": frozenset()}, {"prov": None})
     result = plan([a], o, LIMITS, NOW)
     assert result.launches == ()
-    assert "phone list unknown" in result.decisions[0].reason
+    assert "phones or jobs unknown" in result.decisions[0].reason
 
 
 def test_unknown_quarantine_means_no_launch():

@@ -186,6 +186,8 @@ class Provisioner:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown)
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown)
+            if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
+                phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
         return obs, unknown, jobs
 

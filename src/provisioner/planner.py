@@ -198,7 +198,7 @@ def _want(pool: Pool, obs: Observation, d: dict) -> tuple[int, str]:
     if not pool.enabled:
         return 0, "disabled"
     if obs.phones.get(pool.device_provider) is None:
-        return 0, "phone list unknown: no launch"
+        return 0, "phones or jobs unknown: no launch"
     if obs.counts.get(pool.queue) is None:
         return 0, "pending unknown: no launch"
     if obs.quarantined.get(pool.queue) is None:
