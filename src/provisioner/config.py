@@ -54,6 +54,10 @@ class Settings:
     hold_seconds: float = 3600.0
     jobs_lookback_seconds: float = 2 * 3600.0
     seed: int | None = None
+    job_failures_before_hold: int = 3
+    job_failure_window_seconds: float = 3 * 3600.0
+    job_failure_hold_seconds: float = 2 * 3600.0
+    job_failure_outcomes: tuple[str, ...] = ("failed", "lambda_error", "timeout")
 
     @property
     def limits(self) -> Limits:
@@ -74,6 +78,12 @@ SETTINGS: dict[str, Option] = {
     "hold_seconds": Option((int, float), 3600.0, "how long a phone that keeps failing is held back"),
     "jobs_lookback_seconds": Option((int, float), 2 * 3600.0, "how far back the provider's job list is read (longer than a job lives)"),
     "seed": Option(int, None, "seed for picking phones (default: a new one each start)"),
+    "job_failures_before_hold": Option(int, 3, "jobs failing in a row (within the window) after which a phone is held"),
+    "job_failure_window_seconds": Option((int, float), 3 * 3600.0, "only job failures this recent count"),
+    "job_failure_hold_seconds": Option((int, float), 2 * 3600.0, "how long a phone whose jobs keep failing is held"),
+    "job_failure_outcomes": Option(
+        list, ["failed", "lambda_error", "timeout"], "the provider's job outcomes that count as a failure of the phone"
+    ),
 }
 
 POOL_KEYS: dict[str, Option] = {
@@ -194,12 +204,18 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
             problems.append(ConfigProblem(file, key, "unknown table (known: provisioner, defaults, pools, plugins)"))
 
     s = validate_table(raw.get("provisioner", {}), SETTINGS, file, "provisioner", problems)
-    for key in ("interval", "launch_interval", "max_startup_seconds", "retry_backoff_seconds", "hold_seconds"):
+    for key in ("interval", "launch_interval", "max_startup_seconds", "retry_backoff_seconds", "hold_seconds",
+                "job_failure_window_seconds", "job_failure_hold_seconds"):
         if isinstance(s.get(key), (int, float)) and s[key] < 0:
             problems.append(ConfigProblem(file, f"provisioner.{key}", "must not be negative"))
-    for key in ("max_launches_per_cycle", "max_starting", "launch_concurrency", "failures_before_hold"):
-        if isinstance(s.get(key), int) and s[key] < (1 if key in ("launch_concurrency", "failures_before_hold") else 0):
+    at_least_one = ("launch_concurrency", "failures_before_hold", "job_failures_before_hold")
+    for key in ("max_launches_per_cycle", "max_starting", *at_least_one):
+        if isinstance(s.get(key), int) and s[key] < (1 if key in at_least_one else 0):
             problems.append(ConfigProblem(file, f"provisioner.{key}", "is too small"))
+    if isinstance(s.get("job_failure_outcomes"), list):
+        if not all(isinstance(o, str) and o for o in s["job_failure_outcomes"]):
+            problems.append(ConfigProblem(file, "provisioner.job_failure_outcomes", "must be a list of outcome words"))
+        s["job_failure_outcomes"] = tuple(map(str, s["job_failure_outcomes"]))
     if "state_dir" in s:
         s["state_dir"] = (path.parent / s["state_dir"]).resolve()
     settings = Settings(**{k: v for k, v in s.items() if k in SETTINGS})

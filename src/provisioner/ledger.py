@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .model import Launch, LaunchState
@@ -30,7 +31,30 @@ CREATE TABLE IF NOT EXISTS launches (
 );
 CREATE INDEX IF NOT EXISTS launches_state ON launches(state);
 CREATE INDEX IF NOT EXISTS launches_udid ON launches(udid, submitted_at);
+CREATE INDEX IF NOT EXISTS launches_updated ON launches(updated_at);
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    udid TEXT NOT NULL,
+    since REAL NOT NULL,
+    until REAL NOT NULL,
+    source TEXT NOT NULL,  -- manual | jobs (held for failing jobs) | release (an operator's release, a marker)
+    reason TEXT NOT NULL DEFAULT '',
+    released_at REAL
+);
+CREATE INDEX IF NOT EXISTS holds_udid ON holds(udid, since);
 """
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A phone held back by hand (``manual``) or for failing jobs (``jobs``), or released by hand (``release``)."""
+
+    udid: str
+    since: float
+    until: float
+    source: str
+    reason: str = ""
+    released_at: float | None = None
 IN_FLIGHT = tuple(s.value for s in LaunchState if s.in_flight)
 
 
@@ -43,6 +67,9 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a launch written is a launch kept, even on power loss
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(launches)")}
+        if "ran_at" not in columns:  # when the job was first seen running (for reports), added later
+            self._db.execute("ALTER TABLE launches ADD COLUMN ran_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -62,10 +89,12 @@ class Ledger:
         allowed = {"job_id", "outcome", "detail", "udid"}
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
+        ran = now if state is LaunchState.RUNNING else None
         with self._lock:
             self._db.execute(
-                f"UPDATE launches SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ?",
-                (state.value, now, *fields.values(), launch_id),
+                f"UPDATE launches SET state = ?, updated_at = ?, ran_at = COALESCE(ran_at, ?)"
+                f"{', ' + sets if sets else ''} WHERE id = ?",
+                (state.value, now, ran, *fields.values(), launch_id),
             )
 
     def recover(self, now: float) -> int:
@@ -108,6 +137,91 @@ class Ledger:
         for row in rows:
             out.setdefault(row[2], []).append(_launch(row[:9]))
         return out
+
+    def last_failures(self) -> dict[str, Launch]:
+        """Per pool, its last failed submission."""
+        failed = self._select(
+            "id IN (SELECT id FROM (SELECT id, MAX(updated_at) FROM launches WHERE state = ? GROUP BY pool))",
+            (LaunchState.FAILED.value,),
+        )
+        return {launch.pool: launch for launch in failed}
+
+    def ran_at(self, since: float) -> dict[str, float]:
+        """Launch id -> when its job was first seen running, for launches submitted since ``since``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, ran_at FROM launches WHERE submitted_at >= ? AND ran_at IS NOT NULL", (since,)
+            )
+            return dict(rows.fetchall())
+
+    def failing_jobs(self, outcomes: Sequence[str], since: float, at_least: int) -> dict[str, tuple[int, float]]:
+        """Phones whose last ``at_least`` or more jobs ended with one of ``outcomes``, all since ``since``.
+
+        A run of failures is cut by any other ended job and by any hold or release of the phone: once a phone
+        has been held back (or released by hand) for its failures, only new ones count.
+        Returns udid -> (failures in the run, when the last one was seen).
+        """
+        if not outcomes:
+            return {}
+        marks = ",".join("?" * len(outcomes))
+        ended = LaunchState.ENDED.value
+        with self._lock:
+            rows = self._db.execute(
+                f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l
+                    WHERE l.state = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
+                      AND l.updated_at > COALESCE((SELECT MAX(o.updated_at) FROM launches o
+                            WHERE o.udid = l.udid AND o.state = ? AND o.outcome NOT IN ({marks})), 0)
+                      AND l.updated_at > COALESCE((SELECT MAX(h.since) FROM holds h WHERE h.udid = l.udid), 0)
+                    GROUP BY l.udid HAVING COUNT(*) >= ?""",
+                (ended, since, *outcomes, ended, *outcomes, at_least),
+            ).fetchall()
+        return {udid: (n, last) for udid, n, last in rows}
+
+    # -- holds ---------------------------------------------------------------------------------------
+    def hold(self, udid: str, since: float, until: float, source: str, reason: str = "") -> Hold:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
+                (udid, since, until, source, reason),
+            )
+        return Hold(udid, since, until, source, reason)
+
+    def release(self, udid: str, now: float, reason: str = "") -> int:
+        """End every hold of ``udid`` now and record the release: failures before it no longer count.
+
+        Returns how many holds were still active."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE holds SET released_at = ? "
+                "WHERE udid = ? AND until > ? AND released_at IS NULL AND source != 'release'",
+                (now, udid, now),
+            )
+            self._db.execute(
+                "INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,'release',?)",
+                (udid, now, now, reason),
+            )
+            return cur.rowcount
+
+    def holds(self, now: float) -> list[Hold]:
+        """The holds in force at ``now``."""
+        return self._holds("until > ? AND released_at IS NULL AND source != 'release'", (now,))
+
+    def hold_history(self, since: float) -> list[Hold]:
+        """Every hold and release that was in force, or made, at or after ``since``."""
+        return self._holds("until >= ? OR since >= ?", (since, since))
+
+    def releases(self) -> dict[str, float]:
+        """udid -> when an operator last released it."""
+        with self._lock:
+            return dict(self._db.execute("SELECT udid, MAX(since) FROM holds WHERE source = 'release' GROUP BY udid"))
+
+    def _holds(self, where: str, args: Iterable) -> list[Hold]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT udid, since, until, source, reason, released_at FROM holds WHERE {where} ORDER BY since",
+                tuple(args),
+            ).fetchall()
+        return [Hold(*row) for row in rows]
 
     def _select(self, where: str, args: Iterable) -> list[Launch]:
         with self._lock:

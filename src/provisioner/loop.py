@@ -151,6 +151,7 @@ class Provisioner:
         self.seed = seed if seed is not None else (self.settings.seed if self.settings.seed is not None else random.randrange(2**31))
         self.cycles = 0
         self._held_logged: set[str] = set()
+        self._holds_seen: set[str] = set()  # phones under a recorded hold last cycle
         self._active: set[str] = set()  # launches being submitted by this process
         self._active_lock = threading.Lock()
         self.submitter = Submitter(
@@ -248,15 +249,25 @@ class Provisioner:
         return ended
 
     def held_back(self, now: float) -> dict[str, float]:
-        """Phones to leave alone after failed submissions: backoff after each, a long hold after several."""
+        """Phones to leave alone: udid -> until when. See ``holds``."""
+        return {udid: until for udid, (until, _) in self.holds(now).items()}
+
+    def holds(self, now: float) -> dict[str, tuple[float, str]]:
+        """Phones to leave alone, with why: udid -> (until, reason).
+
+        After failed submissions, a backoff after each and a long hold after several in a row; a phone whose jobs
+        keep failing is held (and the hold recorded in the ledger); and the holds an operator made by hand.
+        An operator's release forgives every failure before it.
+        """
         if self.ledger is None:
             return {}
         s = self.settings
-        held: dict[str, float] = {}
+        held: dict[str, tuple[float, str]] = {}
+        released = self.ledger.releases()
         for udid, recent in self.ledger.recent_failures(s.failures_before_hold).items():
             run = 0
             for launch in recent:
-                if launch.state is not LaunchState.FAILED:
+                if launch.state is not LaunchState.FAILED or launch.updated_at <= released.get(udid, float("-inf")):
                     break
                 run += 1
             if run == 0:
@@ -270,9 +281,25 @@ class Provisioner:
             else:
                 until = last + s.retry_backoff_seconds * 2 ** (run - 1)
             if until > now:
-                held[udid] = until
+                held[udid] = (until, f"{run} failed submission{'s' if run > 1 else ''} in a row")
             else:
                 self._held_logged.discard(udid)
+        if not self.dry_run:
+            failing = self.ledger.failing_jobs(
+                s.job_failure_outcomes, now - s.job_failure_window_seconds, s.job_failures_before_hold
+            )
+            for udid, (run, _) in failing.items():
+                reason = f"{run} failed jobs in a row"
+                self.ledger.hold(udid, now, now + s.job_failure_hold_seconds, "jobs", reason)
+                logger.warning("phone {} held back for {:.0f} s after {}", udid, s.job_failure_hold_seconds, reason)
+        recorded = self.ledger.holds(now)
+        for hold in recorded:
+            if hold.until > held.get(hold.udid, (0.0, ""))[0]:
+                why = "held by hand" if hold.source == "manual" else "held"
+                held[hold.udid] = (hold.until, f"{why}: {hold.reason}" if hold.reason else why)
+        for udid in self._holds_seen - {h.udid for h in recorded}:
+            logger.info("phone {} is no longer held back", udid)
+        self._holds_seen = {h.udid for h in recorded}
         return held
 
     # -- one cycle -----------------------------------------------------------------------------------

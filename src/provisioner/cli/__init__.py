@@ -43,6 +43,9 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(check)
 cli.add_command(plugins)
+cli.add_command(__import__("provisioner.cli.status", fromlist=["status"]).status)  # issue 6
+cli.add_command(__import__("provisioner.cli.report", fromlist=["report"]).report)  # issue 6
+cli.add_command(__import__("provisioner.cli.phones", fromlist=["phones"]).phones)  # issue 6
 cli.add_command(__import__("provisioner.cli.simulate", fromlist=["simulate"]).simulate)  # issue 5
 
 

@@ -1,0 +1,262 @@
+"""``provisioner report``: how launches went over a period, per pool and per phone, from the ledger and the
+provider's job history. The phones worst first.
+
+Words: a *launch* is a submission we made (or a job of ours the provider lists that the ledger does not hold);
+a *failed submission* never became a job; a job ends ``completed``, ``wasted`` (its worker found no task), with a
+failure outcome (``[provisioner] job_failure_outcomes``: failed, lambda_error, timeout by default), or otherwise
+(aborted, never seen, ...). A failed job's *phase* is ``starting`` when it ended before it was seen running,
+``running`` after. The success rate is completed / (completed + failed submissions + failed jobs).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..ledger import Hold
+from ..logs import setup
+from ..loop import Provisioner
+from ..model import JobState, Launch, LaunchState, RemoteJob
+from ..types import RemoteError
+from .common import config_option, fail, load_all
+from .status import Duration, open_ledger, render, span, stamp
+
+UNPLACED = ""  # a selector launch the provider never placed on a phone
+
+
+@dataclass
+class Tally:
+    launches: int = 0
+    failed_submissions: int = 0
+    jobs: int = 0
+    completed: int = 0
+    wasted: int = 0
+    failed_jobs: Counter = field(default_factory=Counter)  # outcome -> n
+    failed_by_phase: Counter = field(default_factory=Counter)  # starting | running | unknown -> n
+    other: Counter = field(default_factory=Counter)  # other outcomes -> n
+    in_flight: int = 0
+    unrecorded: int = 0  # jobs of ours the provider lists and the ledger does not hold
+    to_running: list[float] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        return self.failed_submissions + sum(self.failed_jobs.values())
+
+    @property
+    def success_rate(self) -> float | None:
+        judged = self.completed + self.failures
+        return self.completed / judged if judged else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "launches": self.launches, "failed_submissions": self.failed_submissions, "jobs": self.jobs,
+            "completed": self.completed, "wasted": self.wasted, "failed_jobs": dict(self.failed_jobs),
+            "failed_jobs_by_phase": dict(self.failed_by_phase), "other_outcomes": dict(self.other),
+            "in_flight": self.in_flight, "unrecorded": self.unrecorded, "success_rate": self.success_rate,
+            "median_seconds_to_running": statistics.median(self.to_running) if self.to_running else None,
+        }
+
+
+def _count(tallies: Iterable[Tally], outcome: str, phase: str, failing: Sequence[str]) -> None:
+    for t in tallies:
+        if outcome == "completed":
+            t.completed += 1
+        elif outcome == "wasted":
+            t.wasted += 1
+        elif outcome in failing:
+            t.failed_jobs[outcome] += 1
+            t.failed_by_phase[phase] += 1
+        else:
+            t.other[outcome] += 1
+
+
+def build_report(
+    pools: Sequence[str], launches: Sequence[Launch], ran_at: Mapping[str, float], jobs: Iterable[RemoteJob],
+    failing: Sequence[str],
+) -> tuple[dict[str, Tally], dict[str, Tally], dict[str, set[str]]]:
+    """Tallies per pool and per phone (and the pools each phone served), from the ledger and the provider's jobs."""
+    by_pool = {name: Tally() for name in pools}
+    by_phone: dict[str, Tally] = {}
+    served: dict[str, set[str]] = {}
+    by_job = {j.job_id: j for j in jobs}
+    used: set[str] = set()
+
+    def tallies(pool: str, udid: str) -> list[Tally]:
+        out = [by_pool.setdefault(pool, Tally())]
+        if udid != UNPLACED:
+            out.append(by_phone.setdefault(udid, Tally()))
+            served.setdefault(udid, set()).add(pool)
+        return out
+
+    for launch in launches:
+        if launch.state in (LaunchState.QUEUED, LaunchState.CANCELLED):
+            continue
+        job = by_job.get(launch.job_id) if launch.job_id else None
+        if job is not None:
+            used.add(job.job_id)
+        ts = tallies(launch.pool, launch.udid or (job.udid if job else UNPLACED))
+        for t in ts:
+            t.launches += 1
+        if launch.state is LaunchState.FAILED:
+            for t in ts:
+                t.failed_submissions += 1
+            continue
+        ran = ran_at.get(launch.id)
+        for t in ts:
+            t.jobs += 1
+            if ran is not None:
+                t.to_running.append(ran - launch.submitted_at)
+        outcome = launch.outcome if launch.state is LaunchState.ENDED else ""
+        if not outcome and job is not None and job.state is JobState.ENDED:
+            outcome = job.outcome or "ended"
+        if not outcome:
+            for t in ts:
+                t.in_flight += 1
+            continue
+        _count(ts, outcome, "running" if ran is not None else "starting", failing)
+
+    for job in by_job.values():
+        if job.job_id in used or job.pool not in by_pool:
+            continue
+        ts = tallies(job.pool, job.udid or UNPLACED)
+        for t in ts:
+            t.launches += 1
+            t.jobs += 1
+            t.unrecorded += 1
+            t.in_flight += job.state is not JobState.ENDED
+        if job.state is JobState.ENDED:
+            _count(ts, job.outcome or "ended", "unknown", failing)
+    return by_pool, by_phone, served
+
+
+def worst_first(by_phone: Mapping[str, Tally]) -> list[str]:
+    def key(udid: str) -> tuple:
+        t = by_phone[udid]
+        rate = t.success_rate
+        return (-t.failures, rate if rate is not None else 2.0, -t.wasted, udid)
+
+    return sorted(by_phone, key=key)
+
+
+def report_data(
+    pool_names: Sequence[str], launches: Sequence[Launch], ran_at: Mapping[str, float], jobs: Iterable[RemoteJob],
+    holds: Sequence[Hold], held_now: Mapping[str, tuple[float, str]], failing: Sequence[str], since: float,
+    now: float, notes: Sequence[str],
+) -> dict[str, Any]:
+    by_pool, by_phone, served = build_report(pool_names, launches, ran_at, jobs, failing)
+    hold_count = Counter(h.udid for h in holds if h.source in ("manual", "jobs"))
+    for udid in list(hold_count) + list(held_now):
+        by_phone.setdefault(udid, Tally())
+    phones = []
+    for udid in worst_first(by_phone):
+        row = {"udid": udid, "pools": sorted(served.get(udid, ())), **by_phone[udid].as_dict(), "holds": hold_count[udid]}
+        until, reason = held_now.get(udid, (None, ""))
+        row["held_now"] = None if until is None else {"until": until, "reason": reason}
+        phones.append(row)
+    return {
+        "since": since, "until": now,
+        "pools": [{"pool": name, **tally.as_dict()} for name, tally in by_pool.items()],
+        "phones": phones,
+        "holds": [asdict(h) for h in holds],
+        "notes": list(notes),
+    }
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _outcomes(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def print_report(data: dict[str, Any]) -> None:
+    click.echo(f"report from {stamp(data['since'])} to {stamp(data['until'])} ({span(data['until'] - data['since'])})")
+    rows = []
+    for r in data["pools"]:
+        failed = sum(r["failed_jobs"].values())
+        phases = _outcomes(r["failed_jobs_by_phase"])
+        median = r["median_seconds_to_running"]
+        rows.append((
+            r["pool"], r["launches"], r["failed_submissions"], r["jobs"], r["completed"], r["wasted"],
+            f"{failed} ({phases})" if failed else 0, r["in_flight"], _pct(r["success_rate"]),
+            span(median) if median is not None else "-",
+        ))
+    header = ("POOL", "LAUNCHES", "SUBMIT FAILED", "JOBS", "COMPLETED", "WASTED", "FAILED JOBS", "IN FLIGHT",
+              "SUCCESS", "TO RUNNING")
+    for line in render(header, rows):
+        click.echo(line)
+    for r in data["pools"]:
+        if r["failed_jobs"] or r["other_outcomes"]:
+            click.echo(f"  {r['pool']}: failed jobs: {_outcomes(r['failed_jobs']) or 'none'}; "
+                       f"other endings: {_outcomes(r['other_outcomes']) or 'none'}")
+    click.echo("")
+    click.echo("phones, worst first:")
+    rows = []
+    for r in data["phones"]:
+        held = r["held_now"]
+        rows.append((
+            r["udid"], ",".join(r["pools"]) or "-", r["launches"], r["failed_submissions"],
+            _outcomes(r["failed_jobs"]) or 0, r["wasted"], _pct(r["success_rate"]), r["holds"],
+            f"until {stamp(held['until'])}: {held['reason']}" if held else "-",
+        ))
+    header = ("PHONE", "POOLS", "LAUNCHES", "SUBMIT FAILED", "FAILED JOBS", "WASTED", "SUCCESS", "HOLDS", "HELD NOW")
+    for line in render(header, rows):
+        click.echo(line)
+    for note in data["notes"]:
+        click.echo(f"note: {note}")
+
+
+@click.command()
+@config_option
+@click.option("--since", "window", type=Duration(), default="7d", show_default=True,
+              help="How far back: 12h, 7d, 2w...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def report(config_path: Path, window: float, as_json: bool) -> None:
+    """Launches, failed submissions, wasted jobs, failed jobs by outcome and phase, and the success rate, per pool
+    and per phone (the phones worst first), from the ledger and the provider's job history. Starts nothing."""
+    setup("ERROR")
+    loaded, problems = load_all(config_path, dry_run=True)
+    if loaded is None or problems:
+        fail(problems)
+    assert loaded is not None
+    settings = loaded.config.settings
+    ledger = open_ledger(settings)
+    now = loaded.context.clock.now()
+    since = now - window
+    notes: list[str] = []
+    jobs: list[RemoteJob] = []
+    try:
+        for name in sorted({p.device_provider for p in loaded.runtime.pools}):
+            try:
+                jobs += loaded.runtime.device_provider(name).jobs(since)
+            except RemoteError as exc:
+                notes.append(f"{name}: the provider's job history is unknown ({exc}): from the ledger alone")
+            except Exception as exc:  # noqa: BLE001 - a plugin bug leaves the ledger's half of the report
+                notes.append(f"{name}: job history failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        if ledger is None:
+            notes.append("no ledger yet: only the provider's job history")
+            launches, ran_at, holds, held_now = [], {}, [], {}
+        else:
+            launches, ran_at, holds = ledger.since(since), ledger.ran_at(since), ledger.hold_history(since)
+            provisioner = Provisioner(loaded.config, loaded.runtime, ledger, loaded.context.clock, dry_run=True, inline=True)
+            held_now = provisioner.holds(now)
+        data = report_data(
+            [p.name for p in loaded.runtime.pools], launches, ran_at, jobs, holds, held_now,
+            settings.job_failure_outcomes, since, now, notes,
+        )
+    finally:
+        loaded.runtime.close()
+        if ledger is not None:
+            ledger.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_report(data)

@@ -1,0 +1,202 @@
+"""``provisioner status``: one snapshot of every pool. Reads the remote services once and the ledger; starts nothing.
+
+Also home of the small helpers the operator's commands share (durations, tables, opening the ledger).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..clock import Clock
+from ..config import Config, ConfigError, Settings, load
+from ..ledger import Ledger
+from ..logs import setup
+from ..loop import Provisioner
+from ..model import LaunchState
+from ..planner import InFlight, Observation, plan
+from ..plugins import Runtime
+from .common import config_option, fail, load_all
+
+LEDGER_FILE = "ledger.sqlite3"
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m``, ``2h``, ``1h30m``, ``7d`` or ``2w``."""
+    text = text.strip().lower()
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r} (examples: 90s, 15m, 2h, 1h30m, 7d)")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def span(seconds: float) -> str:
+    """A short human duration: ``45s``, ``12m``, ``3h05m``, ``2d04h``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A plain text table: columns padded to their widest cell, the last one left ragged."""
+    cells = [[str(c) for c in header]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+
+
+def ledger_path(settings: Settings) -> Path:
+    return settings.state_dir / LEDGER_FILE
+
+
+def open_ledger(settings: Settings, create: bool = False) -> Ledger | None:
+    """The daemon's ledger; None when it does not exist yet (and ``create`` is off)."""
+    path = ledger_path(settings)
+    if not create and not path.exists():
+        return None
+    return Ledger(path)
+
+
+def load_settings(config_path: Path) -> Config:
+    """The config alone, for commands that need no plugin (one line per problem, exit 2)."""
+    try:
+        config, problems = load(config_path)
+    except ConfigError as exc:
+        fail(exc.problems)
+    if problems:
+        fail(problems)
+    return config
+
+
+def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clock) -> dict[str, Any]:
+    """What every pool looks like now, and what the next cycle would do. Writes nothing, starts nothing."""
+    p = Provisioner(config, runtime, ledger, clock, dry_run=True, inline=True)
+    now = clock.now()
+    obs, unknown, jobs = p.observe(now)
+    in_flight = p.reconcile(jobs, now)  # a dry run: the providers' live jobs of ours
+    seen = {j.job_id for js in jobs.values() if js for j in js}
+    launches = ledger.in_flight() if ledger is not None else []
+    for launch in launches:  # and what the ledger knows that the providers' lists do not show yet
+        if not (launch.job_id and launch.job_id in seen):
+            in_flight.append(InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at))
+    holds = p.holds(now)
+    last_used = ledger.last_used() if ledger is not None else {}
+    obs = Observation(obs.counts, obs.quarantined, obs.phones, in_flight, {u: t for u, (t, _) in holds.items()}, last_used)
+    the_plan = plan(tuple(p.pools.values()), obs, config.settings.limits, now, seed=p.seed)
+
+    recent = ledger.since(now - 3600) if ledger is not None else []
+    made = Counter(launch.pool for launch in recent if launch.state not in (LaunchState.QUEUED, LaunchState.CANCELLED))
+    failed = Counter(launch.pool for launch in recent if launch.state is LaunchState.FAILED)
+    last_failures = ledger.last_failures() if ledger is not None else {}
+    pools = []
+    for d in the_plan.decisions:
+        last = last_failures.get(d.pool)
+        pools.append({
+            "pool": d.pool, "pending": d.pending, "claimed": d.claimed, "idle": d.idle, "busy": d.busy,
+            "starting": d.starting, "quarantined": d.quarantined, "held": d.held,
+            "launches_last_hour": made[d.pool], "failed_last_hour": failed[d.pool],
+            "last_failure": None if last is None else {
+                "at": last.updated_at, "udid": last.udid, "detail": (last.detail.strip().splitlines() or [""])[-1][:300],
+            },
+            "next_cycle": {"launches": d.launches, "reason": d.reason},
+        })
+    owners: dict[str, list[str]] = {}
+    for provider, phones in obs.phones.items():
+        for pool in p.pools.values():
+            if pool.device_provider == provider and phones is not None:
+                for phone in phones:
+                    if phone.udid in holds and pool.owns(phone):
+                        owners.setdefault(phone.udid, []).append(pool.name)
+    held = [
+        {"udid": udid, "until": until, "reason": reason, "pools": owners.get(udid, [])}
+        for udid, (until, reason) in sorted(holds.items(), key=lambda kv: kv[1][0])
+    ]
+    return {"at": now, "pools": pools, "held": held, "unknown": unknown, "ledger": bool(ledger)}
+
+
+def print_snapshot(snap: dict[str, Any]) -> None:
+    now = snap["at"]
+    rows = []
+    for r in snap["pools"]:
+        last = r["last_failure"]
+        rows.append((
+            r["pool"], r["pending"] if r["pending"] is not None else "?", r["claimed"] if r["claimed"] is not None else "?",
+            r["idle"], r["busy"], r["starting"], r["quarantined"], r["held"],
+            f"{r['launches_last_hour']} ({r['failed_last_hour']} failed)" if r["failed_last_hour"] else r["launches_last_hour"],
+            f"{span(now - last['at'])} ago on {last['udid'] or '-'}: {last['detail'][:70]}" if last else "-",
+        ))
+    header = ("POOL", "PENDING", "CLAIMED", "IDLE", "BUSY", "STARTING", "QUARANTINED", "HELD", "LAUNCHES/1H", "LAST FAILURE")
+    click.echo(f"provisioner status at {stamp(now)}")
+    for line in render(header, rows):
+        click.echo(line)
+    click.echo("")
+    click.echo("next cycle:")
+    for r in snap["pools"]:
+        click.echo(f"  {r['pool']}: {r['next_cycle']['launches']} launches ({r['next_cycle']['reason']})")
+    if snap["held"]:
+        click.echo("")
+        click.echo("held back:")
+        for h in snap["held"]:
+            pools = f" [{', '.join(h['pools'])}]" if h["pools"] else ""
+            click.echo(f"  {h['udid']}{pools} for {span(h['until'] - now)} more: {h['reason']}")
+    if snap["unknown"]:
+        click.echo("")
+        click.echo("unknown now:")
+        for line in snap["unknown"]:
+            click.echo(f"  {line}")
+    if not snap["ledger"]:
+        click.echo("\n(no ledger yet: nothing was ever launched from this state directory)")
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(config_path: Path, as_json: bool) -> None:
+    """One snapshot per pool: pending, claimed, phones idle, busy, starting, quarantined, held back, launches in the
+    last hour, the last launch failure, and what the next cycle would launch. Reads the remote services once and
+    the ledger; starts nothing."""
+    setup("ERROR")
+    loaded, problems = load_all(config_path, dry_run=True)
+    if loaded is None or problems:
+        fail(problems)
+    assert loaded is not None
+    ledger = open_ledger(loaded.config.settings)
+    try:
+        snap = snapshot(loaded.config, loaded.runtime, ledger, loaded.context.clock)
+    finally:
+        loaded.runtime.close()
+        if ledger is not None:
+            ledger.close()
+    if as_json:
+        click.echo(json.dumps(snap, indent=2))
+    else:
+        print_snapshot(snap)
