@@ -105,7 +105,6 @@ def test_faults_cause_no_crash_no_launch_on_unknown_data_and_a_quick_recovery(sc
     assert json.dumps(m.to_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="host: the planner launches while the job list is unknown (see report)")
 def test_no_launch_while_the_job_list_is_unknown(scenario):
     text = FAULTS.replace('kind = "error" },', 'kind = "error", endpoints = ["jobs"] },')
     sc = scenario(text.replace("phones = 10", "phones = 60").replace("per_hour = 120", "per_hour = 600"))
