@@ -103,9 +103,9 @@ def test_broken_plugin_never_bricks_the_cli(site: Path):
 
 def test_env_var_loads_no_or_some_third_party_plugins(site: Path):
     none = json.loads(cli("plugins", "--json", path=site, PROVISIONER_PLUGINS="none").stdout)
-    assert [p["name"] for p in none["plugins"]] == ["sim"]
+    assert [p["name"] for p in none["plugins"]] == ["sim", "metrics"]
     some = json.loads(cli("plugins", "--json", path=site, PROVISIONER_PLUGINS="fakequeue").stdout)
-    assert [p["name"] for p in some["plugins"]] == ["sim", "fakequeue"]
+    assert [p["name"] for p in some["plugins"]] == ["sim", "metrics", "fakequeue"]
 
 
 def test_two_distributions_offering_one_name_is_a_one_line_error(site: Path, tmp_path: Path):

@@ -22,7 +22,7 @@ from . import hookspecs
 from .types import RoleSpec
 
 ENV_VAR = "PROVISIONER_PLUGINS"
-BUILTINS = ("provisioner.sim.plugin",)
+BUILTINS = ("provisioner.sim.plugin", "provisioner.metrics.plugin")
 ROLES = {
     "queue_source": "provisioner_queue_sources",
     "device_provider": "provisioner_device_providers",

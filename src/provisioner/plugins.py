@@ -11,9 +11,10 @@ from loguru import logger
 from .config import Config, ConfigProblem, missing_env, validate_table
 from .manager import ROLES, PluginError, PluginManager
 from .model import Pool
-from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource
+from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource, RoleSpec
 
 PROTOCOLS = {"queue_source": QueueSource, "device_provider": DeviceProvider, "launcher": JobLauncher}
+OBSERVERS = "provisioner_observers"  # observers with options: RoleSpecs whose object implements event hooks
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Runtime:
 
     pools: tuple[Pool, ...]
     objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in ROLES})
+    observers: dict[str, Any] = field(default_factory=dict)  # built observers, registered as hook plugins
 
     def queue_source(self, name: str) -> QueueSource:
         return self.objects["queue_source"][name]
@@ -39,6 +41,8 @@ class Runtime:
                 if id(obj) not in seen:
                     seen.add(id(obj))
                     yield role, name, obj
+        for name, obj in self.observers.items():
+            yield "observer", name, obj
 
     def close(self) -> None:
         for _, name, obj in self.each():
@@ -66,10 +70,14 @@ def build(config: Config, manager: PluginManager, context: PluginContext) -> tup
                 keys = [f"pools.{p.name}.{role}" for p in config.pools if getattr(p, role) == name]
                 problems.append(ConfigProblem(file, keys[0], str(exc)))
 
+    # Observers that take options: always built (with defaults when they have no table); they may stay off.
+    for name, spec in observer_specs(manager).items():
+        specs.setdefault(name, {})["observer"] = spec
+
     # [plugins.<name>] tables: known names, declared keys, named variables set.
     options: dict[str, dict[str, Any]] = {}
     for name, table in config.plugin_options.items():
-        offered = {role for role in ROLES if name in manager.names(role)}
+        offered = {role for role in ROLES if name in manager.names(role)} | set(specs.get(name, {}))
         if not offered:
             problems.append(ConfigProblem(file, f"plugins.{name}", "unknown plugin (is it installed? see `provisioner plugins`)"))
     for name, by_role in specs.items():
@@ -110,8 +118,34 @@ def build(config: Config, manager: PluginManager, context: PluginContext) -> tup
                     problems.append(ConfigProblem(file, f"plugins.{name}", f"{role.replace('_', ' ')} failed to start: {exc}"))
                     continue
             obj = built[key]
+            if role == "observer":
+                if obj is not None:  # None: the observer is off
+                    manager.pm.register(obj, name=f"observer:{name}:{id(obj)}")
+                    runtime.observers[name] = obj
+                continue
             if not isinstance(obj, PROTOCOLS[role]):
                 problems.append(ConfigProblem(file, f"plugins.{name}", f"does not implement the {role.replace('_', ' ')} methods"))
                 continue
             runtime.objects[role][name] = obj
     return runtime, problems
+
+
+def observer_specs(manager: PluginManager) -> dict[str, RoleSpec]:
+    """The observers plugins offer through ``provisioner_observers``: a broken offer is logged and skipped."""
+    caller = getattr(manager.hook, OBSERVERS, None)
+    found: dict[str, RoleSpec] = {}
+    for impl in caller.get_hookimpls() if caller is not None else ():
+        try:
+            offered = list(impl.function() or ())
+            bad = [o for o in offered if not isinstance(o, RoleSpec)]
+            if bad:
+                raise TypeError(f"{OBSERVERS} returned {type(bad[0]).__name__}, not RoleSpec")
+        except Exception as exc:  # noqa: BLE001 - one broken plugin never stops the others
+            logger.warning("plugin {}: its observers are skipped: {}", impl.plugin_name, str(exc).splitlines()[0])
+            continue
+        for spec in offered:
+            if spec.name in found:
+                logger.warning("observer {!r} is offered twice; plugin {}'s is skipped", spec.name, impl.plugin_name)
+                continue
+            found[spec.name] = spec
+    return found
