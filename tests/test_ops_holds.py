@@ -74,6 +74,17 @@ def make(tmp_path: Path, clock: VirtualClock | None = None, tweak=None, **kwargs
     return Provisioner(config, runtime, ledger, clock, inline=True), runtime, clock
 
 
+def failing_submissions(udid: str, detail: str):
+    """A tweak for ``make``: every submission on ``udid`` fails with ``detail``."""
+
+    def tweak(runtime) -> None:
+        launcher = runtime.objects["launcher"]["sim"]
+        real = launcher.launch
+        launcher.launch = lambda r: LaunchResult(False, detail=detail) if r.udid == udid else real(r)
+
+    return tweak
+
+
 def ended(ledger: Ledger, udid: str, outcome: str, at: float, pool: str = "perf") -> None:
     launch = ledger.add(pool, udid, at - 100)
     ledger.update(launch.id, LaunchState.ENDED, at, outcome=outcome, job_id=f"job-{udid}-{at}")
@@ -203,12 +214,7 @@ def test_dry_run_records_no_hold(tmp_path):
 
 
 def test_failed_submission_backoff_still_works_with_holds(tmp_path):
-    def fail_sim0001(runtime):
-        launcher = runtime.objects["launcher"]["sim"]
-        real = launcher.launch
-        launcher.launch = lambda r: LaunchResult(False, detail="broken yaml") if r.udid == "SIM0001" else real(r)
-
-    p, _, clock = make(tmp_path, tweak=fail_sim0001, unit=50)
+    p, _, clock = make(tmp_path, tweak=failing_submissions("SIM0001", "broken yaml"), unit=50)
     tried = []
     for _ in range(30):
         tried += [clock.now() for launch in p.cycle().plan.launches if launch.udid == "SIM0001"]

@@ -7,7 +7,7 @@ import sys
 import urllib.request
 
 import pytest
-from test_ops_holds import write
+from test_ops_holds import failing_submissions, write
 
 from provisioner import RoleSpec, hookimpl
 from provisioner.clock import VirtualClock
@@ -16,7 +16,7 @@ from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.manager import PluginManager
 from provisioner.metrics.plugin import make_observer
-from provisioner.model import Launch, LaunchResult, LaunchState
+from provisioner.model import Launch, LaunchState
 from provisioner.plugins import build
 from provisioner.types import PluginContext, RemoteError
 
@@ -50,12 +50,7 @@ def value(text: str, series: str) -> float:
 
 
 def test_metrics_from_a_run_on_the_simulated_fleet(tmp_path):
-    def fail_sim0003(runtime):
-        launcher = runtime.objects["launcher"]["sim"]
-        real = launcher.launch
-        launcher.launch = lambda r: LaunchResult(False, detail="CLI exited 1") if r.udid == "SIM0003" else real(r)
-
-    p, runtime, clock = setup_loop(tmp_path, tweak=fail_sim0003, perf=3, unit=2)
+    p, runtime, clock = setup_loop(tmp_path, tweak=failing_submissions("SIM0003", "CLI exited 1"), perf=3, unit=2)
     observer = runtime.observers["metrics"]
     try:
         assert observer.bound_port is None  # building binds nothing: check and status never listen

@@ -8,12 +8,12 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_ops_holds import ended, make, write
+from test_ops_holds import ended, failing_submissions, make, write
 
 from provisioner.cli import cli
 from provisioner.cli.status import parse_duration, snapshot, span
 from provisioner.clock import VirtualClock
-from provisioner.model import LaunchResult, LaunchState
+from provisioner.model import LaunchState
 from provisioner.types import RemoteError
 
 ENV = {"PROVISIONER_PLUGINS": "none"}
@@ -24,12 +24,7 @@ def invoke(*args: str):
 
 
 def test_snapshot_per_pool_and_it_starts_nothing(tmp_path):
-    def fail_sim0003(runtime):
-        launcher = runtime.objects["launcher"]["sim"]
-        real = launcher.launch
-        launcher.launch = lambda r: LaunchResult(False, detail="CLI exited 1\nyaml: line 3: bad") if r.udid == "SIM0003" else real(r)
-
-    p, runtime, clock = make(tmp_path, tweak=fail_sim0003, perf=2, unit=2)
+    p, runtime, clock = make(tmp_path, tweak=failing_submissions("SIM0003", "CLI exited 1\nyaml: line 3: bad"), perf=2, unit=2)
     p.cycle()  # 2 perf launches, SIM0001 and a failure on SIM0003
     clock.advance(30)
     queued = p.ledger.add("perf", "SIM0004", clock.now())  # a launch the daemon is about to submit

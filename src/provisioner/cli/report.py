@@ -10,7 +10,6 @@ failure outcome (``[provisioner] job_failure_outcomes``: failed, lambda_error, t
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,12 +20,11 @@ from typing import Any
 import click
 
 from ..ledger import Hold
-from ..logs import setup
 from ..loop import Provisioner
 from ..model import JobState, Launch, LaunchState, RemoteJob
 from ..types import RemoteError
-from .common import config_option, fail, load_all
-from .status import Duration, open_ledger, render, span, stamp
+from .common import config_option
+from .status import Duration, emit, loaded_with_ledger, render, span, stamp
 
 UNPLACED = ""  # a selector launch the provider never placed on a phone
 
@@ -222,18 +220,11 @@ def print_report(data: dict[str, Any]) -> None:
 def report(config_path: Path, window: float, as_json: bool) -> None:
     """Launches, failed submissions, wasted jobs, failed jobs by outcome and phase, and the success rate, per pool
     and per phone (the phones worst first), from the ledger and the provider's job history. Starts nothing."""
-    setup("ERROR")
-    loaded, problems = load_all(config_path, dry_run=True)
-    if loaded is None or problems:
-        fail(problems)
-    assert loaded is not None
-    settings = loaded.config.settings
-    ledger = open_ledger(settings)
-    now = loaded.context.clock.now()
-    since = now - window
-    notes: list[str] = []
-    jobs: list[RemoteJob] = []
-    try:
+    with loaded_with_ledger(config_path) as (loaded, ledger):
+        now = loaded.context.clock.now()
+        since = now - window
+        notes: list[str] = []
+        jobs: list[RemoteJob] = []
         for name in sorted({p.device_provider for p in loaded.runtime.pools}):
             try:
                 jobs += loaded.runtime.device_provider(name).jobs(since)
@@ -250,13 +241,6 @@ def report(config_path: Path, window: float, as_json: bool) -> None:
             held_now = provisioner.holds(now)
         data = report_data(
             [p.name for p in loaded.runtime.pools], launches, ran_at, jobs, holds, held_now,
-            settings.job_failure_outcomes, since, now, notes,
+            loaded.config.settings.job_failure_outcomes, since, now, notes,
         )
-    finally:
-        loaded.runtime.close()
-        if ledger is not None:
-            ledger.close()
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        print_report(data)
+    emit(data, as_json, print_report)

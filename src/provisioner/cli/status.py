@@ -9,7 +9,8 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..loop import Provisioner
 from ..model import LaunchState
 from ..planner import InFlight, Observation, plan
 from ..plugins import Runtime
-from .common import config_option, fail, load_all
+from .common import Loaded, config_option, fail, load_all
 
 LEDGER_FILE = "ledger.sqlite3"
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -95,6 +96,30 @@ def load_settings(config_path: Path) -> Config:
     if problems:
         fail(problems)
     return config
+
+
+@contextmanager
+def loaded_with_ledger(config_path: Path) -> Iterator[tuple[Loaded, Ledger | None]]:
+    """The config's plugins (built for a dry run) and the ledger if there is one; both closed after."""
+    setup("ERROR")
+    loaded, problems = load_all(config_path, dry_run=True)
+    if loaded is None or problems:
+        fail(problems)
+    assert loaded is not None
+    ledger = open_ledger(loaded.config.settings)
+    try:
+        yield loaded, ledger
+    finally:
+        loaded.runtime.close()
+        if ledger is not None:
+            ledger.close()
+
+
+def emit(data: dict[str, Any], as_json: bool, printer: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        printer(data)
 
 
 def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clock) -> dict[str, Any]:
@@ -184,19 +209,6 @@ def status(config_path: Path, as_json: bool) -> None:
     """One snapshot per pool: pending, claimed, phones idle, busy, starting, quarantined, held back, launches in the
     last hour, the last launch failure, and what the next cycle would launch. Reads the remote services once and
     the ledger; starts nothing."""
-    setup("ERROR")
-    loaded, problems = load_all(config_path, dry_run=True)
-    if loaded is None or problems:
-        fail(problems)
-    assert loaded is not None
-    ledger = open_ledger(loaded.config.settings)
-    try:
+    with loaded_with_ledger(config_path) as (loaded, ledger):
         snap = snapshot(loaded.config, loaded.runtime, ledger, loaded.context.clock)
-    finally:
-        loaded.runtime.close()
-        if ledger is not None:
-            ledger.close()
-    if as_json:
-        click.echo(json.dumps(snap, indent=2))
-    else:
-        print_snapshot(snap)
+    emit(snap, as_json, print_snapshot)
