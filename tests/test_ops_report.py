@@ -104,3 +104,22 @@ def test_report_without_a_ledger_or_a_job_history(tmp_path):
     assert data["notes"] == ["no ledger yet: only the provider's job history"]
     assert data["phones"] == [] and data["pools"][0]["launches"] == 0
     assert not (tmp_path / "state" / "ledger.sqlite3").exists()
+
+
+def test_report_from_the_ledger_alone_when_the_job_history_is_unknown(tmp_path, monkeypatch):
+    from provisioner.sim.plugin import SimDeviceProvider
+    from provisioner.types import RemoteError
+
+    def unknown(self, since):
+        raise RemoteError("GET /v1.0/jobs: HTTP 502")
+
+    monkeypatch.setattr(SimDeviceProvider, "jobs", unknown)
+    path = write(tmp_path)
+    _ledger_with_history(tmp_path)
+    result = CliRunner().invoke(cli, ["report", "-c", str(path)], env={"PROVISIONER_PLUGINS": "none"})
+    assert result.exit_code == 0, result.output
+    assert "note: sim: the provider's job history is unknown (GET /v1.0/jobs: HTTP 502): from the ledger alone" in result.output
+    assert result.output.splitlines()[2].split()[:2] == ["perf", "3"]
+    monkeypatch.setattr(SimDeviceProvider, "jobs", lambda self, since: 1 / 0)
+    data = json.loads(CliRunner().invoke(cli, ["report", "-c", str(path), "--json"], env={"PROVISIONER_PLUGINS": "none"}).output)
+    assert data["notes"] == ["sim: job history failed: ZeroDivisionError: division by zero"]
