@@ -220,3 +220,24 @@ def test_failed_submission_backoff_still_works_with_holds(tmp_path):
         tried += [clock.now() for launch in p.cycle().plan.launches if launch.udid == "SIM0001"]
         clock.advance(30)
     assert [t - tried[0] for t in tried] == [0, 60, 180]
+
+
+def test_failed_submissions_are_read_only_for_phones_that_failed_lately(tmp_path, log_lines):
+    p, _, clock = make(tmp_path)
+    now = clock.now()
+
+    def fail_three(udid: str, at: float) -> None:
+        for i in range(3):
+            launch = p.ledger.add("unit", udid, at + i)
+            p.ledger.update(launch.id, LaunchState.FAILED, at + i, detail="CLI exited 1")
+
+    fail_three("SIM0001", now - 10_000)  # long ago: its hold is over
+    fail_three("SIM0003", now - 10)
+    assert set(p.ledger.recent_failures(3, since=now - 3600)) == {"SIM0003"}
+    assert set(p.ledger.recent_failures(3)) == {"SIM0001", "SIM0003"}
+    assert set(p.held_back(now)) == {"SIM0003"}
+    later = now + 3600
+    assert p.held_back(later) == {}
+    fail_three("SIM0003", later)  # held again later: logged again
+    assert set(p.held_back(later + 3)) == {"SIM0003"}
+    assert sum("phone SIM0003 held back" in line for line in log_lines) == 2

@@ -123,15 +123,19 @@ class Ledger:
             rows = self._db.execute("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid")
             return dict(rows.fetchall())
 
-    def recent_failures(self, limit: int) -> dict[str, list[Launch]]:
-        """Per phone, its last ``limit`` submissions that left the queue, newest first."""
+    def recent_failures(self, limit: int, since: float | None = None) -> dict[str, list[Launch]]:
+        """Per phone, its last ``limit`` submissions that left the queue, newest first.
+
+        With ``since``: only the phones with a failed submission at or after it (a cheap read on a long ledger)."""
+        recent = "" if since is None else "AND udid IN (SELECT udid FROM launches WHERE +state = ? AND updated_at >= ?)"
         with self._lock:
             rows = self._db.execute(
-                """SELECT * FROM (
+                f"""SELECT * FROM (
                      SELECT *, ROW_NUMBER() OVER (PARTITION BY udid ORDER BY submitted_at DESC) AS n
-                     FROM launches WHERE udid != '' AND state NOT IN (?, ?, ?))
+                     FROM launches WHERE udid != '' AND state NOT IN (?, ?, ?) {recent})
                    WHERE n <= ? ORDER BY udid, submitted_at DESC""",
-                (LaunchState.QUEUED.value, LaunchState.SUBMITTING.value, LaunchState.CANCELLED.value, limit),
+                (LaunchState.QUEUED.value, LaunchState.SUBMITTING.value, LaunchState.CANCELLED.value,
+                 *(() if since is None else (LaunchState.FAILED.value, since)), limit),
             ).fetchall()
         out: dict[str, list[Launch]] = {}
         for row in rows:
@@ -165,12 +169,13 @@ class Ledger:
             return {}
         marks = ",".join("?" * len(outcomes))
         ended = LaunchState.ENDED.value
+        # "+state": never the index on state (most launches have ended): by time, and by phone in the subquery
         with self._lock:
             rows = self._db.execute(
                 f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l
-                    WHERE l.state = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
+                    WHERE +l.state = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
                       AND l.updated_at > COALESCE((SELECT MAX(o.updated_at) FROM launches o
-                            WHERE o.udid = l.udid AND o.state = ? AND o.outcome NOT IN ({marks})), 0)
+                            WHERE o.udid = l.udid AND +o.state = ? AND o.outcome NOT IN ({marks})), 0)
                       AND l.updated_at > COALESCE((SELECT MAX(h.since) FROM holds h WHERE h.udid = l.udid), 0)
                     GROUP BY l.udid HAVING COUNT(*) >= ?""",
                 (ended, since, *outcomes, ended, *outcomes, at_least),

@@ -264,7 +264,9 @@ class Provisioner:
         s = self.settings
         held: dict[str, tuple[float, str]] = {}
         released = self.ledger.releases()
-        for udid, recent in self.ledger.recent_failures(s.failures_before_hold).items():
+        # A phone whose last failed submission is older than the longest hold or backoff is held by none.
+        horizon = now - max(s.hold_seconds, s.retry_backoff_seconds * 2 ** (s.failures_before_hold - 1))
+        for udid, recent in self.ledger.recent_failures(s.failures_before_hold, since=horizon).items():
             run = 0
             for launch in recent:
                 if launch.state is not LaunchState.FAILED or launch.updated_at <= released.get(udid, float("-inf")):
@@ -282,8 +284,7 @@ class Provisioner:
                 until = last + s.retry_backoff_seconds * 2 ** (run - 1)
             if until > now:
                 held[udid] = (until, f"{run} failed submission{'s' if run > 1 else ''} in a row")
-            else:
-                self._held_logged.discard(udid)
+        self._held_logged &= set(held)  # a phone held again later is logged again
         if not self.dry_run:
             failing = self.ledger.failing_jobs(
                 s.job_failure_outcomes, now - s.job_failure_window_seconds, s.job_failures_before_hold
