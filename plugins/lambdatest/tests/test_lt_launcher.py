@@ -238,11 +238,13 @@ def test_old_job_directories_are_removed(context: PluginContext, fake_cli: FakeC
     assert not (jobs / "old").exists()
     assert (jobs / "crashed").is_dir() and not (jobs / "crashed" / "hyperexecute.yaml").exists()
     assert (jobs / "fresh" / "hyperexecute.yaml").exists() and (jobs / "L1").is_dir()
-    # the sweep runs at most every few minutes on launches, always on check
+    # the sweep runs at most every few minutes on launches; `check` changes nothing on disk
     os.utime(jobs / "fresh", (now - 9 * 86400, now - 9 * 86400))
     assert launcher.launch(make_request(launch_id="L2")).ok and (jobs / "fresh").exists()
     launcher.check([], network=False)
-    assert not (jobs / "fresh").exists()
+    assert (jobs / "fresh").exists()
+    context.clock.advance(601)
+    assert launcher.launch(make_request(launch_id="L3")).ok and not (jobs / "fresh").exists()
     launcher.close()
 
 

@@ -172,7 +172,6 @@ class HyperExecuteLauncher:
                 problems.append(f"hyperexecute: environment variable {self._options[key]} ({key}) is not set")
         for pool in pools:
             problems.extend(f"pool {pool.name}: {line}" for line in self._check_pool(pool, network))
-        self.clean_job_dirs(force=True)
         return problems
 
     def _check_pool(self, pool: Pool, network: bool) -> list[str]:
