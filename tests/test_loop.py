@@ -68,6 +68,9 @@ class Recorder:
     def provisioner_launch_ended(self, launch):
         self.events.append(("ended", launch.pool, launch.udid, launch.outcome))
 
+    def provisioner_launch_running(self, launch):
+        self.events.append(("running", launch.pool, launch.udid, launch.updated_at - launch.submitted_at))
+
 
 def make(tmp_path: Path, phones=10, burst=5, unit=1, clock=None, ledger=True, dry_run=False, tweak=None):
     path = tmp_path / "c.toml"
@@ -78,7 +81,8 @@ def make(tmp_path: Path, phones=10, burst=5, unit=1, clock=None, ledger=True, dr
     from provisioner import hookimpl
 
     recorder = Recorder()
-    for name in ("provisioner_cycle", "provisioner_launch_submitted", "provisioner_launch_failed", "provisioner_launch_ended"):
+    for name in ("provisioner_cycle", "provisioner_launch_submitted", "provisioner_launch_failed",
+                 "provisioner_launch_ended", "provisioner_launch_running"):
         setattr(recorder, name, hookimpl(getattr(recorder, name).__func__).__get__(recorder))
     manager.register(recorder, "recorder")
     clock = clock or VirtualClock()
@@ -96,6 +100,7 @@ def test_a_burst_fills_phones_without_double_booking(tmp_path):
     p, rec, clock, fleet = make(tmp_path, phones=10, burst=5)
     report = p.cycle()
     assert len(report.plan.launches) == 6  # 5 perf on A55 phones, 1 unit on its own phone
+    assert report.reads == {"sim: counts": "ok", "sim: quarantine": "ok", "sim: phones": "ok", "sim: jobs": "ok"}
     perf = [launch for launch in p.ledger.in_flight() if launch.pool == "perf"]
     assert len(perf) == 5 and all(launch.state is LaunchState.STARTING and launch.job_id for launch in perf)
     for _ in range(40):  # 20 minutes of fleet time: the device list lags, tasks run and end
@@ -105,6 +110,8 @@ def test_a_burst_fills_phones_without_double_booking(tmp_path):
     assert stats["double_bookings"] == 0
     assert stats["wasted"] == 0
     assert [e for e in rec.events if e[0] == "submitted"][:1]
+    running = [e for e in rec.events if e[0] == "running"]
+    assert len(running) == 6 and all(210 <= e[3] <= 270 for e in running)  # seen running the cycle after startup
     ended = [e for e in rec.events if e[0] == "ended"]
     assert len(ended) == 6 and {e[3] for e in ended} == {"completed"}
     assert p.ledger.in_flight() == []

@@ -169,7 +169,7 @@ def test_time_to_running_from_the_proposed_hook(tmp_path):
     observer.close()  # never started: nothing to stop
 
 
-def test_a_broken_observer_offer_is_skipped(tmp_path, log_lines):
+def test_a_broken_observer_offer_is_skipped_and_a_taken_name_is_one_line(tmp_path):
     class Broken:
         @hookimpl
         def provisioner_observers(self):
@@ -181,14 +181,16 @@ def test_a_broken_observer_offer_is_skipped(tmp_path, log_lines):
             yield RoleSpec("metrics", lambda options, context: None)  # the built-in's name, taken
 
     manager = PluginManager(entry_points_=[])
-    manager.register(Broken(), "broken")
-    manager.register(Other(), "other")
-    p, runtime, _ = setup_loop(tmp_path, manager=manager)
-    assert "metrics" in runtime.observers  # the built-in's, which came first
+    broken = manager.register(Broken(), "broken")
+    assert broken.error == "TypeError: provisioner_observers returned str, not RoleSpec"
+    p, runtime, problems = setup_loop(tmp_path, manager=manager)
+    assert set(runtime.observers) == {"metrics"}  # the built-in's; the broken plugin left nothing behind
     runtime.close()
-    assert any("plugin local:broken: its observers are skipped: provisioner_observers returned str" in line
-               for line in log_lines)
-    assert any("observer 'metrics' is offered twice" in line for line in log_lines)
+    manager.register(Other(), "other")
+    p, runtime, problems = setup_loop(tmp_path, manager=manager)
+    assert [str(x).split(": ", 1)[1] for x in problems] == [
+        "plugins.metrics: observer 'metrics' is offered by both provisioner (metrics) and local (other): uninstall one"
+    ]
 
 
 @pytest.fixture(autouse=True)

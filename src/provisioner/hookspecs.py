@@ -71,6 +71,20 @@ class ProvisionerSpecs:
         """
 
     @hookspec
+    def provisioner_observers(self) -> Iterable[RoleSpec]:
+        """Observers that take options from their own ``[plugins.<name>]`` table (metrics, alerting).
+
+        The factory gets the validated table and returns an object with ``@hookimpl`` event methods, which the
+        host registers, or None to stay off. It must not bind ports or connect: do that at the first event.
+        Example::
+
+            @hookimpl
+            def provisioner_observers():
+                yield RoleSpec("metrics", lambda o, c: Metrics(o["port"]) if o["port"] else None,
+                               options={"port": Option(int, 0, "0: off")})
+        """
+
+    @hookspec
     def provisioner_commands(self) -> Iterable[Any]:
         """Extra ``provisioner`` subcommands (``click.Command`` objects), e.g. a launcher's maintenance task.
 
@@ -105,6 +119,10 @@ class ProvisionerSpecs:
     @hookspec
     def provisioner_launch_failed(self, launch: Launch, result: LaunchResult) -> None:
         """A submission failed; ``result.detail`` says why (secrets redacted)."""
+
+    @hookspec
+    def provisioner_launch_running(self, launch: Launch) -> None:
+        """A launch's job was first seen running; ``launch.updated_at`` is when it was seen."""
 
     @hookspec
     def provisioner_launch_ended(self, launch: Launch) -> None:

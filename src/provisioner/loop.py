@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ class CycleReport:
     started_at: float
     plan: Plan
     unknown: list[str] = field(default_factory=list)  # one line per thing not known this cycle
+    reads: dict[str, str] = field(default_factory=dict)  # "<plugin>: <endpoint>" -> ok | partial | error | plugin_error
     observe_seconds: float = 0.0
     plan_seconds: float = 0.0
     dry_run: bool = False
@@ -153,6 +154,7 @@ class Provisioner:
         self._held_logged: set[str] = set()
         self._holds_seen: set[str] = set()  # phones under a recorded hold last cycle
         self._active: set[str] = set()  # launches being submitted by this process
+        self.reads: dict[str, str] = {}
         self._active_lock = threading.Lock()
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
@@ -166,6 +168,7 @@ class Provisioner:
     # -- observe -------------------------------------------------------------------------------------
     def observe(self, now: float) -> tuple[Observation, list[str], dict[str, list[RemoteJob] | None]]:
         unknown: list[str] = []
+        self.reads = reads = {}  # this observation's reads, for the cycle report
         queues_by_source: dict[str, list[str]] = defaultdict(list)
         providers = sorted({p.device_provider for p in self.pools.values()})
         for pool in self.pools.values():
@@ -175,8 +178,8 @@ class Provisioner:
         quarantined: dict[str, Any] = {}
         for source_name, queues in queues_by_source.items():
             source = self.runtime.queue_source(source_name)
-            counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown) or {})
-            quarantined.update(_guard(lambda: source.quarantined(queues), f"{source_name}: quarantine", unknown) or {})
+            counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads) or {})
+            quarantined.update(_guard(lambda: source.quarantined(queues), f"{source_name}: quarantine", unknown, reads) or {})
             for q in queues:
                 counts.setdefault(q, None)
                 quarantined.setdefault(q, None)
@@ -185,8 +188,8 @@ class Provisioner:
         since = now - self.settings.jobs_lookback_seconds
         for name in providers:
             provider = self.runtime.device_provider(name)
-            phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown)
-            jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown)
+            phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads)
+            jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads)
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
@@ -237,7 +240,10 @@ class Provisioner:
         if state is not launch.state or launch.job_id != job.job_id or "udid" in fields:
             assert self.ledger is not None
             self.ledger.update(launch.id, state, now, **fields)
-            launch = Launch(**{**launch.__dict__, "state": state, **fields})
+            was = launch.state
+            launch = Launch(**{**launch.__dict__, "state": state, "updated_at": now, **fields})
+            if state is LaunchState.RUNNING and was is not LaunchState.RUNNING:
+                self.hooks("provisioner_launch_running", launch=launch)
         return launch
 
     def _end(self, launch: Launch, now: float, outcome: str, detail: str, **fields: str) -> Launch:
@@ -317,7 +323,7 @@ class Provisioner:
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
         t2 = time.perf_counter()
-        report = CycleReport(self.cycles, now, the_plan, unknown, t1 - t0, t2 - t1, self.dry_run)
+        report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reads), t1 - t0, t2 - t1, self.dry_run)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         for d in the_plan.decisions:
@@ -395,14 +401,20 @@ class Provisioner:
             self.submitter.close(cancel=stop.is_set())
 
 
-def _guard(call: Callable[[], Any], what: str, unknown: list[str]) -> Any:
+def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[str, str]) -> Any:
     """Run one remote read; on failure record one line and return None (unknown), never an empty answer."""
     try:
-        return call()
+        answer = call()
     except RemoteError as exc:
         unknown.append(f"{what}: {exc}")
+        reads[what] = "error"
     except Exception as exc:  # noqa: BLE001 - a plugin bug makes the data unknown, not the loop dead
         unknown.append(f"{what}: plugin error {type(exc).__name__}: {exc}".splitlines()[0])
+        reads[what] = "plugin_error"
+    else:
+        partial = isinstance(answer, Mapping) and any(v is None for v in answer.values())
+        reads[what] = "partial" if partial else "ok"
+        return answer
     return None
 
 

@@ -27,6 +27,7 @@ ROLES = {
     "queue_source": "provisioner_queue_sources",
     "device_provider": "provisioner_device_providers",
     "launcher": "provisioner_job_launchers",
+    "observer": "provisioner_observers",  # observers with options of their own; not named by pools
 }
 
 

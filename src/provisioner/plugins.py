@@ -14,7 +14,6 @@ from .model import Pool
 from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource, RoleSpec
 
 PROTOCOLS = {"queue_source": QueueSource, "device_provider": DeviceProvider, "launcher": JobLauncher}
-OBSERVERS = "provisioner_observers"  # observers with options: RoleSpecs whose object implements event hooks
 
 
 @dataclass
@@ -71,14 +70,16 @@ def build(config: Config, manager: PluginManager, context: PluginContext) -> tup
                 problems.append(ConfigProblem(file, keys[0], str(exc)))
 
     # Observers that take options: always built (with defaults when they have no table); they may stay off.
-    for name, spec in observer_specs(manager).items():
-        specs.setdefault(name, {})["observer"] = spec
+    for name in manager.names("observer"):
+        try:
+            specs.setdefault(name, {})["observer"] = manager.spec("observer", name)
+        except PluginError as exc:
+            problems.append(ConfigProblem(file, f"plugins.{name}", str(exc)))
 
     # [plugins.<name>] tables: known names, declared keys, named variables set.
     options: dict[str, dict[str, Any]] = {}
     for name, table in config.plugin_options.items():
-        offered = {role for role in ROLES if name in manager.names(role)} | set(specs.get(name, {}))
-        if not offered:
+        if not any(name in manager.names(role) for role in ROLES):
             problems.append(ConfigProblem(file, f"plugins.{name}", "unknown plugin (is it installed? see `provisioner plugins`)"))
     for name, by_role in specs.items():
         declared: dict[str, Any] = {}
@@ -128,24 +129,3 @@ def build(config: Config, manager: PluginManager, context: PluginContext) -> tup
                 continue
             runtime.objects[role][name] = obj
     return runtime, problems
-
-
-def observer_specs(manager: PluginManager) -> dict[str, RoleSpec]:
-    """The observers plugins offer through ``provisioner_observers``: a broken offer is logged and skipped."""
-    caller = getattr(manager.hook, OBSERVERS, None)
-    found: dict[str, RoleSpec] = {}
-    for impl in caller.get_hookimpls() if caller is not None else ():
-        try:
-            offered = list(impl.function() or ())
-            bad = [o for o in offered if not isinstance(o, RoleSpec)]
-            if bad:
-                raise TypeError(f"{OBSERVERS} returned {type(bad[0]).__name__}, not RoleSpec")
-        except Exception as exc:  # noqa: BLE001 - one broken plugin never stops the others
-            logger.warning("plugin {}: its observers are skipped: {}", impl.plugin_name, str(exc).splitlines()[0])
-            continue
-        for spec in offered:
-            if spec.name in found:
-                logger.warning("observer {!r} is offered twice; plugin {}'s is skipped", spec.name, impl.plugin_name)
-                continue
-            found[spec.name] = spec
-    return found
