@@ -328,6 +328,7 @@ class Fleet:
         self._id_rng = random.Random(f"{seed}/ids")
         self._fault_rng = random.Random(f"{seed}/faults")
         self._fault_log: list[tuple[float, str, str]] = []  # (when, endpoint, kind) of every call made to fail
+        self._occupancy: list[tuple[float, int]] = []  # (when, +1/-1): a job took or left a phone
         faulty = set(config.faulty)
         self._phones: dict[str, _Phone] = {}
         for i, udid in enumerate(config.udids()):
@@ -463,6 +464,7 @@ class Fleet:
                 "tasks_created": len(tasks),
                 "tasks_claimed": sum(1 for t in tasks if t[2] is not None),
                 "tasks": tasks,  # (queue id, created_at, claimed_at or None), in creation order
+                "occupancy": list(self._occupancy),  # (time, +1 a job took a phone / -1 it left it), in order
                 "calls": dict(self._calls),  # remote calls by endpoint
                 "faults": dict(Counter(endpoint for _, endpoint, _ in self._fault_log)),  # calls made to fail
             }
@@ -544,6 +546,7 @@ class Fleet:
         """The job takes the phone and starts its setup; the device list goes on saying idle for a while."""
         self._idle[phone.kind].pop(phone.udid, None)
         phone.job = job
+        self._occupancy.append((self._now, 1))
         phone.listed_idle_until = self._now + self.config.list_lag_seconds
         job.phone = phone
         self._set_phase(job, "starting")
@@ -632,6 +635,7 @@ class Fleet:
         if phone is None or phone.job is not job:
             return
         phone.job = None
+        self._occupancy.append((self._now, -1))
         phone.cleaning = True
         self._at(self._now + self.config.cleanup_seconds, self._release, phone)
 

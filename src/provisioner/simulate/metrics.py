@@ -29,7 +29,7 @@ class Metrics:
     wait_max: float
     burst_tasks: int  # tasks present at the start
     burst_claimed_in: float | None  # when the last of them was claimed (None: some never were)
-    full_utilization_in: float | None  # when phones running tasks first reached min(usable phones, burst tasks)
+    full_utilization_in: float | None  # when phones holding a job first reached min(usable phones, burst tasks)
     launches: int
     launch_failures: int  # submissions that failed or timed out (a timed-out one may have reached the cloud)
     wasted: int  # jobs that found no task and idled out
@@ -106,11 +106,10 @@ def _running_intervals(run: RunResult) -> list[tuple[float, float]]:
 
 
 def _full_at(run: RunResult, target: int) -> float | None:
-    """When the number of tasks running at once first reached ``target``."""
+    """When the number of phones busy with a job (starting or running it) first reached ``target``."""
     if target <= 0:
         return None
-    events = sorted([(a, 1) for a, _ in _running_intervals(run)] + [(b, -1) for _, b in _running_intervals(run)],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(run.stats["occupancy"], key=lambda e: (e[0], e[1]))
     running = 0
     for when, step in events:
         running += step
