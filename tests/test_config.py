@@ -61,6 +61,8 @@ selector = { model = "Galaxy A55 5G", os_version = 14 }
         ("[pools.a]\nqueue = 'q'\nudids = ['X']\nselector = {model = 'M'}\n", "pools.a: names phones both by udids and by selector"),
         ("[pool.a]\nqueue = 'q'\n", "pool: unknown table"),
         ("", "pools: no pool is defined"),
+        ("[pools.a]\nqueue = 'q'\nudids = ['X']\n[pools.b]\nqueue = 'q'\nudids = ['Y']\n",
+         "pools.b.queue: queue q is already pool a's"),
     ],
 )
 def test_each_problem_is_one_line_with_key_path(write_config, text, expected):

@@ -247,3 +247,24 @@ def test_unknown_job_list_means_no_launch(tmp_path, log_lines):
     assert report.plan.launches == ()
     assert {d.reason for d in report.plan.decisions} == {"phones or jobs unknown: no launch"}
     assert any("unknown this cycle: sim: jobs: GET jobs: read timed out" in line for line in log_lines)
+
+
+def test_a_launch_of_a_pool_removed_from_the_config_is_closed(tmp_path):
+    p, rec, clock, _ = make(tmp_path, phones=4, burst=1)
+    p.cycle()
+    assert {launch.pool for launch in p.ledger.in_flight()} == {"perf", "unit"}
+    del p.pools["unit"]  # as after an edit of the config and a restart
+    p.cycle()
+    assert {launch.pool for launch in p.ledger.in_flight()} == {"perf"}
+    assert ("ended", "unit", "SIM0001", "pool removed") in rec.events or ("ended", "unit", "SIM0003", "pool removed") in rec.events
+
+
+def test_a_phone_stays_booked_while_its_job_is_listed_starting_past_the_startup_limit(tmp_path):
+    """The device list says idle and the job is still `initiated` after max_startup_seconds: no second launch."""
+    p, _, clock, fleet = make(tmp_path, phones=2, burst=3)
+    p.settings = type(p.settings)(**{**p.settings.__dict__, "max_startup_seconds": 60})
+    first = p.cycle().plan.launches
+    assert [launch.pool for launch in first] == ["perf", "unit"]  # the one A55 phone, the one unit phone
+    clock.advance(80)  # past max_startup_seconds, the job still starting (210 s), the list lagging (90 s)
+    assert p.cycle().plan.launches == ()
+    assert fleet.stats()["double_bookings"] == 0

@@ -39,11 +39,14 @@ def test_launches_up_to_pending_minus_starting():
     assert result.decisions[0].starting == 1
 
 
-def test_starting_expires_after_max_startup():
+def test_starting_expires_after_max_startup_but_the_phone_stays_booked():
     p = pool(udids=["a", "b"])
     o = obs({"q": (1, 0)}, phones("a", "b"), in_flight=[InFlight("p", "a", True, NOW - 901)])
     result = plan([p], o, LIMITS, NOW)
-    assert len(result.launches) == 1
+    assert [launch.udid for launch in result.launches] == ["b"]
+    # a launch still waiting to be submitted counts as starting however long the queue takes
+    o = obs({"q": (1, 0)}, phones("a", "b"), in_flight=[InFlight("p", "a", True, NOW - 5000, unsubmitted=True)])
+    assert plan([p], o, LIMITS, NOW).launches == ()
 
 
 def test_running_launch_books_the_phone_but_is_not_starting():
@@ -170,7 +173,8 @@ def worlds(draw):
     counts = {f"q{i}": draw(st.none() | st.builds(QueueCounts, st.integers(0, 12), st.integers(0, 5))) for i in range(n_pools)}
     quarantined = {f"q{i}": draw(st.none() | st.frozensets(st.sampled_from(UDIDS), max_size=3)) for i in range(n_pools)}
     in_flight = [
-        InFlight(f"pool{draw(st.integers(0, n_pools - 1))}", u, draw(st.booleans()), NOW - draw(st.integers(0, 2000)))
+        InFlight(f"pool{draw(st.integers(0, n_pools - 1))}", u, draw(st.booleans()), NOW - draw(st.integers(0, 2000)),
+                 draw(st.booleans()))
         for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=6))
     ]
     held = {u: NOW + draw(st.integers(-100, 100)) for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=3))}
@@ -186,9 +190,10 @@ def test_invariants(world):
     result = plan(pools, o, limits, NOW, seed)
     by_name = {p.name: p for p in pools}
     state = {p.udid: p.state for p in o.phones["prov"]}
-    live = [f for f in o.in_flight if not f.starting or NOW - f.since < limits.max_startup_seconds]
-    booked = {f.udid for f in live}
-    starting = Counter(f.pool for f in live if f.starting)
+    booked = {f.udid for f in o.in_flight}  # every launch in flight books its phone, however old
+    starting = Counter(
+        f.pool for f in o.in_flight if f.starting and (f.unsubmitted or NOW - f.since < limits.max_startup_seconds)
+    )
     made = Counter(launch.pool for launch in result.launches)
 
     udids = [launch.udid for launch in result.launches]

@@ -230,10 +230,16 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
         raw_pools = {}
     if not raw_pools:
         problems.append(ConfigProblem(file, "pools", "no pool is defined"))
+    queues: dict[str, str] = {}
     for name, table in raw_pools.items():
         pool = _pool(name, table, defaults, file, problems)
-        if pool is not None:
-            pools.append(pool)
+        if pool is None:
+            continue
+        first = queues.setdefault(f"{pool.queue_source}:{pool.queue}", name)
+        if first != name:  # each would launch for the whole pending count
+            problems.append(ConfigProblem(file, f"pools.{name}.queue", f"queue {pool.queue} is already pool {first}'s"))
+            continue
+        pools.append(pool)
 
     plugin_tables = raw.get("plugins", {})
     if not isinstance(plugin_tables, Mapping):

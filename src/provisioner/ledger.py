@@ -85,17 +85,22 @@ class Ledger:
             )
         return launch
 
-    def update(self, launch_id: str, state: LaunchState, now: float, **fields: str) -> None:
+    def update(
+        self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None, **fields: str
+    ) -> bool:
+        """Move a launch to ``state`` (only if it is in ``only_from``, when given). True if it moved."""
         allowed = {"job_id", "outcome", "detail", "udid"}
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
         ran = now if state is LaunchState.RUNNING else None
+        guard, args = ("", ()) if only_from is None else (" AND state = ?", (only_from.value,))
         with self._lock:
-            self._db.execute(
+            cur = self._db.execute(
                 f"UPDATE launches SET state = ?, updated_at = ?, ran_at = COALESCE(ran_at, ?)"
-                f"{', ' + sets if sets else ''} WHERE id = ?",
-                (state.value, now, ran, *fields.values(), launch_id),
+                f"{', ' + sets if sets else ''} WHERE id = ?{guard}",
+                (state.value, now, ran, *fields.values(), launch_id, *args),
             )
+            return cur.rowcount == 1
 
     def recover(self, now: float) -> int:
         """After a restart: launches queued but never handed to the launcher are cancelled."""

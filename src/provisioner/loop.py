@@ -204,21 +204,25 @@ class Provisioner:
         matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
         for launch in ours:
             pool = self.pools.get(launch.pool)
-            provider_jobs = jobs.get(pool.device_provider) if pool else None
+            if pool is None:  # its pool left the config: nothing will follow it any more
+                launch = self._end(launch, now, "pool removed", "its pool is no longer in the config")
+                continue
+            provider_jobs = jobs.get(pool.device_provider)
             job = by_id.get(launch.job_id) if launch.job_id else None
-            if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING:
+            here = self._submitting_here(launch)
+            if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING and not here:
                 job = _adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
             if job is not None:
                 matched.add(job.job_id)
                 launch = self._follow(launch, job, now)
             elif provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
-                if now - launch.submitted_at >= self.settings.max_startup_seconds and not self._submitting_here(launch):
+                if now - launch.submitted_at >= self.settings.max_startup_seconds and not here:
                     launch = self._end(launch, now, "never seen", "not in the provider's job list in time")
             elif provider_jobs is not None and launch.state is LaunchState.RUNNING:
                 if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
                     launch = self._end(launch, now, "unknown", "fell out of the provider's job list")
             if launch.state.in_flight:
-                in_flight.append(InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at))
+                in_flight.append(in_flight_of(launch, here))
         for js in jobs.values():
             for job in js or ():
                 if job.job_id not in matched and job.state is not JobState.ENDED and job.pool in self.pools:
@@ -338,9 +342,9 @@ class Provisioner:
 
     # -- act -----------------------------------------------------------------------------------------
     def act(self, the_plan: Plan, now: float) -> None:
-        for planned in the_plan.launches:
+        for i, planned in enumerate(the_plan.launches):
             if self.dry_run or self.ledger is None:
-                launch = Launch(f"dry-{self.cycles}-{planned.pool}-{planned.udid}", planned.pool, planned.udid, LaunchState.QUEUED, now)
+                launch = Launch(f"dry-{self.cycles}-{i}", planned.pool, planned.udid, LaunchState.QUEUED, now)
             else:
                 launch = self.ledger.add(planned.pool, planned.udid, now)
             self.submitter.put(launch)
@@ -366,7 +370,9 @@ class Provisioner:
             logger.info("dry run: would launch for pool {} on {}: {}", pool.name, target, result.detail)
             return
         if result.ok and result.job_id:
-            self.ledger.update(launch.id, LaunchState.STARTING, now, job_id=result.job_id, detail=result.url)
+            # reconcile may have seen the job already (running, even ended): never move it back
+            self.ledger.update(launch.id, LaunchState.STARTING, now, only_from=LaunchState.SUBMITTING,
+                               job_id=result.job_id, detail=result.url)
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
@@ -399,6 +405,13 @@ class Provisioner:
                 self.clock.sleep(max(0.0, began + self.settings.interval - self.clock.now()), stop)
         finally:
             self.submitter.close(cancel=stop.is_set())
+
+
+def in_flight_of(launch: Launch, submitting_here: bool = False) -> InFlight:
+    """What the planner needs of a launch in flight. One still queued, or being submitted by this process,
+    counts as starting however long its turn takes."""
+    unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and submitting_here)
+    return InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at, unsubmitted)
 
 
 def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[str, str]) -> Any:

@@ -22,8 +22,9 @@ class InFlight:
 
     pool: str
     udid: str  # empty: a selector launch not yet placed on a phone
-    starting: bool  # submitted and not yet seen running
+    starting: bool  # not yet seen running
     since: float  # when it was submitted (or created, for a provider's job)
+    unsubmitted: bool = False  # queued or being submitted: starting, however long the queue takes
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,14 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     unplaced_by_pool: dict[str, int] = defaultdict(int)
     booked: set[str] = set()
     for f in obs.in_flight:
-        starting = f.starting and now - f.since < limits.max_startup_seconds
+        # A launch stops counting as starting once seen running, or after the maximum startup time...
+        starting = f.starting and (f.unsubmitted or now - f.since < limits.max_startup_seconds)
         if starting:
             starting_by_pool[f.pool] += 1
-        if f.udid and (starting or not f.starting):
+        # ...but its phone stays booked for as long as it is in flight at all.
+        if f.udid:
             booked.add(f.udid)
-        elif not f.udid and starting:
+        elif starting:
             unplaced_by_pool[f.pool] += 1
     total_starting = sum(starting_by_pool.values())
     held = {u for u, until in obs.held.items() if until > now}

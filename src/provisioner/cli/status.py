@@ -20,9 +20,9 @@ from ..clock import Clock
 from ..config import Config, ConfigError, Settings, load
 from ..ledger import Ledger
 from ..logs import setup
-from ..loop import Provisioner
+from ..loop import Provisioner, in_flight_of
 from ..model import LaunchState
-from ..planner import InFlight, Observation, plan
+from ..planner import Observation, plan
 from ..plugins import Runtime
 from .common import Loaded, config_option, fail, load_all
 
@@ -132,7 +132,7 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     launches = ledger.in_flight() if ledger is not None else []
     for launch in launches:  # and what the ledger knows that the providers' lists do not show yet
         if not (launch.job_id and launch.job_id in seen):
-            in_flight.append(InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at))
+            in_flight.append(in_flight_of(launch))
     holds = p.holds(now)
     last_used = ledger.last_used() if ledger is not None else {}
     obs = Observation(obs.counts, obs.quarantined, obs.phones, in_flight, {u: t for u, (t, _) in holds.items()}, last_used)
