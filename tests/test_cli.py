@@ -71,9 +71,13 @@ def test_secrets_are_redacted_from_every_log_line():
         logger.debug("calling with token hunter2-token-value and xy")
         logs.setup("TRACE", fmt="json", stream=stream)
         logger.trace("again hunter2-token-value")
+        try:
+            raise ValueError("token=hunter2-token-value")
+        except ValueError:
+            logger.exception("a traceback")
     finally:
         logs.setup("INFO")
     text = stream.getvalue()
     assert "hunter2" not in text
-    assert "token *** and xy" in text and "again ***" in text
+    assert "token *** and xy" in text and "again ***" in text and "ValueError: token=***" in text
     assert logs.redact("a hunter2-token-value b") == "a *** b"

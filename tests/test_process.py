@@ -152,3 +152,19 @@ def test_first_signal_waits_for_the_submission_third_exits_at_once(tmp_path: Pat
     proc.send_signal(sig)
     proc.wait(timeout=30)
     assert proc.returncode == 128 + sig
+
+
+def test_one_daemon_per_state_directory_and_its_files_are_private(tmp_path: Path):
+    config = write_config(tmp_path, pacing=30)
+    first = start(config)
+    try:
+        read_until(first.stderr, "pool perf:")
+        second = start(config, "--once")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert err.strip().splitlines()[-1] == f"{tmp_path / 'state'}: another provisioner is running with this state directory"
+        assert (tmp_path / "state" / "ledger.sqlite3").stat().st_mode & 0o077 == 0
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0

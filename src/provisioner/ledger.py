@@ -8,6 +8,7 @@ One connection, used under a lock: the loop and the submission threads share it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -67,6 +68,7 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a launch written is a launch kept, even on power loss
         self._db.executescript(SCHEMA)
+        os.chmod(path, 0o600)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(launches)")}
         if "ran_at" not in columns:  # when the job was first seen running (for reports), added later
             self._db.execute("ALTER TABLE launches ADD COLUMN ran_at REAL")

@@ -1,9 +1,14 @@
-"""Logging set-up: one human-readable line per event, or JSON for journald; secrets redacted everywhere."""
+"""Logging set-up: one human-readable line per event, or JSON for journald; secrets redacted everywhere.
+
+Redaction happens on the final text a sink writes (message, traceback and JSON fields alike), so no path
+around it exists: every value registered with ``add_secrets`` is replaced by ``***``.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 from loguru import logger
 
@@ -19,22 +24,26 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     return text
 
 
-def _patch(record) -> None:
-    if _secrets:
-        record["message"] = redact(record["message"])
-
-
 def add_secrets(values: Iterable[str]) -> None:
     """Values that must never appear in a log line (longest first, so a secret containing another goes whole)."""
     _secrets.extend(v for v in values if v and len(v) >= 4 and v not in _secrets)
     _secrets.sort(key=len, reverse=True)
 
 
-def setup(level: str = "INFO", fmt: str = "text", stream=None) -> None:
+def _redacting(stream: TextIO):
+    def write(message: str) -> None:
+        stream.write(redact(message))
+        stream.flush()
+
+    return write
+
+
+def setup(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
     logger.remove()
-    logger.configure(patcher=_patch)
     stream = stream or sys.stderr
+    sink = _redacting(stream)
     if fmt == "json":
-        logger.add(stream, level=level.upper(), serialize=True, backtrace=False, diagnose=False)
+        logger.add(sink, level=level.upper(), serialize=True, backtrace=False, diagnose=False)
     else:
-        logger.add(stream, level=level.upper(), format=TEXT_FORMAT, colorize=None, backtrace=False, diagnose=False)
+        colour = hasattr(stream, "isatty") and stream.isatty()
+        logger.add(sink, level=level.upper(), format=TEXT_FORMAT, colorize=colour, backtrace=False, diagnose=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import threading
+from pathlib import Path
 
 import click
 from loguru import logger
@@ -16,6 +18,18 @@ from ..loop import Provisioner
 from .common import config_option, fail, load_all
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
+def hold_state_dir(state_dir: Path):
+    """One daemon per state directory: a second would cancel the first's queued launches and book its phones."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(state_dir / "daemon.lock", "a")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        fail([f"{state_dir}: another provisioner is running with this state directory"])
+    return handle
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -80,6 +94,8 @@ def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: fl
         fail(problems)
     assert loaded is not None
     settings = loaded.config.settings
+    os.umask(0o077)  # whatever the daemon writes (ledger, job directories, logs) is its own
+    lock = None if dry_run else hold_state_dir(settings.state_dir)
     ledger = None if dry_run else Ledger(settings.state_dir / "ledger.sqlite3")
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -103,4 +119,6 @@ def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: fl
         loaded.runtime.close()
         if ledger is not None:
             ledger.close()
+        if lock is not None:
+            lock.close()
     logger.info("provisioner stopped after {} cycles", provisioner.cycles)
