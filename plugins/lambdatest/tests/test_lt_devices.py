@@ -73,6 +73,15 @@ def test_server_errors_are_retried_then_unknown(context: PluginContext, vcr: Any
     assert context.clock.now() - 1746763200.0 == pytest.approx(1.0 + 2.0)  # backoff through the clock
 
 
+@pytest.mark.vcr("devices_5xx.yaml", allow_playback_repeats=True)
+def test_retries_stop_when_the_time_budget_is_spent(context: PluginContext, vcr: Any) -> None:
+    start = context.clock.now()
+    with pytest.raises(RemoteError, match=r"HTTP 503; no time left this cycle to try again"):
+        provider(context, retries=10, retry_backoff=20, time_budget=50).phones()
+    assert vcr.play_count == 2  # tried at 0 and 20 s; the next wait (40 s) would end past the budget
+    assert context.clock.now() - start == pytest.approx(20.0)
+
+
 @pytest.mark.vcr("devices_5xx_then_ok.yaml")
 def test_a_retry_that_succeeds_gives_the_list(context: PluginContext, vcr: Any) -> None:
     phones = provider(context, retries=3).phones()

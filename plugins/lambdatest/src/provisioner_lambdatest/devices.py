@@ -25,8 +25,6 @@ PHONE_STATES = {
 LIVE_JOB_STATES = {"initiated": JobState.STARTING, "running": JobState.RUNNING}
 ENDED_JOB_STATES = frozenset({"completed", "failed", "aborted", "lambda_error", "timeout", "blocked", "ignored"})
 # Fragments of a status word that say the job is over, for statuses the docs do not list.
-ENDED_WORDS = ("complet", "fail", "abort", "error", "timeout", "timed", "cancel", "block", "ignor", "skip",
-               "stop", "kill", "termin", "success", "pass", "done", "finish")
 
 _unknown_seen: set[tuple[str, str]] = set()
 _unknown_lock = threading.Lock()
@@ -55,7 +53,7 @@ def job_state(status: str, ended: bool) -> tuple[JobState, str]:
         return LIVE_JOB_STATES[status], ""
     if status in ENDED_JOB_STATES:
         return JobState.ENDED, status
-    if ended or any(word in status for word in ENDED_WORDS):
+    if ended:  # a status we do not know: ended only once the job has an end time
         note_unknown("job", status, "ended")
         return JobState.ENDED, status or "unknown"
     note_unknown("job", status, "starting")  # still alive as far as we know: keeps its phone booked
@@ -130,20 +128,22 @@ class LambdaTestDevices:
         self._jobs_url: str = options["jobs_url"]
         self._page_size = max(1, int(options["jobs_page_size"]))
         self._max_pages = max(1, int(options["jobs_max_pages"]))
+        self._budget = float(options["time_budget"])
         self._warned_jobs: set[str] = set()
-        self._warned_bound = False
 
     # -- phones -------------------------------------------------------------------------------
     def phones(self) -> list[Phone]:
-        return parse_phones(self._api.get_json(self._devices_url), self._devices_url)
+        deadline = self._context.clock.now() + self._budget
+        return parse_phones(self._api.get_json(self._devices_url, deadline=deadline), self._devices_url)
 
     # -- jobs ---------------------------------------------------------------------------------
     def jobs(self, since: float) -> list[RemoteJob]:
         """Our jobs created at or after ``since``, newest first, read page by page until older ones show."""
         found: list[RemoteJob] = []
         cursor: Any = None
+        deadline = self._context.clock.now() + self._budget  # for all the pages together
         for _ in range(self._max_pages):
-            page, has_more = self._page(cursor)
+            page, has_more = self._page(cursor, deadline)
             if not page:
                 return found
             older = False
@@ -156,15 +156,13 @@ class LambdaTestDevices:
             cursor = page[-1].get("job_number")
             if has_more is False or older or not isinstance(cursor, int):
                 return found
-        if not self._warned_bound:
-            self._warned_bound = True
-            logger.warning(
-                "GET {}: stopped after {} pages of {} jobs; raise jobs_max_pages if jobs are missed",
-                self._jobs_url, self._max_pages, self._page_size,
-            )
-        return found
+        # A list cut short would hide live jobs, and with them the phones they hold: unknown, not partial.
+        raise RemoteError(
+            f"GET {self._jobs_url}: {self._max_pages} pages of {self._page_size} jobs did not reach the look-back "
+            "window's start; raise jobs_max_pages or shorten jobs_lookback_seconds"
+        )
 
-    def _page(self, cursor: Any) -> tuple[list[dict[str, Any]], bool | None]:
+    def _page(self, cursor: Any, deadline: float) -> tuple[list[dict[str, Any]], bool | None]:
         params: dict[str, Any] = {
             "limit": self._page_size,
             "is_cursor_base_pagination": "true",
@@ -172,7 +170,7 @@ class LambdaTestDevices:
         }
         if cursor is not None:
             params["cursor"] = cursor
-        body = self._api.get_json(self._jobs_url, params)
+        body = self._api.get_json(self._jobs_url, params, deadline=deadline)
         data = body.get("data") if isinstance(body, dict) else None
         if data is None and isinstance(body, dict) and "metadata" in body:
             data = []  # some pages past the end carry no data at all

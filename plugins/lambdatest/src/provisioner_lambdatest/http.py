@@ -39,15 +39,21 @@ class LambdaTestApi:
         except KeyError as missing:
             raise RemoteError(f"GET {url}: environment variable {missing.args[0]} is not set") from None
 
-    def get_json(self, url: str, params: Mapping[str, Any] | None = None) -> Any:
-        """The decoded JSON body of ``GET url``; retries 5xx, 429, timeouts and connection errors."""
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None, deadline: float | None = None) -> Any:
+        """The decoded JSON body of ``GET url``; retries 5xx, 429, timeouts and connection errors, all before
+        ``deadline`` (a time of the host's clock) when given."""
         auth = self._auth(url)
         tries = self._retries + 1
         reason = ""
+        clock = self._context.clock
         for attempt in range(tries):
+            left = float("inf") if deadline is None else deadline - clock.now()
+            if left <= 0:
+                raise RemoteError(f"GET {url}: out of time for this cycle ({reason or 'no answer yet'})")
             delay = min(MAX_DELAY, self._backoff * 2**attempt)
+            timeout = (min(self._timeout[0], left), min(self._timeout[1], left))
             try:
-                response = self.session.get(url, params=params, auth=auth, timeout=self._timeout)
+                response = self.session.get(url, params=params, auth=auth, timeout=timeout)
             except requests.Timeout:
                 reason = "timed out"
             except requests.ConnectionError:
@@ -66,8 +72,10 @@ class LambdaTestApi:
                 reason = f"HTTP {status}"
                 delay = _retry_after(response, delay)
             if attempt + 1 < tries:
+                if deadline is not None and clock.now() + delay >= deadline:
+                    raise RemoteError(f"GET {url}: {reason}; no time left this cycle to try again")
                 logger.debug("GET {}: {}, try {} of {} in {:.1f}s", url, reason, attempt + 2, tries, delay)
-                self._context.clock.sleep(delay)
+                clock.sleep(delay)
         raise RemoteError(f"GET {url}: {reason} ({tries} tries)")
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ PROVIDER_OPTIONS: dict[str, Option] = {
     "read_timeout": Option((int, float), 30.0, "seconds to wait for an answer"),
     "retries": Option(int, 2, "extra tries on 5xx, 429 and connection errors"),
     "retry_backoff": Option((int, float), 1.0, "seconds before the first retry, doubled each time"),
+    "time_budget": Option((int, float), 60.0, "seconds one read (all its tries and pages) may take in all"),
     "jobs_page_size": Option(int, 100, "jobs asked per page"),
     "jobs_max_pages": Option(int, 20, "pages read per call at most"),
 }
