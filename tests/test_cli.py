@@ -47,7 +47,7 @@ def test_dry_run_launches_nothing_and_writes_no_ledger(tmp_path: Path):
 
 def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path: Path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[provisioner]\ninterval = -1\n[pools.a]\nqueue = 'q'\nudids = ['X']\nqueue_source = 'sim'\n")
+    bad.write_text("[provisioner]\ninterval = -1\n[defaults]\nqueue_source = 'sim'\ndevice_provider = 'sim'\nlauncher = 'sim'\n[pools.a]\nqueue = 'q'\nudids = ['SIM0000']\n")
     result = provisioner("run", "-c", str(bad))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"{bad}: provisioner.interval: must not be negative"]

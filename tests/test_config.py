@@ -107,6 +107,10 @@ x = 1
     assert any("plugins.sim.phones: must be an integer" in line for line in lines)
     assert any("plugins.sim.colour: unknown key" in line for line in lines)
     assert any("plugins.other: unknown plugin" in line for line in lines)
+
+    path.write_text(path.read_text().replace("[provisioner]", "[provisioner]\ninterval = -1"))
+    both = run_check(path).output  # a problem of the host's table does not hide the plugins' problems
+    assert "provisioner.interval: must not be negative" in both and "plugins.sim.colour: unknown key" in both
     assert "Traceback" not in result.output
 
 

@@ -53,8 +53,10 @@ class Runtime:
                     logger.warning("plugin {} failed to close: {}", name, exc)
 
 
-def build(config: Config, manager: PluginManager, context: PluginContext) -> tuple[Runtime, list[ConfigProblem]]:
-    """Validate the plugin tables and pool launch tables, then build each used plugin once."""
+def build(
+    config: Config, manager: PluginManager, context: PluginContext, instantiate: bool = True
+) -> tuple[Runtime, list[ConfigProblem]]:
+    """Validate the plugin tables and pool launch tables, then (if all is well) build each used plugin once."""
     file = str(config.path)
     problems: list[ConfigProblem] = []
     used = config.plugins_used()
@@ -105,7 +107,7 @@ def build(config: Config, manager: PluginManager, context: PluginContext) -> tup
         pools.append(replace(pool, launch=launch))
 
     runtime = Runtime(tuple(pools))
-    if problems:
+    if problems or not instantiate:
         return runtime, problems
 
     for name, by_role in specs.items():

@@ -70,8 +70,8 @@ def load_all(
         clock=clock or SystemClock(), state_dir=config.settings.state_dir, environ=environ,
         seed=config.settings.seed or 0, job_tag=config.settings.job_tag, dry_run=dry_run,
     )
-    if problems:
-        return None, problems
-    runtime, problems = build(config, manager, context)
+    # even after the host's own problems, so that every problem shows at once; but then start no plugin
+    runtime, more = build(config, manager, context, instantiate=not problems)
+    problems += more
     add_secrets(secret_values(config, runtime, manager, environ))
     return Loaded(config, manager, runtime, context), problems
