@@ -64,25 +64,26 @@ class Settings:
         return Limits(self.max_launches_per_cycle, self.max_starting, self.max_startup_seconds)
 
 
+_D = Settings()  # the defaults are the dataclass's; the options only describe them
 SETTINGS: dict[str, Option] = {
-    "interval": Option((int, float), 30.0, "seconds between the starts of two cycles"),
-    "max_launches_per_cycle": Option(int, 60, "launches planned in one cycle, all pools together"),
-    "max_starting": Option(int, 200, "launches still starting, all pools together"),
-    "max_startup_seconds": Option((int, float), 900.0, "a launch not seen running by then stops counting as starting"),
-    "launch_interval": Option((int, float), 2.0, "seconds between the starts of two submissions (pacing)"),
-    "launch_concurrency": Option(int, 4, "submissions running side by side"),
-    "state_dir": Option(str, "state", "where the ledger and job directories live (relative to the config file)"),
-    "job_tag": Option(str, "provisioner", "first label of every job; tells our jobs from others"),
-    "failures_before_hold": Option(int, 3, "failed submissions in a row after which a phone is held back"),
-    "retry_backoff_seconds": Option((int, float), 60.0, "wait before retrying a phone after a failed submission (doubles)"),
-    "hold_seconds": Option((int, float), 3600.0, "how long a phone that keeps failing is held back"),
-    "jobs_lookback_seconds": Option((int, float), 2 * 3600.0, "how far back the provider's job list is read (longer than a job lives)"),
-    "seed": Option(int, None, "seed for picking phones (default: a new one each start)"),
-    "job_failures_before_hold": Option(int, 3, "jobs failing in a row (within the window) after which a phone is held"),
-    "job_failure_window_seconds": Option((int, float), 3 * 3600.0, "only job failures this recent count"),
-    "job_failure_hold_seconds": Option((int, float), 2 * 3600.0, "how long a phone whose jobs keep failing is held"),
+    "interval": Option((int, float), _D.interval, "seconds between the starts of two cycles"),
+    "max_launches_per_cycle": Option(int, _D.max_launches_per_cycle, "launches planned in one cycle, all pools together"),
+    "max_starting": Option(int, _D.max_starting, "launches still starting, all pools together"),
+    "max_startup_seconds": Option((int, float), _D.max_startup_seconds, "a launch not seen running by then stops counting as starting"),
+    "launch_interval": Option((int, float), _D.launch_interval, "seconds between the starts of two submissions (pacing)"),
+    "launch_concurrency": Option(int, _D.launch_concurrency, "submissions running side by side"),
+    "state_dir": Option(str, str(_D.state_dir), "where the ledger and job directories live (relative to the config file)"),
+    "job_tag": Option(str, _D.job_tag, "first label of every job; tells our jobs from others"),
+    "failures_before_hold": Option(int, _D.failures_before_hold, "failed submissions in a row after which a phone is held back"),
+    "retry_backoff_seconds": Option((int, float), _D.retry_backoff_seconds, "wait before retrying a phone after a failed submission (doubles)"),
+    "hold_seconds": Option((int, float), _D.hold_seconds, "how long a phone that keeps failing is held back"),
+    "jobs_lookback_seconds": Option((int, float), _D.jobs_lookback_seconds, "how far back the provider's job list is read (longer than a job lives)"),
+    "seed": Option(int, _D.seed, "seed for picking phones (default: a new one each start)"),
+    "job_failures_before_hold": Option(int, _D.job_failures_before_hold, "jobs failing in a row (within the window) after which a phone is held"),
+    "job_failure_window_seconds": Option((int, float), _D.job_failure_window_seconds, "only job failures this recent count"),
+    "job_failure_hold_seconds": Option((int, float), _D.job_failure_hold_seconds, "how long a phone whose jobs keep failing is held"),
     "job_failure_outcomes": Option(
-        list, ["failed", "lambda_error", "timeout"], "the provider's job outcomes that count as a failure of the phone"
+        list, list(_D.job_failure_outcomes), "the provider's job outcomes that count as a failure of the phone"
     ),
 }
 
