@@ -18,9 +18,10 @@ TEXT_FORMAT = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</lev
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    for secret in secrets if secrets is not None else _secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """``text`` with every secret (by default: every one registered) replaced by ``***``, longest first."""
+    ordered = _secrets if secrets is None else sorted({s for s in secrets if s}, key=len, reverse=True)
+    for secret in ordered:
+        text = text.replace(secret, "***")
     return text
 
 

@@ -9,9 +9,11 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from provisioner.logs import redact  # noqa: F401 - the launcher redacts through cli.redact
 
 LOCK_NAME = "hyperexecute-cli.lock"
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -56,13 +58,6 @@ def cli_env(environ: Mapping[str, str], username: str, access_key: str) -> dict[
     env["LT_USERNAME"] = username
     env["LT_ACCESS_KEY"] = access_key
     return env
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``***`` (longest first, so none is left half-replaced)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 @contextlib.contextmanager
