@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Property tests are deterministic: the same examples on every run and every machine.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 LEAKY_PREFIXES = ("TASKCLUSTER_", "LT_", "TC_")
 LEAKY_NAMES = ("PROVISIONER_PLUGINS", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
