@@ -268,3 +268,25 @@ def test_a_phone_stays_booked_while_its_job_is_listed_starting_past_the_startup_
     clock.advance(80)  # past max_startup_seconds, the job still starting (210 s), the list lagging (90 s)
     assert p.cycle().plan.launches == ()
     assert fleet.stats()["double_bookings"] == 0
+
+
+def test_the_watchdog_is_fed_only_by_cycles_that_complete(tmp_path, monkeypatch):
+    import threading
+
+    from provisioner import loop as loop_module
+
+    fed = []
+    monkeypatch.setattr(loop_module.notify, "watchdog", lambda status="", environ=None: fed.append(status))
+    p, _, _, _ = make(tmp_path)
+    real, calls = p.cycle, {"n": 0}
+
+    def cycle():
+        calls["n"] += 1
+        if calls["n"] % 2:
+            p.cycles += 1
+            raise OSError("ledger not writable")
+        return real()
+
+    p.cycle = cycle
+    p.run(threading.Event(), max_cycles=4)
+    assert fed == ["cycle 2", "cycle 4"]

@@ -132,3 +132,14 @@ def test_a_job_failure_hold_shows_in_status(tmp_path):
         {"udid": "SIM0001", "until": now + 1800, "reason": "held: 2 failed jobs in a row", "pools": ["unit"]}
     ]
     assert {r["pool"]: r["held"] for r in snap["pools"]} == {"perf": 0, "unit": 1}
+
+
+def test_holding_a_phone_no_pool_names_warns(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(f'[provisioner]\nstate_dir = "{tmp_path / "state"}"\n'
+                    '[pools.a]\nqueue = "p/q"\nudids = ["R5CX1"]\nqueue_source = "sim"\ndevice_provider = "sim"\n'
+                    'launcher = "sim"\n')
+    typo = invoke("phones", "hold", "R5CXl", "-c", str(path), "--for", "1h")
+    assert typo.exit_code == 0 and f"warning: R5CXl is in no pool of {path} (a typo?)" in typo.output
+    known = invoke("phones", "hold", "R5CX1", "-c", str(path), "--for", "1h")
+    assert known.exit_code == 0 and "warning" not in known.output

@@ -60,10 +60,14 @@ IN_FLIGHT = tuple(s.value for s in LaunchState if s.in_flight)
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open (and create) the ledger; ``readonly`` opens an existing one for reading only (status, report)."""
         self.path = path
         self._lock = threading.Lock()
+        if readonly:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a launch written is a launch kept, even on power loss

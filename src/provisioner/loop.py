@@ -397,7 +397,8 @@ class Provisioner:
                     self.cycle()
                 except Exception:  # noqa: BLE001 - the loop outlives any one cycle's bug
                     logger.exception("cycle {} failed; going on", self.cycles)
-                notify.watchdog(f"cycle {self.cycles}")  # systemd restarts a loop that stops coming here
+                else:  # systemd restarts a loop that stops completing cycles, hung or failing
+                    notify.watchdog(f"cycle {self.cycles}")
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
                 if duration is not None and self.clock.now() - start >= duration:

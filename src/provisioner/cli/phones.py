@@ -33,8 +33,11 @@ def hold(config_path: Path, udid: str, duration: float, reason: str) -> None:
         raise click.BadParameter("must not be empty", param_hint="UDID")
     if duration <= 0:
         raise click.BadParameter("must be longer than 0", param_hint="--for")
-    settings = load_settings(config_path).settings
-    ledger = open_ledger(settings, create=True)
+    config = load_settings(config_path)
+    named = {u for pool in config.pools for u in pool.udids}
+    if named and udid not in named and all(pool.udids for pool in config.pools):
+        click.echo(f"warning: {udid} is in no pool of {config_path} (a typo?); holding it all the same", err=True)
+    ledger = open_ledger(config.settings, create=True)
     assert ledger is not None
     now = SystemClock().now()
     try:

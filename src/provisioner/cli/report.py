@@ -236,7 +236,11 @@ def report(config_path: Path, window: float, as_json: bool) -> None:
             notes.append("no ledger yet: only the provider's job history")
             launches, ran_at, holds, held_now = [], {}, [], {}
         else:
-            launches, ran_at, holds = ledger.since(since), ledger.ran_at(since), ledger.hold_history(since)
+            earlier = ledger.since(since - 3600)  # a launch queued just before the window, its job created inside
+            launches = [launch for launch in earlier if launch.submitted_at >= since]
+            outside = {launch.job_id for launch in earlier if launch.job_id} - {launch.job_id for launch in launches}
+            jobs = [job for job in jobs if job.job_id not in outside]  # counted neither as ours nor as unrecorded
+            ran_at, holds = ledger.ran_at(since), ledger.hold_history(since)
             provisioner = Provisioner(loaded.config, loaded.runtime, ledger, loaded.context.clock, dry_run=True, inline=True)
             held_now = provisioner.holds(now)
         data = report_data(

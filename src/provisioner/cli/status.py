@@ -80,11 +80,12 @@ def ledger_path(settings: Settings) -> Path:
 
 
 def open_ledger(settings: Settings, create: bool = False) -> Ledger | None:
-    """The daemon's ledger; None when it does not exist yet (and ``create`` is off)."""
+    """The daemon's ledger: for writing with ``create`` (made if need be), else read-only, or None when it
+    does not exist yet."""
     path = ledger_path(settings)
-    if not create and not path.exists():
-        return None
-    return Ledger(path)
+    if create:
+        return Ledger(path)
+    return Ledger(path, readonly=True) if path.exists() else None
 
 
 def load_settings(config_path: Path) -> Config:

@@ -358,8 +358,11 @@ class Fleet:
     # --- public API: what the plugins call ---------------------------------------------------------------------
 
     def counts(self, queues: Iterable[str]) -> dict[str, QueueCounts]:
-        """Pending and claimed tasks per queue. Raises ``RemoteError`` during a fault window."""
-        self._gate("counts")
+        """Pending and claimed tasks per queue. Raises ``RemoteError`` during a fault window.
+
+        Counted as Taskcluster's batch endpoint costs: one call per 1,000 queues."""
+        queues = list(queues)
+        self._gate("counts", max(1, -(-len(queues) // 1000)))
         with self._lock:
             self._advance("")
             out = {}
@@ -369,7 +372,9 @@ class Fleet:
             return out
 
     def quarantined(self, queues: Iterable[str]) -> dict[str, frozenset[str]]:
-        self._gate("quarantined")
+        """Counted as worker-manager's listWorkers costs: at least one call per queue (it has no batch form)."""
+        queues = list(queues)
+        self._gate("quarantined", max(1, len(queues)))
         with self._lock:
             self._advance("")
             return {queue_id: self._quarantined for queue_id in queues}
@@ -483,10 +488,10 @@ class Fleet:
 
     # --- faults -----------------------------------------------------------------------------------------------
 
-    def _gate(self, endpoint: str) -> None:
-        """Count the call; during a fault window on the endpoint, fail it as the window says."""
+    def _gate(self, endpoint: str, calls: int = 1) -> None:
+        """Count the call(s) the real service would need; during a fault window on the endpoint, fail it."""
         with self._lock:
-            self._calls[endpoint] += 1
+            self._calls[endpoint] += calls
             now = max(self._now, self.clock.now())
             fault = self._fault_now(endpoint, now)
             if fault is None:
