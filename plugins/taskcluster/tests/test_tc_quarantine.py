@@ -35,12 +35,28 @@ def test_tc_quarantine_two_pages(vcr, make_source, clock, live_environ, recordin
 
 @pytest.mark.vcr
 def test_tc_quarantine_past_and_future(vcr, make_source, clock):
-    source = make_source()
+    source = make_source(quarantine_refresh=0)  # read every cycle
     # one worker's quarantine ended a second ago, one ends in a second, one in 3025
     assert source.quarantined([Q1]) == {Q1: frozenset({"R5CW0001FUT", "R5CW5678DEF"})}
     clock.advance(2)
     assert source.quarantined([Q1]) == {Q1: frozenset({"R5CW5678DEF"})}
     assert vcr.all_played
+
+
+def test_tc_quarantine_list_is_reused_until_refresh_and_expires_by_time(make_source, stub_session, clock):
+    from datetime import datetime, timezone
+
+    soon = datetime.fromtimestamp(clock.now() + 10, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    session, adapter = stub_session(lambda request: make_response(
+        request, 200, page(("R5SOON", soon), ("R5LONG", "3025-01-01T00:00:00.000Z"))))
+    source = make_source(session=session, quarantine_refresh=120)
+    assert source.quarantined([Q1]) == {Q1: frozenset({"R5SOON", "R5LONG"})}
+    clock.advance(30)
+    assert source.quarantined([Q1]) == {Q1: frozenset({"R5LONG"})}  # from the list read 30 s ago
+    assert len(adapter.calls) == 1
+    clock.advance(90)
+    source.quarantined([Q1])
+    assert len(adapter.calls) == 2  # read again after 120 s
 
 
 def test_tc_quarantine_page_limit_makes_it_unknown(make_source, stub_session, tc_log):

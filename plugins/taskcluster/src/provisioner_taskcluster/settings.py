@@ -29,6 +29,9 @@ OPTIONS: dict[str, Option] = {
                           help="seconds counts() and quarantined() may each spend per cycle, retries included"),
     "batch": Option(bool, True, help="ask all queues' counts in one call (falls back to one call per queue on 404)"),
     "max_pages": Option(int, 10, help="most listWorkers pages read per queue per cycle; more: quarantine unknown"),
+    "quarantine_refresh": Option((int, float), 120.0,
+                                 help="seconds a queue's quarantine list is reused before it is read again "
+                                      "(0: every cycle); listWorkers has no batch form"),
 }
 
 
@@ -50,6 +53,7 @@ class Settings:
     time_budget: float
     batch: bool
     max_pages: int
+    quarantine_refresh: float = 0.0
 
     @property
     def who(self) -> str:
@@ -70,7 +74,7 @@ class Settings:
             backoff=float(values["backoff"]),
         )
         return cls(root_url, source, credentials, problem, policy, float(values["time_budget"]),
-                   bool(values["batch"]), int(values["max_pages"]))
+                   bool(values["batch"]), int(values["max_pages"]), float(values["quarantine_refresh"]))
 
 
 def check_numbers(values: Mapping[str, Any]) -> None:
@@ -80,6 +84,9 @@ def check_numbers(values: Mapping[str, Any]) -> None:
     for name in ("max_attempts", "max_pages"):
         if not values[name] >= 1:
             raise ValueError(f"taskcluster: option {name} must be at least 1, not {values[name]!r}")
+    if not values["quarantine_refresh"] >= 0:
+        raise ValueError(f"taskcluster: option quarantine_refresh must be 0 or more seconds, "
+                         f"not {values['quarantine_refresh']!r}")
     if not values["backoff"] >= 0:
         raise ValueError(f"taskcluster: option backoff must be 0 or more seconds, not {values['backoff']!r}")
 

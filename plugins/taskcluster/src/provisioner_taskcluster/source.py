@@ -72,6 +72,7 @@ class TaskclusterQueues:
         self.transport = Transport(self.session, settings.policy, context.clock, random.Random(context.seed),
                                    signer, settings.who)
         self._batch_missing_at: float | None = None  # when the deployment last answered 404 to the batch call
+        self._quarantine: dict[str, tuple[float, dict[str, float]]] = {}  # queue -> (read at, {worker: until})
         if settings.credential_problem:
             logger.warning(settings.credential_problem)
 
@@ -131,19 +132,32 @@ class TaskclusterQueues:
     # --- quarantine ---------------------------------------------------------------------------------------
 
     def quarantined(self, queues: Sequence[str]) -> dict[str, frozenset[str] | None]:
-        """Worker ids (phone UDIDs) quarantined now, per queue; None when unknown this cycle."""
+        """Worker ids (phone UDIDs) quarantined now, per queue; None when unknown this cycle.
+
+        A queue's list is read again once ``quarantine_refresh`` seconds have passed; in between, the workers
+        read last time count while their ``quarantineUntil`` lies ahead. A failed read is unknown at once.
+        """
         budget = Budget(self.clock, self.settings.time_budget)
         now = self.clock.now()
         result: dict[str, frozenset[str] | None] = dict.fromkeys(queues)
         for queue in self._valid_queues(result, "quarantine"):
-            provisioner_id, worker_type = queue.split("/")
-            result[queue] = self._quarantined_one(provisioner_id, worker_type, budget, now)
+            cached = self._quarantine.get(queue)
+            if cached is None or now - cached[0] >= self.settings.quarantine_refresh:
+                provisioner_id, worker_type = queue.split("/")
+                until = self._quarantined_one(provisioner_id, worker_type, budget, now)
+                cached = None if until is None else (now, until)
+                if cached is None:
+                    self._quarantine.pop(queue, None)
+                else:
+                    self._quarantine[queue] = cached
+            if cached is not None:
+                result[queue] = frozenset(worker for worker, until in cached[1].items() if until > now)
         return result
 
     def _quarantined_one(self, provisioner_id: str, worker_type: str, budget: Budget,
-                         now: float) -> frozenset[str] | None:
-        """Follow listWorkers' continuation tokens for at most max_pages pages."""
-        found: set[str] = set()
+                         now: float) -> dict[str, float] | None:
+        """Follow listWorkers' continuation tokens for at most max_pages pages: {worker id: quarantined until}."""
+        found: dict[str, float] = {}
         token: str | None = None
         for _ in range(self.settings.max_pages):
             url = self.urls.workers(provisioner_id, worker_type, token)
@@ -151,9 +165,9 @@ class TaskclusterQueues:
             if page is None:
                 return None
             ids, token = page
-            found |= ids
+            found.update(ids)
             if token is None:
-                return frozenset(found)
+                return found
         logger.warning(describe("listWorkers", "GET", url,
                                 f"still more pages after {self.settings.max_pages}; quarantine unknown"))
         return None

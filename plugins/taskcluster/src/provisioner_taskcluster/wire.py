@@ -62,8 +62,8 @@ def parse_time(value: Any) -> float:
     return moment.timestamp()
 
 
-def workers_page(body: dict[str, Any], now: float) -> tuple[set[str], str | None]:
-    """A ``listWorkers`` page -> (ids of workers quarantined at ``now``, the continuation token or None).
+def workers_page(body: dict[str, Any], now: float) -> tuple[dict[str, float], str | None]:
+    """A ``listWorkers`` page -> ({id: quarantineUntil} of workers quarantined at ``now``, the token or None).
 
     ``quarantineUntil`` is on every worker; one never quarantined carries a date years in the past, and
     ``quarantined=true`` is no promise: only a ``quarantineUntil`` after ``now`` counts.
@@ -71,12 +71,13 @@ def workers_page(body: dict[str, Any], now: float) -> tuple[set[str], str | None
     workers = body.get("workers")
     if not isinstance(workers, list):
         raise BadBody("workers missing or not a list")
-    quarantined: set[str] = set()
+    quarantined: dict[str, float] = {}
     for worker in workers:
         if not isinstance(worker, dict) or not isinstance(worker.get("workerId"), str):
             raise BadBody("a worker has no workerId")
-        if parse_time(worker.get("quarantineUntil")) > now:
-            quarantined.add(worker["workerId"])
+        until = parse_time(worker.get("quarantineUntil"))
+        if until > now:
+            quarantined[worker["workerId"]] = until
     token = body.get("continuationToken")
     if token is not None and (not isinstance(token, str) or not token):
         raise BadBody("continuationToken is not a non-empty string")
