@@ -56,6 +56,9 @@ OPTIONS: dict[str, Option] = {
     "launch_failure_rate": Option(SECONDS, _D.launch_failure_rate, "share of submissions that fail (0..1)"),
     "quarantined": Option(list, [], "UDIDs quarantined in every queue (their workers claim nothing)"),
     "faulty": Option(list, [], "UDIDs listed faulty (jobs pinned to them fail)"),
+    "quarantine_refresh": Option(
+        SECONDS, 120.0, "seconds a quarantine list is reused before it is read again, as the taskcluster plugin does",
+    ),
     "faults": Option(
         list, [], "windows of failing remote calls: [{start, end, endpoints, kind = error|timeout|garbage, rate, "
         "timeout_seconds, went_through}], times in seconds after start",
@@ -98,12 +101,24 @@ class SimQueueSource(_SimRole):
             logger.warning("{}", exc)
             return {queue: None for queue in queues}
 
+    def __init__(self, options: Mapping[str, Any], context: PluginContext) -> None:
+        super().__init__(options, context)
+        self._clock = context.clock
+        self._refresh = float(options.get("quarantine_refresh", 120.0))
+        self._read: tuple[float, tuple[str, ...], Mapping[str, frozenset[str]]] | None = None
+
     def quarantined(self, queues: Sequence[str]) -> Mapping[str, frozenset[str] | None]:
+        now, wanted = self._clock.now(), tuple(queues)
+        if self._read is not None and self._read[1] == wanted and now - self._read[0] < self._refresh:
+            return self._read[2]
         try:
-            return self.fleet.quarantined(queues)
+            answer = self.fleet.quarantined(queues)
         except RemoteError as exc:
+            self._read = None
             logger.warning("{}", exc)
             return {queue: None for queue in queues}
+        self._read = (now, wanted, answer)
+        return answer
 
 
 class SimDeviceProvider(_SimRole):
