@@ -290,3 +290,14 @@ def test_the_watchdog_is_fed_only_by_cycles_that_complete(tmp_path, monkeypatch)
     p.cycle = cycle
     p.run(threading.Event(), max_cycles=4)
     assert fed == ["cycle 2", "cycle 4"]
+
+
+def test_a_plugin_answering_the_wrong_types_is_unknown_not_a_crash(tmp_path, log_lines):
+    def garbage(runtime):
+        runtime.objects["queue_source"]["sim"].counts = lambda queues: {q: 5 for q in queues}
+
+    p, _, _, _ = make(tmp_path, tweak=garbage)
+    report = p.cycle()
+    assert report.plan.launches == ()
+    assert report.reads["sim: counts"] == "plugin_error"
+    assert any("sim: counts: plugin error TypeError: answered int, not QueueCounts" in line for line in log_lines)

@@ -25,7 +25,7 @@ from .clock import Clock
 from .config import Config
 from .ledger import Ledger
 from .logs import redact
-from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Plan, Pool, RemoteJob
+from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, Plan, Pool, QueueCounts, RemoteJob
 from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
@@ -178,8 +178,10 @@ class Provisioner:
         quarantined: dict[str, Any] = {}
         for source_name, queues in queues_by_source.items():
             source = self.runtime.queue_source(source_name)
-            counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads) or {})
-            quarantined.update(_guard(lambda: source.quarantined(queues), f"{source_name}: quarantine", unknown, reads) or {})
+            counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads, QueueCounts) or {})
+            quarantined.update(
+                _guard(lambda: source.quarantined(queues), f"{source_name}: quarantine", unknown, reads, frozenset) or {}
+            )
             for q in queues:
                 counts.setdefault(q, None)
                 quarantined.setdefault(q, None)
@@ -188,8 +190,8 @@ class Provisioner:
         since = now - self.settings.jobs_lookback_seconds
         for name in providers:
             provider = self.runtime.device_provider(name)
-            phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads)
-            jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads)
+            phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
+            jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
@@ -415,10 +417,16 @@ def in_flight_of(launch: Launch, submitting_here: bool = False) -> InFlight:
     return InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at, unsubmitted)
 
 
-def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[str, str]) -> Any:
-    """Run one remote read; on failure record one line and return None (unknown), never an empty answer."""
+def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[str, str], kind: type) -> Any:
+    """Run one remote read; on failure record one line and return None (unknown), never an empty answer.
+
+    The answer is a list of ``kind`` or a mapping to ``kind`` (or None); anything else is a plugin error."""
     try:
         answer = call()
+        values = answer.values() if isinstance(answer, Mapping) else answer
+        bad = [v for v in values if not (isinstance(v, kind) or (v is None and isinstance(answer, Mapping)))]
+        if bad:
+            raise TypeError(f"answered {type(bad[0]).__name__}, not {kind.__name__}")
     except RemoteError as exc:
         unknown.append(f"{what}: {exc}")
         reads[what] = "error"
