@@ -1,0 +1,59 @@
+"""The daemon end to end with the real launcher: `provisioner run --once` starts the (fake) hyperexecute CLI
+for each planned launch, pinned to the planner's phone, with our labels, and records the job it printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from lt_support import ENVIRON, LT_KEY, SECRETS, TC_TOKEN, FakeCli
+
+
+def test_run_once_launches_through_the_cli_and_records_the_job(tmp_path: Path):
+    state = tmp_path / "state"
+    cli = FakeCli(tmp_path / "bin", state / "hyperexecute-cli.lock")
+    config = tmp_path / "c.toml"
+    config.write_text(f"""
+[provisioner]
+state_dir = "{state}"
+job_tag = "tcdp"
+seed = 1
+[pools.a55-perf]
+queue = "proj-autophone/gecko-t-lambda-perf-a55"
+udids = ["SIM0000"]
+queue_source = "sim"
+device_provider = "sim"
+launcher = "hyperexecute"
+launch = {{ client_id_env = "TC_CLIENT_A55", access_token_env = "TC_TOKEN_A55" }}
+[plugins.hyperexecute]
+cli = "{cli.path}"
+[plugins.sim]
+phones = 1
+[plugins.sim.queues]
+"proj-autophone/gecko-t-lambda-perf-a55" = {{ burst = 1 }}
+""")
+    env = dict(ENVIRON, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-m", "provisioner", "run", "-c", str(config), "--once", "--log-level", "TRACE"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    record = cli.record()
+    argv = record["argv"]
+    assert argv[argv.index("--labels") + 1] == "tcdp,a55-perf,SIM0000"
+    assert json.loads(record["yaml"])["framework"]["args"]["fixedIP"] == "SIM0000"
+    assert "launched job 0f8fad5b-d9cb-469f-a165-70867728950e for pool a55-perf on SIM0000" in done.stderr
+    rows = sqlite3.connect(state / "ledger.sqlite3").execute("SELECT udid, state, job_id FROM launches").fetchall()
+    assert rows == [("SIM0000", "starting", "0f8fad5b-d9cb-469f-a165-70867728950e")]
+    for secret in SECRETS:  # nowhere in the daemon's output, its argv, or what it left behind readable
+        assert secret not in done.stdout + done.stderr and secret not in " ".join(argv)
+    leftovers = [p for p in state.rglob("*") if p.is_file() and p.suffix not in (".sqlite3", ".lock")]
+    assert any(p.parent.parent.name == "jobs" for p in leftovers)  # the job directory's log stays
+    assert not list(state.rglob("hyperexecute.yaml"))  # the rendered yaml (with the token) does not
+    for path in leftovers:
+        if "-wal" not in path.name and "-shm" not in path.name:
+            text = path.read_text(errors="replace")
+            assert LT_KEY not in text and TC_TOKEN not in text, path
+            assert path.stat().st_mode & 0o077 == 0, path
