@@ -89,9 +89,6 @@ class Submitter:
         else:
             self._queue.put(launch)
 
-    def pending(self) -> int:
-        return self._queue.qsize()
-
     def _pace(self) -> None:
         wait = self._last_start + self.interval - self._clock.now()
         if wait > 0:

@@ -21,7 +21,7 @@ class Runtime:
     """The live objects, by role and name, and the pools with their launch tables validated."""
 
     pools: tuple[Pool, ...]
-    objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in ROLES})
+    objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in PROTOCOLS})
     observers: dict[str, Any] = field(default_factory=dict)  # built observers, registered as hook plugins
 
     def queue_source(self, name: str) -> QueueSource:
@@ -35,7 +35,7 @@ class Runtime:
 
     def each(self):
         seen: set[int] = set()
-        for role in ROLES:
+        for role in PROTOCOLS:
             for name, obj in self.objects[role].items():
                 if id(obj) not in seen:
                     seen.add(id(obj))

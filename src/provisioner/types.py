@@ -53,9 +53,6 @@ class PluginContext:
     # A place for plugins that cooperate (e.g. the simulated queue, phones and launcher) to share objects.
     shared: dict[str, Any] = field(default_factory=dict)
 
-    def secret(self, variable: str) -> str:
-        """The value of the environment variable ``variable``; ``RemoteError``-free, raises KeyError if unset."""
-        return self.environ[variable]
 
 
 @runtime_checkable
@@ -122,16 +119,10 @@ class RoleSpec:
             raise TypeError(f"plugin {self.name!r}: factory is not callable")
 
 
-QueueSourceSpec = RoleSpec
-DeviceProviderSpec = RoleSpec
-JobLauncherSpec = RoleSpec
-
 __all__ = [
     "REQUIRED",
     "DeviceProvider",
-    "DeviceProviderSpec",
     "JobLauncher",
-    "JobLauncherSpec",
     "LaunchRequest",
     "LaunchResult",
     "Option",
@@ -140,7 +131,6 @@ __all__ = [
     "Pool",
     "QueueCounts",
     "QueueSource",
-    "QueueSourceSpec",
     "RemoteError",
     "RemoteJob",
     "RoleSpec",
