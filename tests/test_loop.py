@@ -100,7 +100,7 @@ def test_a_burst_fills_phones_without_double_booking(tmp_path):
     p, rec, clock, fleet = make(tmp_path, phones=10, burst=5)
     report = p.cycle()
     assert len(report.plan.launches) == 6  # 5 perf on A55 phones, 1 unit on its own phone
-    assert report.reads == {"sim: counts": "ok", "sim: quarantine": "ok", "sim: phones": "ok", "sim: jobs": "ok"}
+    assert report.reads == {"sim: counts": "ok", "sim: workers": "ok", "sim: phones": "ok", "sim: jobs": "ok"}
     perf = [launch for launch in p.ledger.in_flight() if launch.pool == "perf"]
     assert len(perf) == 5 and all(launch.state is LaunchState.STARTING and launch.job_id for launch in perf)
     for _ in range(40):  # 20 minutes of fleet time: the device list lags, tasks run and end

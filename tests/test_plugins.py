@@ -22,8 +22,8 @@ class Queue:
         self.pending = options["pending"]
     def counts(self, queues):
         return {{q: QueueCounts(self.pending, 0) for q in queues}}
-    def quarantined(self, queues):
-        return {{q: frozenset() for q in queues}}
+    def workers(self, queues):
+        return {{q: [] for q in queues}}
 
 @hookimpl
 def provisioner_queue_sources():

@@ -13,6 +13,7 @@ from .model import (
     QueueCounts,
     RemoteJob,
     Selector,
+    Worker,
 )
 from .types import Option, PluginContext, RemoteError, RoleSpec
 
@@ -34,5 +35,6 @@ __all__ = [
     "RemoteJob",
     "RoleSpec",
     "Selector",
+    "Worker",
     "hookimpl",
 ]

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +25,7 @@ from .clock import Clock
 from .config import Config
 from .ledger import Ledger
 from .logs import redact
-from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, Plan, Pool, QueueCounts, RemoteJob
+from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, Plan, Pool, QueueCounts, RemoteJob, Worker
 from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
@@ -173,13 +173,20 @@ class Provisioner:
                 queues_by_source[pool.queue_source].append(pool.queue)
         counts: dict[str, Any] = {}
         quarantined: dict[str, Any] = {}
+        workers: dict[str, Sequence[Worker] | None] = {}
         for source_name, queues in queues_by_source.items():
             source = self.runtime.queue_source(source_name)
             counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads, QueueCounts) or {})
-            quarantined.update(
-                _guard(lambda: source.quarantined(queues), f"{source_name}: quarantine", unknown, reads, frozenset) or {}
-            )
+            answer = _guard(lambda: source.workers(queues), f"{source_name}: workers", unknown, reads, Sequence) or {}
+            for q, listed in answer.items():
+                if listed is not None and not all(isinstance(w, Worker) for w in listed):
+                    unknown.append(f"{source_name}: workers: plugin error: {q}: not a list of Worker")
+                    reads[f"{source_name}: workers"] = "plugin_error"
+                    listed = None
+                workers[q] = listed
+                quarantined[q] = None if listed is None else quarantine_of(listed, now)
             for q in queues:
+                workers.setdefault(q, None)
                 counts.setdefault(q, None)
                 quarantined.setdefault(q, None)
         phones: dict[str, Any] = {}
@@ -412,6 +419,11 @@ def in_flight_of(launch: Launch, submitting_here: bool = False) -> InFlight:
     counts as starting however long its turn takes."""
     unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and submitting_here)
     return InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at, unsubmitted)
+
+
+def quarantine_of(workers: Sequence[Worker], now: float) -> frozenset[str]:
+    """The ids of the workers quarantined at ``now``."""
+    return frozenset(w.worker_id for w in workers if w.quarantined_until is not None and w.quarantined_until > now)
 
 
 def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[str, str], kind: type) -> Any:

@@ -64,6 +64,25 @@ class QueueCounts:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """What the queue source records of one worker, as Taskcluster's queue ``listWorkers`` gives it.
+
+    ``worker_id`` is the phone's UDID for workers our launches start (the job's worker runs as
+    ``<group>/<UDID>``). ``latest_task`` names the most recent task it claimed (``<taskId>/<runId>``, "" when
+    none is recorded); ``first_claim`` is when it first claimed one (None: never). The host decides that a
+    launch's worker has claimed a task when ``latest_task`` differs from what it was when the launch was
+    planned, or ``first_claim`` is after the launch was submitted. ``quarantined_until``: the worker takes no
+    task before then (None, or a time in the past: not quarantined).
+    """
+
+    worker_id: str
+    latest_task: str = ""
+    first_claim: float | None = None
+    quarantined_until: float | None = None
+    worker_group: str = ""
+
+
+@dataclass(frozen=True)
 class Selector:
     """Phones named by model and/or OS version rather than by UDID. Empty fields match anything."""
 

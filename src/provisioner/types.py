@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .clock import Clock, SystemClock
-from .model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob
+from .model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Worker
 
 REQUIRED: Any = object()  # marks an Option without default
 
@@ -57,14 +57,22 @@ class PluginContext:
 
 @runtime_checkable
 class QueueSource(Protocol):
-    """Reports, per queue, the pending and claimed counts and the quarantined workers."""
+    """Reports, per queue, the pending and claimed counts and what it records of each worker.
+
+    The host calls each method once per cycle with every queue of the pools that name this source.
+    """
 
     def counts(self, queues: Sequence[str]) -> Mapping[str, QueueCounts | None]:
         """Counts for each queue id; ``None`` (never 0) for a queue whose counts are unknown this cycle."""
         ...
 
-    def quarantined(self, queues: Sequence[str]) -> Mapping[str, frozenset[str] | None]:
-        """Worker ids (phone UDIDs) quarantined now, per queue; ``None`` when unknown this cycle."""
+    def workers(self, queues: Sequence[str]) -> Mapping[str, Sequence[Worker] | None]:
+        """Every worker the queue knows, per queue id, read fresh each cycle; ``None`` when unknown this cycle.
+
+        From it the host learns which workers are quarantined (a pool whose list is unknown gets no launch)
+        and when the worker a launch started has claimed a task: until then the launch covers one pending
+        task. Example: ``{"proj/a55": [Worker("R5CX...", latest_task="HDbB.../0", first_claim=1.75e9)]}``.
+        """
         ...
 
 
@@ -134,4 +142,5 @@ __all__ = [
     "RemoteError",
     "RemoteJob",
     "RoleSpec",
+    "Worker",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 
 from ..hookspecs import hookimpl
-from ..model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob
+from ..model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Worker
 from ..types import Option, PluginContext, RemoteError, RoleSpec
 from .fleet import Fleet, FleetConfig
 
@@ -106,6 +106,12 @@ class SimQueueSource(_SimRole):
         self._clock = context.clock
         self._refresh = float(options.get("quarantine_refresh", 120.0))
         self._read: tuple[float, tuple[str, ...], Mapping[str, frozenset[str]]] | None = None
+
+    def workers(self, queues: Sequence[str]) -> Mapping[str, Sequence[Worker] | None]:
+        return {
+            queue: None if ids is None else [Worker(udid, quarantined_until=float("inf")) for udid in sorted(ids)]
+            for queue, ids in self.quarantined(queues).items()
+        }
 
     def quarantined(self, queues: Sequence[str]) -> Mapping[str, frozenset[str] | None]:
         now, wanted = self._clock.now(), tuple(queues)

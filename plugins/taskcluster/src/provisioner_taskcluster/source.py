@@ -11,7 +11,7 @@ import requests
 import taskcluster
 from loguru import logger
 
-from provisioner import PluginContext, QueueCounts
+from provisioner import PluginContext, QueueCounts, Worker
 
 from . import __version__
 from .settings import Credentials, Settings, root_url_problem
@@ -130,6 +130,12 @@ class TaskclusterQueues:
         return singles
 
     # --- quarantine ---------------------------------------------------------------------------------------
+
+    def workers(self, queues: Sequence[str]) -> dict[str, list[Worker] | None]:
+        return {
+            queue: None if ids is None else [Worker(udid, quarantined_until=float("inf")) for udid in sorted(ids)]
+            for queue, ids in self.quarantined(queues).items()
+        }
 
     def quarantined(self, queues: Sequence[str]) -> dict[str, frozenset[str] | None]:
         """Worker ids (phone UDIDs) quarantined now, per queue; None when unknown this cycle.
