@@ -71,6 +71,7 @@ def _ledger_with_history(tmp_path) -> float:
     for i, outcome in enumerate(["completed", "completed", "failed"]):
         launch = ledger.add("perf", "SIM0002", now - 3600 + i * 600)
         ledger.update(launch.id, LaunchState.RUNNING, now - 3400 + i * 600, job_id=f"J{i}")
+        ledger.mark(launch.id, claimed_at=now - 3350 + i * 600 + i * 60)  # its worker claimed: 250, 310, 370 s
         ledger.update(launch.id, LaunchState.ENDED, now - 3000 + i * 600, outcome=outcome)
     failed = ledger.add("unit", "SIM0001", now - 600)
     ledger.update(failed.id, LaunchState.FAILED, now - 590, detail="CLI exited 1")
@@ -87,7 +88,7 @@ def test_report_command(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("report from ") and lines[0].endswith("(7d00h)")
-    assert lines[2].split() == ["perf", "3", "0", "3", "2", "0", "1", "(running", "1)", "0", "67%", "3m"]
+    assert lines[2].split() == ["perf", "3", "0", "3", "2", "0", "1", "(running", "1)", "0", "67%", "3m", "5m"]
     assert lines[3].split()[:3] == ["unit", "1", "1"]
     phones = lines[lines.index("phones, worst first:") + 2:]
     assert [line.split()[0] for line in phones] == ["SIM0001", "SIM0002"]

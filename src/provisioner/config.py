@@ -45,6 +45,8 @@ class Settings:
     max_launches_per_cycle: int = 60
     max_starting: int = 200
     max_startup_seconds: float = 900.0
+    claim_seconds: float = 210.0
+    adopt_clock_skew_seconds: float = 5.0
     launch_interval: float = 2.0
     launch_concurrency: int = 4
     state_dir: Path = Path("state")
@@ -69,7 +71,9 @@ SETTINGS: dict[str, Option] = {
     "interval": Option((int, float), _D.interval, "seconds between the starts of two cycles"),
     "max_launches_per_cycle": Option(int, _D.max_launches_per_cycle, "launches planned in one cycle, all pools together"),
     "max_starting": Option(int, _D.max_starting, "launches still starting, all pools together"),
-    "max_startup_seconds": Option((int, float), _D.max_startup_seconds, "a launch not seen running by then stops counting as starting"),
+    "max_startup_seconds": Option((int, float), _D.max_startup_seconds, "a launch whose worker has not claimed by then stops covering a pending task"),
+    "claim_seconds": Option((int, float), _D.claim_seconds, "launch-to-claim time assumed until the ledger has learned each pool's own"),
+    "adopt_clock_skew_seconds": Option((int, float), _D.adopt_clock_skew_seconds, "clock skew allowed when a job is matched to a launch by its creation time"),
     "launch_interval": Option((int, float), _D.launch_interval, "seconds between the starts of two submissions (pacing)"),
     "launch_concurrency": Option(int, _D.launch_concurrency, "submissions running side by side"),
     "state_dir": Option(str, str(_D.state_dir), "where the ledger and job directories live (relative to the config file)"),

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS launches (
 CREATE INDEX IF NOT EXISTS launches_state ON launches(state);
 CREATE INDEX IF NOT EXISTS launches_udid ON launches(udid, submitted_at);
 CREATE INDEX IF NOT EXISTS launches_updated ON launches(updated_at);
+CREATE INDEX IF NOT EXISTS launches_submitted ON launches(submitted_at);
 CREATE TABLE IF NOT EXISTS holds (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     udid TEXT NOT NULL,
@@ -57,6 +58,15 @@ class Hold:
     reason: str = ""
     released_at: float | None = None
 IN_FLIGHT = tuple(s.value for s in LaunchState if s.in_flight)
+# (name, type) of the columns added after the first schema, in the order they were added
+ADDED_COLUMNS = (
+    ("ran_at", "REAL"),  # when the job was first seen running
+    ("claimed_at", "REAL"),  # when its worker was seen to have claimed a task
+    ("claim_baseline", "TEXT"),  # the worker's latest task when the launch was planned (NULL: not known)
+    ("submit_seconds", "REAL"),  # how long the launcher took to submit it
+)
+UNIQUE_JOB_ID = "CREATE UNIQUE INDEX IF NOT EXISTS launches_job_id ON launches(job_id) WHERE job_id != ''"
+COLUMNS = "id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, claim_baseline"
 
 
 class Ledger:
@@ -73,23 +83,78 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=FULL")  # a launch written is a launch kept, even on power loss
         self._db.executescript(SCHEMA)
         os.chmod(path, 0o600)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns and indexes added since the first version, added in place to an existing ledger."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(launches)")}
-        if "ran_at" not in columns:  # when the job was first seen running (for reports), added later
-            self._db.execute("ALTER TABLE launches ADD COLUMN ran_at REAL")
+        for name, kind in ADDED_COLUMNS:
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE launches ADD COLUMN {name} {kind}")
+        try:
+            self._db.execute(UNIQUE_JOB_ID)
+        except sqlite3.IntegrityError:
+            # A ledger written before job ids were unique may hold two launches sharing one (a wrong adoption):
+            # the job stays with the launch that recorded it first; the other loses the id.
+            self._db.execute(
+                "UPDATE launches SET job_id = '', detail = 'job id shared with an earlier launch: removed' "
+                "WHERE job_id != '' AND rowid NOT IN (SELECT MIN(rowid) FROM launches WHERE job_id != '' GROUP BY job_id)"
+            )
+            self._db.execute(UNIQUE_JOB_ID)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     # -- writes --------------------------------------------------------------------------------------
-    def add(self, pool: str, udid: str, now: float) -> Launch:
-        launch = Launch(uuid.uuid4().hex, pool, udid, LaunchState.QUEUED, now, updated_at=now)
+    def add(self, pool: str, udid: str, now: float, claim_baseline: str | None = None) -> Launch:
+        launch = Launch(uuid.uuid4().hex, pool, udid, LaunchState.QUEUED, now, updated_at=now,
+                        claim_baseline=claim_baseline)
         with self._lock:
             self._db.execute(
-                "INSERT INTO launches (id, pool, udid, state, submitted_at, updated_at) VALUES (?,?,?,?,?,?)",
-                (launch.id, pool, udid, launch.state.value, now, now),
+                "INSERT INTO launches (id, pool, udid, state, submitted_at, updated_at, claim_baseline) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (launch.id, pool, udid, launch.state.value, now, now, claim_baseline),
             )
         return launch
+
+    def mark(self, launch_id: str, **fields: float | str | None) -> None:
+        """Record facts that do not move the launch's state: ``claimed_at``, ``claim_baseline``, ``submit_seconds``."""
+        assert fields and set(fields) <= {"claimed_at", "claim_baseline", "submit_seconds"}, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._lock:
+            self._db.execute(f"UPDATE launches SET {sets} WHERE id = ?", (*fields.values(), launch_id))
+
+    def known_job_ids(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of ``job_ids`` some launch of the ledger already holds."""
+        wanted = [j for j in job_ids if j]
+        if not wanted:
+            return set()
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            return {r[0] for r in self._db.execute(f"SELECT job_id FROM launches WHERE job_id IN ({marks})", wanted)}
+
+    def claim_seconds(self, since: float) -> dict[str, list[float]]:
+        """Per pool, launch-to-claim times (seconds) of the launches submitted since ``since`` whose worker claimed."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT pool, claimed_at - submitted_at FROM launches "
+                "WHERE submitted_at >= ? AND claimed_at IS NOT NULL ORDER BY submitted_at",
+                (since,),
+            ).fetchall()
+        out: dict[str, list[float]] = {}
+        for pool, seconds in rows:
+            out.setdefault(pool, []).append(seconds)
+        return out
+
+    def submit_seconds(self, since: float) -> list[float]:
+        """How long each submission since ``since`` took, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT submit_seconds FROM launches WHERE submitted_at >= ? AND submit_seconds IS NOT NULL "
+                "ORDER BY submitted_at", (since,),
+            )
+            return [r[0] for r in rows]
 
     def update(
         self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None, **fields: str
@@ -141,7 +206,7 @@ class Ledger:
         recent = "" if since is None else "AND udid IN (SELECT udid FROM launches WHERE +state = ? AND updated_at >= ?)"
         with self._lock:
             rows = self._db.execute(
-                f"""SELECT * FROM (
+                f"""SELECT {COLUMNS} FROM (
                      SELECT *, ROW_NUMBER() OVER (PARTITION BY udid ORDER BY submitted_at DESC) AS n
                      FROM launches WHERE udid != '' AND state NOT IN (?, ?, ?) {recent})
                    WHERE n <= ? ORDER BY udid, submitted_at DESC""",
@@ -150,7 +215,7 @@ class Ledger:
             ).fetchall()
         out: dict[str, list[Launch]] = {}
         for row in rows:
-            out.setdefault(row[2], []).append(_launch(row[:9]))
+            out.setdefault(row[2], []).append(_launch(row))
         return out
 
     def last_failures(self) -> dict[str, Launch]:
@@ -242,16 +307,16 @@ class Ledger:
     def _select(self, where: str, args: Iterable) -> list[Launch]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail FROM launches "
-                f"WHERE {where} ORDER BY submitted_at",
+                f"SELECT {COLUMNS} FROM launches WHERE {where} ORDER BY submitted_at",
                 tuple(args),
             ).fetchall()
         return [_launch(r) for r in rows]
 
 
 def _launch(row) -> Launch:
-    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail = row
+    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, baseline = row
     return Launch(
         id=id_, pool=pool, udid=udid, state=LaunchState(state), submitted_at=submitted_at,
-        job_id=job_id, updated_at=updated_at, outcome=outcome, detail=detail,
+        job_id=job_id, updated_at=updated_at, outcome=outcome, detail=detail, claimed_at=claimed_at,
+        claim_baseline=baseline,
     )

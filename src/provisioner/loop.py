@@ -8,14 +8,17 @@ observation.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
+import sqlite3
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
@@ -25,7 +28,7 @@ from .clock import Clock
 from .config import Config
 from .ledger import Ledger
 from .logs import redact
-from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, Plan, Pool, QueueCounts, RemoteJob, Worker
+from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, PhoneState, Plan, PlannedLaunch, Pool, QueueCounts, RemoteJob, Worker
 from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
@@ -43,6 +46,12 @@ class CycleReport:
     observe_seconds: float = 0.0
     plan_seconds: float = 0.0
     dry_run: bool = False
+
+
+WRITE_TRIES = 4  # a ledger write from a submission thread, tried this often while the database is busy
+ESTIMATE_REFRESH = 600.0  # seconds between two readings of the learned launch-to-claim times
+ESTIMATE_SAMPLES = 50  # the latest claims of a pool that make its estimate
+BUSIEST = {PhoneState.IDLE: 0, PhoneState.UNAVAILABLE: 1, PhoneState.BUSY: 2}
 
 
 class Hooks:
@@ -76,6 +85,7 @@ class Submitter:
         self._stop = threading.Event()
         self._slots = threading.Semaphore(concurrency)
         self._last_start = float("-inf")
+        self.capped = 0  # times a submission waited for a free slot (read and reset by the loop each cycle)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="submit") if not inline else None
         self._thread = None
         if not inline:
@@ -103,8 +113,10 @@ class Submitter:
             if self._stop.is_set():
                 self._cancel(launch)
                 continue
-            self._pace()
-            self._slots.acquire()
+            if not self._slots.acquire(blocking=False):  # every slot busy: concurrency, not pacing, sets the rate
+                self.capped += 1
+                self._slots.acquire()
+            self._pace()  # after a slot is free: two submissions never start closer than ``interval``
             if self._stop.is_set():
                 self._slots.release()
                 self._cancel(launch)
@@ -153,6 +165,10 @@ class Provisioner:
         self._active: set[str] = set()  # launches being submitted by this process
         self.reads: dict[str, str] = {}
         self._active_lock = threading.Lock()
+        self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
+        self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
+        self._duplicates_warned: set[tuple[str, str]] = set()
+        self._estimates: tuple[float, dict[str, float]] | None = None
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
         )
@@ -195,19 +211,39 @@ class Provisioner:
         for name in providers:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
+            if phones[name] is not None:
+                phones[name] = self._dedupe(name, phones[name])
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
-        return obs, unknown, jobs
+        return obs, unknown, jobs, workers
+
+    def _dedupe(self, provider: str, phones: list[Phone]) -> list[Phone]:
+        """One phone per UDID: a phone listed twice takes its busiest state, and is warned of once."""
+        kept: dict[str, Phone] = {}
+        for phone in phones:
+            seen = kept.get(phone.udid)
+            if seen is None or BUSIEST[phone.state] > BUSIEST[seen.state]:
+                kept[phone.udid] = phone
+            if seen is not None and (provider, phone.udid) not in self._duplicates_warned:
+                self._duplicates_warned.add((provider, phone.udid))
+                logger.warning("{}: phone {} is listed more than once; taken as {}", provider, phone.udid,
+                               kept[phone.udid].state.value)
+        return list(kept.values()) if len(kept) < len(phones) else phones
 
     # -- record --------------------------------------------------------------------------------------
-    def reconcile(self, jobs: dict[str, list[RemoteJob] | None], now: float) -> list[InFlight]:
-        """Bring the ledger up to date with the providers' job lists; return everything in flight."""
+    def reconcile(
+        self, jobs: Mapping[str, list[RemoteJob] | None], workers: Mapping[str, Sequence[Worker] | None], now: float
+    ) -> list[InFlight]:
+        """Bring the ledger up to date with the providers' job lists and the queues' worker records; return
+        everything in flight, each launch covering a pending task until its worker has claimed one."""
         in_flight: list[InFlight] = []
-        ours = self.ledger.in_flight() if self.ledger is not None and not self.dry_run else []
+        ours = self.ledger.in_flight() if self.ledger is not None else []  # a dry run reads, never writes
         by_id = {j.job_id: j for js in jobs.values() if js for j in js}
         matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
+        by_worker = {q: {w.worker_id: w for w in listed} for q, listed in workers.items() if listed is not None}
+        unrecorded: list[Launch] = []  # in flight with no job id yet: their jobs may be listed already
         for launch in ours:
             pool = self.pools.get(launch.pool)
             if pool is None:  # its pool left the config: nothing will follow it any more
@@ -217,7 +253,7 @@ class Provisioner:
             job = by_id.get(launch.job_id) if launch.job_id else None
             here = self._submitting_here(launch)
             if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING and not here:
-                job = _adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
+                job = self._adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
             if job is not None:
                 matched.add(job.job_id)
                 launch = self._follow(launch, job, now)
@@ -228,13 +264,77 @@ class Provisioner:
                 if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
                     launch = self._end(launch, now, "unknown", "fell out of the provider's job list")
             if launch.state.in_flight:
-                in_flight.append(in_flight_of(launch, here))
+                launch = self._claim(launch, by_worker.get(pool.queue), now)
+                in_flight.append(self._covering(launch, here, pool.queue in by_worker, now))
+                if not launch.job_id:
+                    unrecorded.append(launch)
+        skew = self.settings.adopt_clock_skew_seconds
         for js in jobs.values():
             for job in js or ():
-                if job.job_id not in matched and job.state is not JobState.ENDED and job.pool in self.pools:
-                    # a job of ours the ledger does not hold (another instance, or a lost ledger): respect it
-                    in_flight.append(InFlight(job.pool, job.udid, job.state is JobState.STARTING, job.created_at))
+                if job.job_id in matched or job.state is JobState.ENDED or job.pool not in self.pools:
+                    continue
+                mine = next((la for la in unrecorded if _may_be(la, job, skew)), None)
+                if mine is not None:  # the job of a launch whose id is not recorded yet: counted once, as the launch
+                    unrecorded.remove(mine)
+                    continue
+                # a job of ours the ledger does not hold (another instance, or a lost ledger): respect it
+                covering = job.state is JobState.STARTING or now - job.created_at < self.claim_estimate(job.pool, now)
+                in_flight.append(InFlight(job.pool, job.udid, covering, job.created_at))
         return in_flight
+
+    def _adopt(self, launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
+        """The job a launch left in ``submitting`` (by a process that died) became: a live job of its pool (and
+        phone) created after the launch was written (less the allowed clock skew), held by no launch of the
+        ledger; the newest such job."""
+        skew = self.settings.adopt_clock_skew_seconds
+        candidates = [
+            j for j in jobs if j.job_id not in taken and j.state is not JobState.ENDED and _may_be(launch, j, skew)
+        ]
+        if not candidates:
+            return None
+        assert self.ledger is not None
+        known = self.ledger.known_job_ids(j.job_id for j in candidates)
+        free = [j for j in candidates if j.job_id not in known]
+        return max(free, key=lambda j: j.created_at) if free else None
+
+    def _claim(self, launch: Launch, workers: Mapping[str, Worker] | None, now: float) -> Launch:
+        """Record when the launch's worker claims a task (see ``Worker``). Needs the phone and the queue's record."""
+        if launch.claimed_at is not None or workers is None or not launch.udid:
+            return launch
+        assert self.ledger is not None
+        worker = workers.get(launch.udid)
+        if claimed(launch, worker, self.settings.adopt_clock_skew_seconds):
+            self._record(self.ledger.mark, launch.id, claimed_at=now)
+            logger.debug("launch {} of pool {}: worker {} claimed a task", launch.id[:8], launch.pool, launch.udid)
+            return replace(launch, claimed_at=now)
+        if launch.claim_baseline is None:  # the phone just became known: what its worker did before is not ours
+            baseline = worker.latest_task if worker is not None else ""
+            self._record(self.ledger.mark, launch.id, claim_baseline=baseline)
+            return replace(launch, claim_baseline=baseline)
+        return launch
+
+    def _covering(self, launch: Launch, here: bool, claims_known: bool, now: float) -> InFlight:
+        """What the planner needs of a launch in flight: it covers a pending task until its worker claims one.
+        One still queued, or being submitted by this process, covers however long its turn takes. Where the
+        claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet), the pool's
+        learned launch-to-claim time stands in."""
+        unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and here)
+        covering = launch.claimed_at is None
+        if covering and not unsubmitted and not (claims_known and launch.udid):
+            covering = now - launch.submitted_at < self.claim_estimate(launch.pool, now)
+        return InFlight(launch.pool, launch.udid, covering, launch.submitted_at, unsubmitted)
+
+    def claim_estimate(self, pool: str, now: float) -> float:
+        """The pool's median launch-to-claim time over the last day (``claim_seconds`` until some are known)."""
+        if self._estimates is None or now - self._estimates[0] >= ESTIMATE_REFRESH:
+            learned = self.ledger.claim_seconds(now - 86400.0) if self.ledger is not None else {}
+            self._estimates = (now, {p: statistics.median(v[-ESTIMATE_SAMPLES:]) for p, v in learned.items()})
+        return self._estimates[1].get(pool, self.settings.claim_seconds)
+
+    def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A ledger write of reconcile; a dry run (``status``, ``run --dry-run``) writes nothing."""
+        if not self.dry_run:
+            write(*args, **kwargs)
 
     def _submitting_here(self, launch: Launch) -> bool:
         with self._active_lock:
@@ -249,7 +349,7 @@ class Provisioner:
         state = LaunchState.RUNNING if job.state is JobState.RUNNING else LaunchState.STARTING
         if state is not launch.state or launch.job_id != job.job_id or "udid" in fields:
             assert self.ledger is not None
-            self.ledger.update(launch.id, state, now, **fields)
+            self._record(self.ledger.update, launch.id, state, now, **fields)
             was = launch.state
             launch = Launch(**{**launch.__dict__, "state": state, "updated_at": now, **fields})
             if state is LaunchState.RUNNING and was is not LaunchState.RUNNING:
@@ -258,7 +358,7 @@ class Provisioner:
 
     def _end(self, launch: Launch, now: float, outcome: str, detail: str, **fields: str) -> Launch:
         assert self.ledger is not None
-        self.ledger.update(launch.id, LaunchState.ENDED, now, outcome=outcome, detail=detail, **fields)
+        self._record(self.ledger.update, launch.id, LaunchState.ENDED, now, outcome=outcome, detail=detail, **fields)
         ended = Launch(**{**launch.__dict__, "state": LaunchState.ENDED, "outcome": outcome, "detail": detail, **fields})
         logger.debug("launch {} of pool {} on {} ended: {}", launch.id[:8], launch.pool, launch.udid or "-", outcome)
         self.hooks("provisioner_launch_ended", launch=ended)
@@ -324,8 +424,8 @@ class Provisioner:
         self.cycles += 1
         t0 = time.perf_counter()
         now = self.clock.now()
-        obs, unknown, jobs = self.observe(now)
-        in_flight = self.reconcile(jobs, now)
+        obs, unknown, jobs, workers = self.observe(now)
+        in_flight = self.reconcile(jobs, workers, now)
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=self.held_back(now), last_used=self.ledger.last_used() if self.ledger is not None else {},
@@ -336,6 +436,10 @@ class Provisioner:
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reads), t1 - t0, t2 - t1, self.dry_run)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
+        capped, self.submitter.capped = self.submitter.capped, 0
+        if capped:
+            logger.info("launch rate capped by launch_concurrency ({}): {} submissions waited for a free slot",
+                        self.settings.launch_concurrency, capped)
         for d in the_plan.decisions:
             logger.info(
                 "pool {}: pending {} claimed {} | idle {} busy {} starting {} quarantined {} held {} | launched {} ({})",
@@ -343,27 +447,66 @@ class Provisioner:
                 d.reason,
             )
         self.hooks("provisioner_cycle", report=report)
-        self.act(the_plan, now)
+        self.act(the_plan, workers, now)
         return report
 
     # -- act -----------------------------------------------------------------------------------------
-    def act(self, the_plan: Plan, now: float) -> None:
+    def act(self, the_plan: Plan, workers: Mapping[str, Sequence[Worker] | None], now: float) -> None:
         for i, planned in enumerate(the_plan.launches):
             if self.dry_run or self.ledger is None:
-                launch = Launch(f"dry-{self.cycles}-{i}", planned.pool, planned.udid, LaunchState.QUEUED, now)
+                self._would_launch(planned, f"dry-{self.cycles}-{i}")
             else:
-                launch = self.ledger.add(planned.pool, planned.udid, now)
-            self.submitter.put(launch)
+                listed = workers.get(self.pools[planned.pool].queue)
+                baseline = None
+                if planned.udid and listed is not None:  # what the phone's worker last claimed, before this launch
+                    baseline = next((w.latest_task for w in listed if w.worker_id == planned.udid), "")
+                self.submitter.put(self.ledger.add(planned.pool, planned.udid, now, claim_baseline=baseline))
+
+    def _would_launch(self, planned: PlannedLaunch, launch_id: str) -> None:
+        """A dry run's launch: the host never calls ``launch()``; a launcher that can ``render`` shows what it would
+        run (once per pool, in full; then one line a launch). Nothing is paced, queued or recorded."""
+        pool = self.pools[planned.pool]
+        target = planned.udid or str(pool.selector)
+        launcher = self.runtime.launcher(pool.launcher)
+        render = getattr(launcher, "render", None)
+        shown = ""
+        if callable(render) and pool.name not in self._rendered:
+            self._rendered.add(pool.name)
+            request = LaunchRequest(launch_id, pool, planned.udid, self._labels(pool, planned.udid), dry_run=True)
+            try:
+                shown = ":\n" + redact(str(render(request)))
+            except Exception as exc:  # noqa: BLE001 - a launcher bug shows as one line
+                shown = f" (render failed: {type(exc).__name__}: {exc})".splitlines()[0]
+        logger.info("dry run: would launch for pool {} on {}{}", pool.name, target, shown)
 
     def _submit(self, launch: Launch) -> None:
-        pool = self.pools[launch.pool]
-        request = LaunchRequest(
-            launch.id, pool, launch.udid, (self.settings.job_tag, pool.name, launch.udid), dry_run=self.dry_run
-        )
-        if not self.dry_run and self.ledger is not None:
+        """Submit one launch (on a worker thread). Whatever goes wrong ends the launch ``failed`` with the reason,
+        and frees its phone; a ledger that cannot be written stops the watchdog (see ``run``)."""
+        started = self.clock.now()
+        with self._active_lock:
+            self._active.add(launch.id)
+        try:
+            self._submit_one(launch)
+        except Exception as exc:  # noqa: BLE001 - never lose a launch in a thread pool's silence
+            detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
+            logger.error("launch {} for pool {}: submission failed: {}", launch.id[:8], launch.pool, detail)
+            try:
+                self._write(self.ledger.update, launch.id, LaunchState.FAILED, self.clock.now(), detail=detail)
+            except Exception as again:  # noqa: BLE001
+                self.ledger_error = redact(f"{type(again).__name__}: {again}".splitlines()[0])[:300]
+                logger.error("ledger cannot be written: {}; the watchdog is no longer fed", self.ledger_error)
+        finally:
             with self._active_lock:
-                self._active.add(launch.id)
-            self.ledger.update(launch.id, LaunchState.SUBMITTING, self.clock.now())
+                self._active.discard(launch.id)
+            if self.ledger is not None and self.ledger_error is None:
+                with contextlib.suppress(Exception):
+                    self.ledger.mark(launch.id, submit_seconds=self.clock.now() - started)
+
+    def _submit_one(self, launch: Launch) -> None:
+        assert self.ledger is not None
+        pool = self.pools[launch.pool]
+        request = LaunchRequest(launch.id, pool, launch.udid, self._labels(pool, launch.udid))
+        self._write(self.ledger.update, launch.id, LaunchState.SUBMITTING, self.clock.now())
         try:
             result = self.runtime.launcher(pool.launcher).launch(request)
             if not isinstance(result, LaunchResult):
@@ -372,22 +515,34 @@ class Provisioner:
             result = LaunchResult(False, detail=f"launcher raised {type(exc).__name__}: {exc}".splitlines()[0])
         now = self.clock.now()
         target = launch.udid or str(pool.selector)
-        if self.dry_run or self.ledger is None:
-            logger.info("dry run: would launch for pool {} on {}: {}", pool.name, target, result.detail)
-            return
+        if result.ok and result.job_id:
+            if self.ledger.known_job_ids([result.job_id]):
+                result = LaunchResult(False, detail=f"job id {result.job_id} is already recorded for another launch")
         if result.ok and result.job_id:
             # reconcile may have seen the job already (running, even ended): never move it back
-            self.ledger.update(launch.id, LaunchState.STARTING, now, only_from=LaunchState.SUBMITTING,
-                               job_id=result.job_id, detail=result.url)
+            self._write(self.ledger.update, launch.id, LaunchState.STARTING, now, only_from=LaunchState.SUBMITTING,
+                        job_id=result.job_id, detail=result.url)
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
             detail = redact(result.detail or "launcher reported success without a job id")
-            self.ledger.update(launch.id, LaunchState.FAILED, now, detail=detail[-2000:])
+            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, detail=detail[-2000:])
             logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
             self.hooks("provisioner_launch_failed", launch=self.ledger.get(launch.id), result=result)
-        with self._active_lock:
-            self._active.discard(launch.id)
+
+    def _write(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A ledger write from a submission thread, tried again while the database is busy."""
+        for attempt in range(WRITE_TRIES):
+            try:
+                return write(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == WRITE_TRIES - 1:
+                    raise
+                self.clock.sleep(0.5 * 2**attempt)
+        return None
+
+    def _labels(self, pool: Pool, udid: str) -> tuple[str, ...]:
+        return (self.settings.job_tag, pool.name, udid)
 
     def _cancel(self, launch: Launch) -> None:
         if not self.dry_run and self.ledger is not None:
@@ -403,8 +558,11 @@ class Provisioner:
                     self.cycle()
                 except Exception:  # noqa: BLE001 - the loop outlives any one cycle's bug
                     logger.exception("cycle {} failed; going on", self.cycles)
-                else:  # systemd restarts a loop that stops completing cycles, hung or failing
-                    notify.watchdog(f"cycle {self.cycles}")
+                else:  # systemd restarts a loop that stops completing cycles, hung or failing, or losing launches
+                    if self.ledger_error is None:
+                        notify.watchdog(f"cycle {self.cycles}")
+                    else:
+                        notify.notify(f"STATUS=ledger cannot be written: {self.ledger_error}")
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
                 if duration is not None and self.clock.now() - start >= duration:
@@ -413,12 +571,6 @@ class Provisioner:
         finally:
             self.submitter.close(cancel=stop.is_set())
 
-
-def in_flight_of(launch: Launch, submitting_here: bool = False) -> InFlight:
-    """What the planner needs of a launch in flight. One still queued, or being submitted by this process,
-    counts as starting however long its turn takes."""
-    unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and submitting_here)
-    return InFlight(launch.pool, launch.udid, launch.state.starting, launch.submitted_at, unsubmitted)
 
 
 def quarantine_of(workers: Sequence[Worker], now: float) -> frozenset[str]:
@@ -449,15 +601,23 @@ def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[s
     return None
 
 
-def _adopt(launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
-    """The provider's job that a launch left in ``submitting`` became, found by its labels and time."""
-    for job in sorted(jobs, key=lambda j: j.created_at):
-        if job.job_id in taken or job.pool != launch.pool or job.created_at < launch.submitted_at - 60:
-            continue
-        if launch.udid and job.udid != launch.udid:
-            continue
-        return job
-    return None
+def claimed(launch: Launch, worker: Worker | None, skew: float) -> bool:
+    """Whether the launch's worker has claimed a task: its first claim ever came after the launch, or its latest
+    task is not the one it had when the launch was planned."""
+    if worker is None:
+        return False
+    if worker.first_claim is not None and worker.first_claim >= launch.submitted_at - skew:
+        return True
+    return launch.claim_baseline is not None and worker.latest_task not in ("", launch.claim_baseline)
+
+
+def _may_be(launch: Launch, job: RemoteJob, skew: float) -> bool:
+    """Whether ``job`` may be the job of ``launch``: its pool, its phone (if it names one), created after it."""
+    return (
+        job.pool == launch.pool
+        and (not launch.udid or job.udid == launch.udid)
+        and job.created_at >= launch.submitted_at - skew
+    )
 
 
 def _n(value: int | None) -> str:

@@ -42,6 +42,7 @@ class Tally:
     in_flight: int = 0
     unrecorded: int = 0  # jobs of ours the provider lists and the ledger does not hold
     to_running: list[float] = field(default_factory=list)
+    to_claim: list[float] = field(default_factory=list)  # launch to its worker's claim
 
     @property
     def failures(self) -> int:
@@ -59,6 +60,7 @@ class Tally:
             "failed_jobs_by_phase": dict(self.failed_by_phase), "other_outcomes": dict(self.other),
             "in_flight": self.in_flight, "unrecorded": self.unrecorded, "success_rate": self.success_rate,
             "median_seconds_to_running": statistics.median(self.to_running) if self.to_running else None,
+            "median_seconds_to_claim": statistics.median(self.to_claim) if self.to_claim else None,
         }
 
 
@@ -111,6 +113,8 @@ def build_report(
             t.jobs += 1
             if ran is not None:
                 t.to_running.append(ran - launch.submitted_at)
+            if launch.claimed_at is not None:
+                t.to_claim.append(launch.claimed_at - launch.submitted_at)
         outcome = launch.outcome if launch.state is LaunchState.ENDED else ""
         if not outcome and job is not None and job.state is JobState.ENDED:
             outcome = job.outcome or "ended"
@@ -181,14 +185,14 @@ def print_report(data: dict[str, Any]) -> None:
     for r in data["pools"]:
         failed = sum(r["failed_jobs"].values())
         phases = _outcomes(r["failed_jobs_by_phase"])
-        median = r["median_seconds_to_running"]
+        median, to_claim = r["median_seconds_to_running"], r["median_seconds_to_claim"]
         rows.append((
             r["pool"], r["launches"], r["failed_submissions"], r["jobs"], r["completed"], r["wasted"],
             f"{failed} ({phases})" if failed else 0, r["in_flight"], _pct(r["success_rate"]),
-            span(median) if median is not None else "-",
+            span(median) if median is not None else "-", span(to_claim) if to_claim is not None else "-",
         ))
     header = ("POOL", "LAUNCHES", "SUBMIT FAILED", "JOBS", "COMPLETED", "WASTED", "FAILED JOBS", "IN FLIGHT",
-              "SUCCESS", "TO RUNNING")
+              "SUCCESS", "TO RUNNING", "TO CLAIM")
     for line in render(header, rows):
         click.echo(line)
     for r in data["pools"]:

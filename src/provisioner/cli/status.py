@@ -20,7 +20,7 @@ from ..clock import Clock
 from ..config import Config, ConfigError, Settings, load
 from ..ledger import Ledger
 from ..logs import setup
-from ..loop import Provisioner, in_flight_of
+from ..loop import Provisioner
 from ..model import LaunchState
 from ..planner import Observation, plan
 from ..plugins import Runtime
@@ -127,13 +127,8 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     """What every pool looks like now, and what the next cycle would do. Writes nothing, starts nothing."""
     p = Provisioner(config, runtime, ledger, clock, dry_run=True, inline=True)
     now = clock.now()
-    obs, unknown, jobs = p.observe(now)
-    in_flight = p.reconcile(jobs, now)  # a dry run: the providers' live jobs of ours
-    seen = {j.job_id for js in jobs.values() if js for j in js}
-    launches = ledger.in_flight() if ledger is not None else []
-    for launch in launches:  # and what the ledger knows that the providers' lists do not show yet
-        if not (launch.job_id and launch.job_id in seen):
-            in_flight.append(in_flight_of(launch))
+    obs, unknown, jobs, workers = p.observe(now)
+    in_flight = p.reconcile(jobs, workers, now)  # a dry run: reads the ledger, writes nothing
     holds = p.holds(now)
     last_used = ledger.last_used() if ledger is not None else {}
     obs = Observation(obs.counts, obs.quarantined, obs.phones, in_flight, {u: t for u, (t, _) in holds.items()}, last_used)
