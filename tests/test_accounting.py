@@ -383,3 +383,39 @@ def test_pacing_holds_between_any_two_submission_starts():
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) == 4 and min(gaps) >= 2.0, starts
     assert sub.capped >= 1
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+STATES = ["queued", "submitting-here", "submitting-dead", "starting", "running"]
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(STATES), st.booleans(), st.booleans(), st.booleans()), max_size=6))
+def test_starting_never_exceeds_the_launches_and_jobs_it_stands_for(tmp_path_factory, cases):
+    """Every launch in flight whose job the provider lists, id recorded or not, counts exactly once."""
+    p, fake, clock = make(tmp_path_factory.mktemp("prop"))
+    now = clock.now()
+    phones = iter("ABC")
+    jobs = []
+    for i, (state, listed, selector, job_running) in enumerate(cases):
+        pool = "s" if selector else "p"
+        udid = "" if selector else next(phones, "")
+        if not udid:
+            pool = "s"
+        launch = p.ledger.add(pool, udid, now - 30 + i)
+        job_id = f"j{i}"
+        recorded = state in ("starting", "running")
+        if state != "queued":
+            p.ledger.update(launch.id, LaunchState(state.split("-")[0]), now - 29 + i,
+                            **({"job_id": job_id} if recorded else {}))
+        if state == "submitting-here":
+            p._active.add(launch.id)
+        if listed and state != "queued":
+            jobs.append(RemoteJob(job_id, pool, udid or f"S{i % 3}", JobState.RUNNING if job_running else JobState.STARTING,
+                                  now - 28 + i))
+    flying = p.reconcile({"fake": jobs}, {"proj/p": [], "proj/s": []}, now)
+    assert len(flying) == len(cases)
+    pinned = [f.udid for f in flying if f.pool == "p"]
+    assert len(pinned) == len(set(pinned))
