@@ -32,7 +32,8 @@ selector = {{ model = "A55" }}
 seed = 1
 phones = 12
 models = ["A55"]
-startup_seconds = 210
+startup_seconds = 60
+pre_seconds = 150
 task_seconds = 600
 list_lag_seconds = {lag}
 [plugins.sim.queues]
@@ -114,7 +115,7 @@ def test_no_launch_while_the_job_list_is_unknown(scenario):
 
 
 def test_a_lagging_list_and_slow_phones_make_the_baseline_double_book(scenario):
-    sc = scenario(BURST.format(lag=240).replace("startup_seconds = 210", "startup_seconds = 300"))
+    sc = scenario(BURST.format(lag=240).replace("startup_seconds = 60", "startup_seconds = 150"))
     ours, theirs = measure(run_provisioner(SETTINGS, sc)), measure(run_baseline(SETTINGS, sc))
     assert ours.double_bookings == ours.wasted == 0
     assert theirs.double_bookings + theirs.wasted > 0
