@@ -260,3 +260,12 @@ def test_the_shipped_slow_start_scenario_wastes_nothing_and_books_no_phone_twice
     assert ours.launches > 100 and ours.wasted == 0 and ours.double_bookings == 0
     found = checks(ours, theirs, run_provisioner(SETTINGS, sc).settings, sc)
     assert found and all(c.ok for c in found), [str(c) for c in found if not c.ok]
+
+
+def test_the_no_waste_target_fails_a_run_with_wasted_launches(scenario):
+    sc = scenario(BURST.format(lag=60).replace('["burst"]', '["no-waste"]'))
+    ours = measure(run_baseline(SETTINGS, sc))
+    assert [c.ok for c in checks(ours, None, run_baseline(SETTINGS, sc).settings, sc)] == [True, True]
+    ours.wasted = 3
+    found = checks(ours, None, run_baseline(SETTINGS, sc).settings, sc)
+    assert [(c.target, c.what, c.ok, c.detail) for c in found][0] == ("no-waste", "no wasted launch", False, "3")
