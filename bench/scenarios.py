@@ -30,11 +30,12 @@ from provisioner.simulate.scenario import compose, load_scenario, settings_table
 from provisioner.simulate.tomlout import dumps
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("burst", "slow-start", "shared", "faults", "large")
+SCENARIOS = ("burst", "slow-start", "shared", "shared-burst", "faults", "large")
 INFORMATIONAL = (">= 2x sooner to full utilization than the baseline",)
 COLUMNS = [  # (header, attribute, unit, better)
     ("full utilization", "full_utilization_in", "s", "lower"),
     ("wait p50", "wait_p50", "s", "lower"),
+    ("every burst task claimed", "burst_claimed_in", "s", "lower"),
     ("wait p95", "wait_p95", "s", "lower"),
     ("wait max", "wait_max", "s", "lower"),
     ("launches", "launches", "", ""),

@@ -31,7 +31,7 @@ def test_an_error_window_fails_every_endpoint_then_ends():
     fleet, clock = make({"start": 10, "end": 20})
     assert fleet.counts([Q]) == {Q: QueueCounts(0, 0)}
     clock.advance(10)
-    for call in (lambda: fleet.counts([Q]), lambda: fleet.quarantined([Q]), fleet.phones, lambda: fleet.jobs(0),
+    for call in (lambda: fleet.counts([Q]), lambda: fleet.workers([Q]), fleet.phones, lambda: fleet.jobs(0),
                  lambda: fleet.launch(request())):
         with pytest.raises(RemoteError, match="HTTP 503"):
             call()
@@ -39,9 +39,9 @@ def test_an_error_window_fails_every_endpoint_then_ends():
     clock.advance(10)
     assert len(fleet.phones()) == 4
     stats = fleet.stats()
-    assert stats["faults"] == {"counts": 1, "quarantined": 1, "phones": 1, "jobs": 1, "launch": 1}
+    assert stats["faults"] == {"counts": 1, "workers": 1, "phones": 1, "jobs": 1, "launch": 1}
     assert stats["calls"]["phones"] == 2 and stats["launches"] == 0
-    assert [(when - START, endpoint) for when, endpoint, _ in fleet.fault_log()][:2] == [(10, "counts"), (10, "quarantined")]
+    assert [(when - START, endpoint) for when, endpoint, _ in fleet.fault_log()][:2] == [(10, "counts"), (10, "workers")]
 
 
 def test_a_timeout_costs_its_time_on_the_clock_then_fails():
@@ -93,9 +93,11 @@ def test_the_plugin_roles_turn_faults_into_unknown_counts_and_failed_launches():
     source = plugin.SimQueueSource(options, context)
     launcher = plugin.SimLauncher(options, context)
     assert source.counts([Q]) == {Q: None}
-    assert source.quarantined([Q]) == {Q: None}
+    assert source.workers([Q, "other"]) == {Q: None, "other": None}
     result = launcher.launch(request())
     assert not result.ok and "HTTP 503" in result.detail
+    context.clock.advance(10)
+    assert source.workers([Q]) == {Q: []}  # read fresh each call: known again once the window ends
 
 
 @pytest.mark.parametrize(

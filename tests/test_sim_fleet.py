@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner import JobState, LaunchRequest, PhoneState, Pool, QueueCounts, Selector
+from provisioner import JobState, LaunchRequest, PhoneState, Pool, QueueCounts, Selector, Worker
 from provisioner.clock import VirtualClock
 from provisioner.sim.fleet import Fleet, FleetConfig
 
@@ -14,8 +14,13 @@ START = 1_750_000_000.0
 
 
 def make(**options) -> tuple[Fleet, VirtualClock]:
+    """A small fleet; ``ready`` (launch until the worker polls) is all ``startup`` (no ``pre``, no ``post``)
+    unless a test gives the phases."""
     clock = VirtualClock(START)
     options.setdefault("phones", 4)
+    if "ready" in options:
+        options["startup_seconds"], options["pre_seconds"] = options.pop("ready"), 0
+        options.setdefault("post_seconds", 0)
     return Fleet(FleetConfig.from_options(options), clock, TAG), clock
 
 
@@ -48,21 +53,36 @@ def test_defaults_give_twenty_phones_of_two_models():
     assert fleet.counts([Q]) == {Q: QueueCounts(0, 0)}
 
 
-def test_task_claimed_after_startup_then_completed_then_cleanup():
-    fleet, clock = make(queues={Q: {"burst": 1}}, startup_seconds=210, task_seconds=600, cleanup_seconds=30)
+def test_defaults_are_production_timings():
+    config = FleetConfig()
+    assert (config.startup_seconds, config.pre_seconds) == (60, 150)  # 3.5 min from launch to claim
+    assert (config.idle_timeout_seconds, config.post_seconds, config.upload_seconds) == (600, 60, 0)
+
+
+def test_a_job_goes_initiated_running_pre_claimed_post_ended_cleanup_active():
+    fleet, clock = make(queues={Q: {"burst": 1}}, startup_seconds=60, pre_seconds=150, task_seconds=600,
+                        post_seconds=60, cleanup_seconds=30, list_lag_seconds=20)
     result = launch(fleet)
     assert result.ok and result.job_id and result.job_id in result.url
-    clock.advance(209)
-    assert fleet.counts([Q])[Q] == QueueCounts(1, 0)
     assert only_job(fleet).state is JobState.STARTING
-    clock.advance(1)
-    assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
+    clock.advance(20)
+    assert state(fleet, "SIM0000") == (PhoneState.BUSY, "initiated")
+    clock.advance(40)  # 60: the cloud says running; pre installs the worker, which has claimed nothing
     assert only_job(fleet).state is JobState.RUNNING
     assert state(fleet, "SIM0000") == (PhoneState.BUSY, "busy")
-    clock.advance(600)
-    job = only_job(fleet)
-    assert (job.state, job.outcome, job.ended_at) == (JobState.ENDED, "completed", START + 810)
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 0) and fleet.workers([Q]) == {Q: []}
+    clock.advance(149)
+    assert fleet.counts([Q])[Q] == QueueCounts(1, 0)
+    clock.advance(1)  # 210: the worker polls and claims
+    assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
+    (worker,) = fleet.workers([Q])[Q]
+    assert (worker.worker_id, worker.worker_group, worker.first_claim) == ("SIM0000", "lambda", START + 210)
+    clock.advance(600)  # 810: the task is done; post reboots the phone, the job still runs
     assert fleet.counts([Q])[Q] == QueueCounts(0, 0)
+    assert only_job(fleet).state is JobState.RUNNING
+    clock.advance(60)
+    job = only_job(fleet)
+    assert (job.state, job.outcome, job.ended_at) == (JobState.ENDED, "completed", START + 870)
     assert state(fleet, "SIM0000") == (PhoneState.BUSY, "cleanup")
     clock.advance(30)
     assert state(fleet, "SIM0000") == (PhoneState.IDLE, "active")
@@ -71,19 +91,39 @@ def test_task_claimed_after_startup_then_completed_then_cleanup():
     assert stats["tasks"] == [(Q, START, START + 210)]
 
 
-def test_job_that_finds_no_task_is_wasted():
-    fleet, clock = make(startup_seconds=210, idle_timeout_seconds=120)
+def test_a_task_created_while_the_worker_is_being_installed_waits_for_it():
+    """What issue 10 was about: running is not claimed. A task waits while pre runs."""
+    fleet, clock = make(startup_seconds=60, pre_seconds=150)
     launch(fleet)
-    clock.advance(210 + 119)
+    clock.advance(100)
+    fleet.add_tasks(Q, 1)
+    assert only_job(fleet).state is JobState.RUNNING and fleet.counts([Q])[Q] == QueueCounts(1, 0)
+    clock.advance(110)
+    assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
+    assert fleet.stats()["tasks"] == [(Q, START + 100, START + 210)]
+
+
+def test_job_that_finds_no_task_idles_out_then_runs_post_and_is_wasted():
+    fleet, clock = make(startup_seconds=60, pre_seconds=150, idle_timeout_seconds=600, post_seconds=60)
+    launch(fleet)
+    clock.advance(210 + 599)
     assert only_job(fleet).state is JobState.RUNNING
+    clock.advance(1 + 59)
+    assert only_job(fleet).state is JobState.RUNNING  # post
     clock.advance(1)
     job = only_job(fleet)
-    assert (job.state, job.outcome) == (JobState.ENDED, "wasted")
-    assert fleet.stats()["wasted"] == 1
+    assert (job.state, job.outcome, job.ended_at) == (JobState.ENDED, "wasted", START + 870)
+    assert fleet.stats()["wasted"] == 1 and fleet.workers([Q]) == {Q: []}
+
+
+def test_a_launch_call_lasts_the_upload_then_the_cloud_has_the_job():
+    fleet, clock = make(upload_seconds=20)
+    launch(fleet)
+    assert clock.now() == START + 20 and only_job(fleet).created_at == START + 20
 
 
 def test_waiting_worker_claims_a_task_that_arrives():
-    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=120)
+    fleet, clock = make(ready=10, idle_timeout_seconds=120)
     launch(fleet)
     clock.advance(100)
     fleet.add_tasks(Q, 2)
@@ -103,8 +143,8 @@ def test_device_list_lags_after_a_launch():
     assert state(fleet, "SIM0001") == (PhoneState.IDLE, "active")
 
 
-def test_launch_on_a_taken_phone_waits_until_the_phone_frees():
-    fleet, clock = make(queues={Q: {"burst": 2}}, startup_seconds=200, task_seconds=600, cleanup_seconds=30)
+def test_launch_on_a_taken_phone_is_blocked_until_the_phone_frees():
+    fleet, clock = make(queues={Q: {"burst": 2}}, ready=200, task_seconds=600, cleanup_seconds=30)
     first = launch(fleet, n=1)
     clock.advance(10)
     second = launch(fleet, n=2)
@@ -125,7 +165,7 @@ def test_launch_on_a_taken_phone_waits_until_the_phone_frees():
 
 
 def test_launch_during_cleanup_waits_but_is_no_double_booking():
-    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=0, cleanup_seconds=30)
+    fleet, clock = make(ready=10, idle_timeout_seconds=0, cleanup_seconds=30)
     launch(fleet, n=1)
     clock.advance(15)  # wasted at 10, cleaning until 40
     launch(fleet, n=2)
@@ -136,8 +176,9 @@ def test_launch_during_cleanup_waits_but_is_no_double_booking():
 
 
 def test_quarantined_phone_claims_nothing():
-    fleet, clock = make(queues={Q: {"burst": 5}}, quarantined=["SIM0001"], startup_seconds=10, idle_timeout_seconds=60)
-    assert fleet.quarantined([Q, "other"]) == {Q: frozenset({"SIM0001"}), "other": frozenset({"SIM0001"})}
+    fleet, clock = make(queues={Q: {"burst": 5}}, quarantined=["SIM0001"], ready=10, idle_timeout_seconds=60)
+    quarantined = Worker("SIM0001", quarantined_until=START + 10 * 365 * 86400, worker_group="lambda")
+    assert fleet.workers([Q, "other"]) == {Q: [quarantined], "other": [quarantined]}
     launch(fleet, "SIM0001")
     clock.advance(10)
     assert fleet.counts([Q])[Q] == QueueCounts(5, 0)
@@ -148,7 +189,7 @@ def test_quarantined_phone_claims_nothing():
 
 
 def test_selector_launch_gets_an_idle_matching_phone():
-    fleet, clock = make(phones=6, queues={Q: {"burst": 3}}, startup_seconds=10)
+    fleet, clock = make(phones=6, queues={Q: {"burst": 3}}, ready=10)
     a51 = pool("a51", selector=Selector(model="Galaxy A51"))
     launch(fleet, "", a51)
     job = only_job(fleet)
@@ -158,7 +199,7 @@ def test_selector_launch_gets_an_idle_matching_phone():
 
 
 def test_selector_launch_waits_for_a_matching_phone():
-    fleet, clock = make(phones=2, startup_seconds=10, idle_timeout_seconds=20, cleanup_seconds=5)
+    fleet, clock = make(phones=2, ready=10, idle_timeout_seconds=20, cleanup_seconds=5)
     a51 = pool("a51", selector=Selector(model="Galaxy A51", os_version="11"))
     launch(fleet, "", a51, n=1)
     launch(fleet, "", a51, n=2)
@@ -250,7 +291,7 @@ def test_jobs_since_and_foreign_jobs():
 
 
 def test_unknown_queue_has_no_tasks():
-    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=10)
+    fleet, clock = make(ready=10, idle_timeout_seconds=10)
     launch(fleet, p=pool(queue="nobody/asked"))
     assert fleet.counts(["nobody/asked", "x/y"]) == {"nobody/asked": QueueCounts(0, 0), "x/y": QueueCounts(0, 0)}
     clock.advance(20)
@@ -263,9 +304,9 @@ def test_remote_calls_are_counted_by_endpoint():
     fleet.counts([Q])
     fleet.phones()
     fleet.jobs(0)
-    fleet.quarantined([Q])
+    fleet.workers([Q, "other"])
     launch(fleet)
-    assert fleet.stats()["calls"] == {"counts": 2, "phones": 1, "jobs": 1, "quarantined": 1, "launch": 1}
+    assert fleet.stats()["calls"] == {"counts": 2, "phones": 1, "jobs": 1, "workers": 2, "launch": 1}
 
 
 def test_check_names_unknown_phones_and_empty_selectors():
@@ -311,7 +352,7 @@ def test_selector_launch_without_selector_and_on_a_quarantined_phone():
 
 
 def test_a_task_arriving_after_a_worker_gave_up_waits_for_the_next_worker():
-    fleet, clock = make(startup_seconds=10, idle_timeout_seconds=20, cleanup_seconds=0)
+    fleet, clock = make(ready=10, idle_timeout_seconds=20, cleanup_seconds=0)
     launch(fleet, n=1)
     clock.advance(40)  # wasted at 30
     fleet.add_tasks(Q, 1)
@@ -321,10 +362,10 @@ def test_a_task_arriving_after_a_worker_gave_up_waits_for_the_next_worker():
     assert fleet.counts([Q])[Q] == QueueCounts(0, 1)
 
 
-def test_a_queued_job_taking_the_phone_later_makes_the_list_lag_again():
-    fleet, clock = make(startup_seconds=100, idle_timeout_seconds=0, cleanup_seconds=5, list_lag_seconds=60)
+def test_a_blocked_job_taking_the_phone_later_makes_the_list_lag_again():
+    fleet, clock = make(ready=100, idle_timeout_seconds=0, cleanup_seconds=5, list_lag_seconds=60)
     launch(fleet, n=1)
-    launch(fleet, n=2)  # waits for the phone
+    launch(fleet, n=2)  # blocked: waits for the phone
     clock.advance(104)  # the first job was wasted at 100; the phone cleans up until 105
     assert state(fleet, "SIM0000") == (PhoneState.BUSY, "cleanup")
     clock.advance(2)  # the second job took the phone at 105: listed idle until 165
@@ -371,3 +412,32 @@ def test_one_long_jump_over_a_large_fleet_keeps_the_books_straight():
     assert sum(c.claimed for c in counts.values()) == 0
     assert sum(c.pending for c in counts.values()) == stats["tasks_created"] - stats["tasks_claimed"]
     assert all(p.state is PhoneState.IDLE for p in fleet.phones())
+
+
+def test_workers_name_the_latest_task_and_keep_the_first_claim():
+    fleet, clock = make(queues={Q: {"burst": 3}}, ready=10, task_seconds=100, cleanup_seconds=0)
+    launch(fleet, "SIM0000", n=1)
+    clock.advance(10)
+    (first,) = fleet.workers([Q])[Q]
+    assert first.first_claim == START + 10 and first.quarantined_until is None
+    task_id, run_id = first.latest_task.split("/")
+    assert len(task_id) == 22 and run_id == "0"
+    clock.advance(100)  # the job ended, the phone is idle again
+    launch(fleet, "SIM0000", n=2)
+    launch(fleet, "SIM0001", n=3)
+    clock.advance(10)
+    again, other = fleet.workers([Q])[Q]
+    assert again.worker_id == "SIM0000" and again.first_claim == START + 10
+    assert again.latest_task not in ("", first.latest_task)
+    assert other.worker_id == "SIM0001" and other.first_claim == START + 120
+    assert len({first.latest_task, again.latest_task, other.latest_task}) == 3
+    assert fleet.workers(["other/queue"]) == {"other/queue": []}  # a worker is listed in the queue it claimed from
+
+
+def test_workers_are_read_in_pages_of_a_thousand_per_queue():
+    fleet, clock = make(phones=2500, queues={Q: {"burst": 2500}}, ready=10)
+    for i in range(2500):
+        launch(fleet, f"SIM{i:04d}", n=i)
+    clock.advance(10)
+    assert len(fleet.workers([Q, "empty/queue"])[Q]) == 2500
+    assert fleet.stats()["calls"]["workers"] == 3 + 1

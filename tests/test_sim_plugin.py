@@ -41,9 +41,9 @@ def test_three_roles_named_sim_with_the_same_documented_options():
     assert options[0] is options[1] is options[2]
     for key, option in plugin.OPTIONS.items():
         assert isinstance(option, Option) and option.help and not option.required, key
-    assert {"seed", "phones", "models", "os_versions", "udid_prefix", "queues", "startup_seconds", "task_seconds",
-            "idle_timeout_seconds", "list_lag_seconds", "cleanup_seconds", "launch_failure_rate",
-            "quarantined"} <= set(plugin.OPTIONS)
+    assert {"seed", "phones", "models", "os_versions", "udid_prefix", "queues", "upload_seconds", "startup_seconds",
+            "pre_seconds", "idle_timeout_seconds", "task_seconds", "post_seconds", "cleanup_seconds",
+            "list_lag_seconds", "launch_failure_rate", "quarantined", "faulty", "faults"} == set(plugin.OPTIONS)
 
 
 def test_declared_defaults_are_the_fleet_defaults():
@@ -67,9 +67,10 @@ def test_the_three_roles_share_one_fleet_through_context_shared():
     assert result.ok
     (job,) = phones.jobs(clock.now())
     assert (job.job_id, job.pool, job.udid, job.state) == (result.job_id, "a55", "SIM0000", JobState.STARTING)
-    clock.advance(210)
+    clock.advance(60 + 150)  # initiated, then running while pre installs the worker, which then claims
     assert queues.counts([Q]) == {Q: QueueCounts(1, 1)}
-    assert queues.quarantined([Q]) == {Q: frozenset()}
+    (worker,) = queues.workers([Q])[Q]
+    assert (worker.worker_id, worker.first_claim) == ("SIM0000", clock.now())
     assert len(phones.phones()) == 3
 
 

@@ -32,7 +32,8 @@ selector = {{ model = "A55" }}
 seed = 1
 phones = 12
 models = ["A55"]
-startup_seconds = 210
+startup_seconds = 60
+pre_seconds = 150
 task_seconds = 600
 list_lag_seconds = {lag}
 [plugins.sim.queues]
@@ -114,7 +115,7 @@ def test_no_launch_while_the_job_list_is_unknown(scenario):
 
 
 def test_a_lagging_list_and_slow_phones_make_the_baseline_double_book(scenario):
-    sc = scenario(BURST.format(lag=240).replace("startup_seconds = 210", "startup_seconds = 300"))
+    sc = scenario(BURST.format(lag=240).replace("startup_seconds = 60", "startup_seconds = 150"))
     ours, theirs = measure(run_provisioner(SETTINGS, sc)), measure(run_baseline(SETTINGS, sc))
     assert ours.double_bookings == ours.wasted == 0
     assert theirs.double_bookings + theirs.wasted > 0
@@ -259,3 +260,12 @@ def test_the_shipped_slow_start_scenario_wastes_nothing_and_books_no_phone_twice
     assert ours.launches > 100 and ours.wasted == 0 and ours.double_bookings == 0
     found = checks(ours, theirs, run_provisioner(SETTINGS, sc).settings, sc)
     assert found and all(c.ok for c in found), [str(c) for c in found if not c.ok]
+
+
+def test_the_no_waste_target_fails_a_run_with_wasted_launches(scenario):
+    sc = scenario(BURST.format(lag=60).replace('["burst"]', '["no-waste"]'))
+    ours = measure(run_baseline(SETTINGS, sc))
+    assert [c.ok for c in checks(ours, None, run_baseline(SETTINGS, sc).settings, sc)] == [True, True]
+    ours.wasted = 3
+    found = checks(ours, None, run_baseline(SETTINGS, sc).settings, sc)
+    assert [(c.target, c.what, c.ok, c.detail) for c in found][0] == ("no-waste", "no wasted launch", False, "3")

@@ -17,7 +17,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("burst", "slow-start", "shared", "faults", "large")
+SHIPPED = ("burst", "slow-start", "shared", "shared-burst", "faults", "large")
+
+
+def test_the_shipped_list_names_every_scenario_file():
+    assert {p.stem for p in (ROOT / "scenarios").glob("*.toml")} - {"production"} == set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -4,6 +4,7 @@ They share one :class:`~provisioner.sim.fleet.Fleet`, so a newcomer can run the 
 credentials, and tests and benchmarks can drive it on a virtual clock.
 """
 
-from .fleet import Fleet, FleetConfig, QueueSpec
+from .config import FleetConfig, QueueSpec
+from .fleet import Fleet
 
 __all__ = ["Fleet", "FleetConfig", "QueueSpec"]

@@ -27,7 +27,8 @@ from loguru import logger
 from ..hookspecs import hookimpl
 from ..model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Worker
 from ..types import Option, PluginContext, RemoteError, RoleSpec
-from .fleet import Fleet, FleetConfig
+from .config import FleetConfig
+from .fleet import Fleet
 
 NAME = "sim"
 SHARED_KEY = "provisioner.sim.fleet"
@@ -44,21 +45,25 @@ OPTIONS: dict[str, Option] = {
         dict, {}, "tasks per queue id: {burst = <tasks present at start>, per_hour = <steady arrival rate>}; "
         "other queues stay empty",
     ),
-    "startup_seconds": Option(SECONDS, _D.startup_seconds, "from launch until the job's worker claims a task"),
-    "task_seconds": Option(SECONDS, _D.task_seconds, "how long a task runs"),
+    "upload_seconds": Option(SECONDS, _D.upload_seconds, "how long a launch call takes (the CLI uploads the job)"),
+    "startup_seconds": Option(
+        SECONDS, _D.startup_seconds, "a job is `initiated` this long (the cloud prepares its phone), then `running`",
+    ),
+    "pre_seconds": Option(
+        SECONDS, _D.pre_seconds, "a `running` job's pre step installs the worker this long before it polls the queue",
+    ),
     "idle_timeout_seconds": Option(
         SECONDS, _D.idle_timeout_seconds, "a worker that finds no task waits this long, then its job ends wasted",
     ),
+    "task_seconds": Option(SECONDS, _D.task_seconds, "how long a task runs"),
+    "post_seconds": Option(SECONDS, _D.post_seconds, "a job's post step (phone reboot) lasts this long after its worker"),
+    "cleanup_seconds": Option(SECONDS, _D.cleanup_seconds, "a phone is listed `cleanup` this long after a job ended"),
     "list_lag_seconds": Option(
         SECONDS, _D.list_lag_seconds, "the device list keeps saying idle this long after a job took the phone",
     ),
-    "cleanup_seconds": Option(SECONDS, _D.cleanup_seconds, "a phone is busy cleaning up this long after a job"),
     "launch_failure_rate": Option(SECONDS, _D.launch_failure_rate, "share of submissions that fail (0..1)"),
     "quarantined": Option(list, [], "UDIDs quarantined in every queue (their workers claim nothing)"),
     "faulty": Option(list, [], "UDIDs listed faulty (jobs pinned to them fail)"),
-    "quarantine_refresh": Option(
-        SECONDS, 120.0, "seconds a quarantine list is reused before it is read again, as the taskcluster plugin does",
-    ),
     "faults": Option(
         list, [], "windows of failing remote calls: [{start, end, endpoints, kind = error|timeout|garbage, rate, "
         "timeout_seconds, went_through}], times in seconds after start",
@@ -92,7 +97,7 @@ class _SimRole:
 
 
 class SimQueueSource(_SimRole):
-    """Counts and quarantine; ``None`` per queue when the (simulated) remote call fails."""
+    """Counts and worker records, read fresh each call; ``None`` per queue when the (simulated) call fails."""
 
     def counts(self, queues: Sequence[str]) -> Mapping[str, QueueCounts | None]:
         try:
@@ -101,30 +106,12 @@ class SimQueueSource(_SimRole):
             logger.warning("{}", exc)
             return {queue: None for queue in queues}
 
-    def __init__(self, options: Mapping[str, Any], context: PluginContext) -> None:
-        super().__init__(options, context)
-        self._clock = context.clock
-        self._refresh = float(options.get("quarantine_refresh", 120.0))
-        self._read: tuple[float, tuple[str, ...], Mapping[str, frozenset[str]]] | None = None
-
     def workers(self, queues: Sequence[str]) -> Mapping[str, Sequence[Worker] | None]:
-        return {
-            queue: None if ids is None else [Worker(udid, quarantined_until=float("inf")) for udid in sorted(ids)]
-            for queue, ids in self.quarantined(queues).items()
-        }
-
-    def quarantined(self, queues: Sequence[str]) -> Mapping[str, frozenset[str] | None]:
-        now, wanted = self._clock.now(), tuple(queues)
-        if self._read is not None and self._read[1] == wanted and now - self._read[0] < self._refresh:
-            return self._read[2]
         try:
-            answer = self.fleet.quarantined(queues)
+            return self.fleet.workers(queues)
         except RemoteError as exc:
-            self._read = None
             logger.warning("{}", exc)
             return {queue: None for queue in queues}
-        self._read = (now, wanted, answer)
-        return answer
 
 
 class SimDeviceProvider(_SimRole):

@@ -5,7 +5,9 @@ What is known of it (DESIGN.md and the issue), and how each fact is reproduced h
 - a cycle every 10 s; the device list polled every 30 s (in between, the last list is used as it was);
 - at most 10 launches per cycle, 2 s between launches, and a further 30 s wait after each batch;
 - a launch is remembered for 210 s after it was made, then forgotten: while remembered it covers one pending
-  task of its pool and books its phone;
+  task of its pool and books its phone. 210 s is production's usual time from launch to claim (the job
+  `initiated`, then `running` while pre installs the worker): where the fleet is slower, a task whose worker
+  has not claimed yet is launched for again, and that second job idles out (wasted);
 - at most 40 launches starting (remembered) across all pools;
 - no priorities: pools are served in the order the config lists them;
 - the first free device in the API's order: ``active`` in the last list, owned by the pool, not booked;

@@ -11,7 +11,7 @@ from statistics import median
 
 from .runner import RunResult
 
-READS = ("counts", "quarantined", "phones", "jobs")
+READS = ("counts", "workers", "phones", "jobs")
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""A simulated cloud job's phases, and a phone as the device list shows it.
+
+A job goes through the phases LambdaTest's jobs go through (the reference notes and DESIGN.md's launch
+lifecycle)::
+
+    BLOCKED -> INITIATED -> PRE -> POLLING -> TASK -> POST -> ENDED (completed)
+                                      \\-> (idle timeout, or quarantined) -> POST -> ENDED (wasted)
+
+- ``BLOCKED``: the phone it is pinned to is taken (or, for a selector job, no matching phone is idle). The
+  job waits and keeps its place: the phone goes to it before anyone else once it frees.
+- ``INITIATED``: the job holds the phone and the cloud prepares it; the provider reports the job *starting*.
+- ``PRE`` to ``POST``: the provider reports the job *running*. ``PRE`` installs the worker (minutes): the
+  worker has claimed nothing yet. ``POLLING``: the worker asks the queue for a task; ``TASK``: it runs one;
+  ``POST`` reboots the phone, whatever happened before.
+- ``ENDED``: ``completed`` (its worker ran a task), ``wasted`` (it found none and idled out) or ``failed``
+  (the cloud never got the phone to start it). The phone then cleans up before it is idle again.
+
+The :class:`~provisioner.sim.fleet.Fleet` moves jobs from phase to phase on its event queue.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+from ..model import JobState, LaunchRequest, Phone, PhoneState, RemoteJob
+
+
+class Phase(str, enum.Enum):
+    BLOCKED = "blocked"
+    INITIATED = "initiated"
+    PRE = "pre"
+    POLLING = "polling"
+    TASK = "task"
+    POST = "post"
+    ENDED = "ended"
+
+    @property
+    def state(self) -> JobState:
+        """What the provider's job list says of a job in this phase."""
+        if self in (Phase.BLOCKED, Phase.INITIATED):
+            return JobState.STARTING
+        return JobState.ENDED if self is Phase.ENDED else JobState.RUNNING
+
+
+RAW_STATES = {"active": PhoneState.IDLE, "faulty": PhoneState.UNAVAILABLE}  # others (initiated, busy, cleanup): busy
+
+
+class Job:
+    __slots__ = (
+        "id", "pool", "queue", "labels", "selector", "phone", "phase", "created_at", "ended_at", "outcome", "task",
+        "index",
+    )
+
+    def __init__(self, job_id: str, request: LaunchRequest, created_at: float) -> None:
+        self.id = job_id
+        self.pool = request.pool.name
+        self.queue = request.pool.queue
+        self.labels = tuple(request.labels)
+        self.selector = request.pool.selector
+        self.phone: CloudPhone | None = None
+        self.phase = Phase.BLOCKED
+        self.created_at = created_at
+        self.ended_at: float | None = None
+        self.outcome = ""  # once ended: completed (its worker ran a task), wasted (it found none) or failed
+        self.task = -1  # index of the task its worker claimed
+        self.index = -1  # in Fleet._ours when the job is ours (first label is the job tag)
+
+    @property
+    def state(self) -> JobState:
+        return self.phase.state
+
+    def remote(self) -> RemoteJob:
+        """The job as the provider's job list reports it (pool and phone from its labels)."""
+        udid = self.labels[2] if len(self.labels) > 2 else ""
+        if not udid and self.phone is not None:
+            udid = self.phone.udid
+        pool = self.labels[1] if len(self.labels) > 1 else self.pool
+        return RemoteJob(self.id, pool, udid, self.state, self.created_at, self.ended_at, self.outcome)
+
+
+class CloudPhone:
+    __slots__ = ("udid", "model", "os_version", "job", "blocked", "cleaning", "listed_idle_until", "faulty", "views")
+
+    def __init__(self, udid: str, model: str, os_version: str, faulty: bool) -> None:
+        self.udid = udid
+        self.model = model
+        self.os_version = os_version
+        self.job: Job | None = None  # the job holding the phone (initiated to post)
+        self.blocked: deque[Job] = deque()  # jobs pinned to it, blocked until it frees, first come first served
+        self.cleaning = False
+        self.listed_idle_until = float("-inf")
+        self.faulty = faulty
+        self.views: dict[str, Phone] = {}  # the provider's view of the phone, by raw state (frozen, reusable)
+
+    @property
+    def kind(self) -> tuple[str, str]:
+        return (self.model, self.os_version)
+
+    def view(self, now: float) -> Phone:
+        """The phone as the device list shows it at ``now``: idle (``active``) for a while after a job took it."""
+        raw = "active" if now < self.listed_idle_until else self.raw_state()
+        phone = self.views.get(raw)
+        if phone is None:
+            state = RAW_STATES.get(raw, PhoneState.BUSY)
+            phone = self.views[raw] = Phone(self.udid, self.model, self.os_version, state, raw)
+        return phone
+
+    def raw_state(self) -> str:
+        if self.faulty:
+            return "faulty"
+        if self.job is not None:
+            return "initiated" if self.job.phase is Phase.INITIATED else "busy"
+        return "cleanup" if self.cleaning else "active"
