@@ -419,3 +419,20 @@ def test_starting_never_exceeds_the_launches_and_jobs_it_stands_for(tmp_path_fac
     assert len(flying) == len(cases)
     pinned = [f.udid for f in flying if f.pool == "p"]
     assert len(pinned) == len(set(pinned))
+
+
+def test_a_job_with_our_tag_that_no_launch_knows_is_reported_loudly(tmp_path):
+    p, fake, clock = make(tmp_path)
+    fake.job_list = [RemoteJob("theirs", "p", "B", JobState.RUNNING, clock.now() - 5)]
+    lines = []
+    from loguru import logger
+
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    try:
+        first = p.cycle()
+        second = p.cycle()
+    finally:
+        logger.remove(sink)
+    assert first.strangers == second.strangers == 1
+    assert len([line for line in lines if "no launch of ours knows it" in line]) == 1  # once per job
+    assert ("p", "B") not in launches(first)  # its phone is respected

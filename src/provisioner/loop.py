@@ -43,6 +43,7 @@ class CycleReport:
     plan: Plan
     unknown: list[str] = field(default_factory=list)  # one line per thing not known this cycle
     reads: dict[str, str] = field(default_factory=dict)  # "<plugin>: <endpoint>" -> ok | partial | error | plugin_error
+    strangers: int = 0  # live jobs with our tag that no launch of ours knows (another daemon?)
     observe_seconds: float = 0.0
     plan_seconds: float = 0.0
     dry_run: bool = False
@@ -166,6 +167,8 @@ class Provisioner:
         self.reads: dict[str, str] = {}
         self._active_lock = threading.Lock()
         self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
+        self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
+        self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self._duplicates_warned: set[tuple[str, str]] = set()
         self._estimates: tuple[float, dict[str, float]] | None = None
@@ -244,6 +247,7 @@ class Provisioner:
         matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
         by_worker = {q: {w.worker_id: w for w in listed} for q, listed in workers.items() if listed is not None}
         unrecorded: list[Launch] = []  # in flight with no job id yet: their jobs may be listed already
+        strangers: list[RemoteJob] = []
         for launch in ours:
             pool = self.pools.get(launch.pool)
             if pool is None:  # its pool left the config: nothing will follow it any more
@@ -277,10 +281,24 @@ class Provisioner:
                 if mine is not None:  # the job of a launch whose id is not recorded yet: counted once, as the launch
                     unrecorded.remove(mine)
                     continue
-                # a job of ours the ledger does not hold (another instance, or a lost ledger): respect it
+                # a job with our tag the ledger does not hold (another daemon, or a lost ledger): respect it
                 covering = job.state is JobState.STARTING or now - job.created_at < self.claim_estimate(job.pool, now)
                 in_flight.append(InFlight(job.pool, job.udid, covering, job.created_at))
+                strangers.append(job)
+        self._report_strangers(strangers)
         return in_flight
+
+    def _report_strangers(self, jobs: list[RemoteJob]) -> None:
+        """Live jobs with our tag that no launch of ours knows: another daemon on this account with the same tag
+        (it would double-book phones), or a ledger that was lost. Loud, once per job; counted in every cycle."""
+        self.strangers = len(jobs)
+        for job in jobs:
+            if job.job_id not in self._strangers_warned:
+                logger.warning(
+                    "job {} of pool {} on phone {} carries our job tag {!r} but no launch of ours knows it: another "
+                    "daemon with this tag on this account, or a lost ledger? Run one daemon per account and tag",
+                    job.job_id, job.pool, job.udid or "-", self.settings.job_tag)
+        self._strangers_warned = {j.job_id for j in jobs}
 
     def _adopt(self, launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
         """The job a launch left in ``submitting`` (by a process that died) became: a live job of its pool (and
@@ -433,7 +451,8 @@ class Provisioner:
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
         t2 = time.perf_counter()
-        report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reads), t1 - t0, t2 - t1, self.dry_run)
+        report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reads), self.strangers, t1 - t0, t2 - t1,
+                             self.dry_run)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         capped, self.submitter.capped = self.submitter.capped, 0

@@ -161,7 +161,8 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
         {"udid": udid, "until": until, "reason": reason, "pools": owners.get(udid, [])}
         for udid, (until, reason) in sorted(holds.items(), key=lambda kv: kv[1][0])
     ]
-    return {"at": now, "pools": pools, "held": held, "unknown": unknown, "ledger": bool(ledger)}
+    return {"at": now, "pools": pools, "held": held, "unknown": unknown, "ledger": bool(ledger),
+            "foreign_jobs": p.strangers}
 
 
 def print_snapshot(snap: dict[str, Any]) -> None:
@@ -189,6 +190,10 @@ def print_snapshot(snap: dict[str, Any]) -> None:
         for h in snap["held"]:
             pools = f" [{', '.join(h['pools'])}]" if h["pools"] else ""
             click.echo(f"  {h['udid']}{pools} for {span(h['until'] - now)} more: {h['reason']}")
+    if snap["foreign_jobs"]:
+        click.echo("")
+        click.echo(f"WARNING: {snap['foreign_jobs']} live jobs carry our job tag but no launch of ours knows them: "
+                   "another daemon with this tag on this account (it double-books phones), or a lost ledger")
     if snap["unknown"]:
         click.echo("")
         click.echo("unknown now:")

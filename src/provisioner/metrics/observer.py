@@ -40,6 +40,9 @@ class MetricsObserver:
         self.reads = Counter("provisioner_remote_reads", "Remote reads by endpoint and result", ["endpoint", "result"],
                              registry=r)
         self.unknown = Gauge("provisioner_unknown_reads", "Remote reads that failed in the last cycle", registry=r)
+        self.strangers = Gauge("provisioner_foreign_jobs",
+                               "Live jobs with our job tag that no launch of ours knows (another daemon with the tag?)",
+                               registry=r)
         self.cycles = Counter("provisioner_cycles", "Cycles observed and planned", registry=r)
         self.last_cycle = Gauge("provisioner_last_cycle_timestamp_seconds", "When the last cycle started", registry=r)
         self.last_launch = Gauge("provisioner_last_launch_timestamp_seconds", "When the pool's last job was submitted",
@@ -86,6 +89,7 @@ class MetricsObserver:
         self.last_cycle.set(report.started_at)
         self.cycle_seconds.observe(report.observe_seconds + report.plan_seconds)
         self.unknown.set(len(report.unknown))
+        self.strangers.set(report.strangers)
         for endpoint, result in _reads(report):
             self.reads.labels(endpoint, result).inc()
         for d in report.plan.decisions:
