@@ -436,3 +436,20 @@ def test_a_job_with_our_tag_that_no_launch_knows_is_reported_loudly(tmp_path):
     assert first.strangers == second.strangers == 1
     assert len([line for line in lines if "no launch of ours knows it" in line]) == 1  # once per job
     assert ("p", "B") not in launches(first)  # its phone is respected
+
+
+def test_a_pools_line_is_logged_when_it_changes_or_launches_and_one_summary_each_cycle(tmp_path):
+    p, fake, clock = make(tmp_path)
+    lines = []
+    from loguru import logger
+
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="INFO")
+    try:
+        for _ in range(3):
+            p.cycle()
+        fake.pending["proj/p"] = 1
+        p.cycle()
+    finally:
+        logger.remove(sink)
+    assert [line.split(":")[0] for line in lines if line.startswith("pool ")] == ["pool p", "pool s", "pool p"]
+    assert [line.split(":")[0] for line in lines if line.startswith("cycle ")] == [f"cycle {i}" for i in range(1, 5)]

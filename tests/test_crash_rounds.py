@@ -179,7 +179,7 @@ def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path):
     for _ in range(ROUNDS):
         daemon = Daemon(config, site)
         started = time.time()
-        assert daemon.wait_for("pool pin:"), "".join(daemon.seen)  # its first cycle: the last round's jobs adopted
+        assert daemon.wait_for("cycle 1:"), "".join(daemon.seen)  # its first cycle: the last round's jobs adopted
         db.execute("UPDATE jobs SET ended = ? WHERE ended IS NULL AND created < ?", (time.time(), started))
         daemon.wait_for("CREATED", rng.randint(0, 4), timeout=10)  # a random moment: after 0 to 4 new jobs...
         if rng.random() < 0.5:
@@ -187,7 +187,7 @@ def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path):
         daemon.kill()
 
     final = Daemon(config, site)
-    assert final.wait_for("pool pin:", 8), "".join(final.seen)  # past max_startup_seconds: every orphan resolved
+    assert final.wait_for("cycle 8:"), "".join(final.seen)  # past max_startup_seconds: every orphan resolved
     final.proc.send_signal(signal.SIGTERM)
     assert final.proc.wait(60) == 0
 

@@ -167,6 +167,7 @@ class Provisioner:
         self.reads: dict[str, str] = {}
         self._active_lock = threading.Lock()
         self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
+        self._last_lines: dict[str, str] = {}  # each pool's last logged line
         self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
         self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
@@ -459,15 +460,27 @@ class Provisioner:
         if capped:
             logger.info("launch rate capped by launch_concurrency ({}): {} submissions waited for a free slot",
                         self.settings.launch_concurrency, capped)
-        for d in the_plan.decisions:
-            logger.info(
-                "pool {}: pending {} claimed {} | idle {} busy {} starting {} quarantined {} held {} | launched {} ({})",
-                d.pool, _n(d.pending), _n(d.claimed), d.idle, d.busy, d.starting, d.quarantined, d.held, d.launches,
-                d.reason,
-            )
+        self._log_decisions(the_plan, report)
         self.hooks("provisioner_cycle", report=report)
         self.act(the_plan, workers, now)
         return report
+
+    def _log_decisions(self, the_plan: Plan, report: CycleReport) -> None:
+        """A pool's line at INFO when something about it changed or it launched (DEBUG otherwise); one summary line."""
+        known = [d.pending for d in the_plan.decisions if d.pending is not None]
+        for d in the_plan.decisions:
+            line = (f"pool {d.pool}: pending {_n(d.pending)} claimed {_n(d.claimed)} | idle {d.idle} busy {d.busy} "
+                    f"starting {d.starting} quarantined {d.quarantined} held {d.held} | "
+                    f"{'would launch' if self.dry_run else 'launched'} {d.launches} ({d.reason})")
+            changed = self._last_lines.get(d.pool) != line
+            self._last_lines[d.pool] = line
+            logger.log("INFO" if changed or d.launches else "DEBUG", "{}", line)
+        logger.info(
+            "cycle {}: {} pools, pending {}, starting {}, {} {}, {} unknown reads, observe {:.0f} ms, plan {:.0f} ms",
+            report.cycle, len(the_plan.decisions), sum(known), sum(d.starting for d in the_plan.decisions),
+            "would launch" if self.dry_run else "launching", len(the_plan.launches), len(report.unknown),
+            report.observe_seconds * 1000, report.plan_seconds * 1000,
+        )
 
     # -- act -----------------------------------------------------------------------------------------
     def act(self, the_plan: Plan, workers: Mapping[str, Sequence[Worker] | None], now: float) -> None:

@@ -66,10 +66,10 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
             continue
         free[provider] = {}
         index[provider] = _Index(phones)
-        for phone in phones:
-            rank[provider, phone.udid] = (obs.last_used.get(phone.udid, float("-inf")), rng.random())
+        for phone in phones:  # only free phones are ranked: they are the only ones a launch may take
             if phone.state is PhoneState.IDLE and phone.udid not in booked and phone.udid not in held:
                 free[provider][phone.udid] = phone
+                rank[provider, phone.udid] = (obs.last_used.get(phone.udid, float("-inf")), rng.random())
 
     decisions: dict[str, dict] = {}
     wants: dict[str, int] = {}
@@ -181,20 +181,40 @@ def _observe_pool(pool: Pool, obs: Observation, phones, free, booked, held, star
 
 
 class _Index:
-    """A provider's phones by UDID and by (model, OS version), so a pool finds its own without a full scan."""
+    """A provider's phones by UDID and by model and OS version, so that a pool finds its own in time proportional
+    to their number: planning stays linear in phones plus pools."""
 
     def __init__(self, phones: Sequence[Phone]) -> None:
+        self.all = list(phones)
         self.by_udid = {p.udid: p for p in phones}
         self.by_kind: dict[tuple[str, str], list[Phone]] = defaultdict(list)
+        self.by_model: dict[str, list[Phone]] = defaultdict(list)
+        self.by_os: dict[str, list[Phone]] = defaultdict(list)
         for p in phones:
             self.by_kind[p.model, p.os_version].append(p)
+            self.by_model[p.model].append(p)
+            self.by_os[p.os_version].append(p)
+        self._of: dict[str, list[Phone]] = {}
 
     def of(self, pool: Pool) -> list[Phone]:
+        found = self._of.get(pool.name)
+        if found is None:
+            found = self._of[pool.name] = self._find(pool)
+        return found
+
+    def _find(self, pool: Pool) -> list[Phone]:
         if pool.udids:
             return [self.by_udid[u] for u in pool.udids if u in self.by_udid]
-        if pool.selector is None:
+        s = pool.selector
+        if s is None:
             return []
-        return [p for kind, ps in self.by_kind.items() if pool.selector.matches(ps[0]) for p in ps]
+        if s.model and s.os_version:
+            return list(self.by_kind.get((s.model, s.os_version), ()))
+        if s.model:
+            return list(self.by_model.get(s.model, ()))
+        if s.os_version:
+            return list(self.by_os.get(s.os_version, ()))
+        return list(self.all)
 
 
 def _want(pool: Pool, obs: Observation, d: dict) -> tuple[int, str]:
