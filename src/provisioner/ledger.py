@@ -4,16 +4,21 @@ A launch is written (``queued``) before it is handed to the launcher, marked ``s
 launcher is called, and updated with the outcome. On start, launches that were queued but never submitted are
 cancelled, and everything submitted and still in flight is loaded back, so a restart never books a phone twice.
 One connection, used under a lock: the loop and the submission threads share it.
+
+What every cycle needs, the launches in flight and the last use of each phone, is kept in memory and written
+through, so a cycle reads nothing from disk however long the ledger grows. The writes of one cycle's
+reconciliation go to disk in one transaction (``batch``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .model import Launch, LaunchState
@@ -73,7 +78,10 @@ class Ledger:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         """Open (and create) the ledger; ``readonly`` opens an existing one for reading only (status, report)."""
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._local = threading.local()  # .batch: this thread's writes waiting for the end of its batch
+        self._flight: dict[str, Launch] | None = None  # the launches in flight, written through (None: read)
+        self._last_used: dict[str, float] | None = None
         if readonly:
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
             return
@@ -84,6 +92,10 @@ class Ledger:
         self._db.executescript(SCHEMA)
         os.chmod(path, 0o600)
         self._migrate()
+        self._flight = {launch.id: launch for launch in self._in_flight_on_disk()}
+        with self._lock:
+            self._last_used = dict(self._db.execute(
+                "SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid"))
 
     def _migrate(self) -> None:
         """Columns and indexes added since the first version, added in place to an existing ledger."""
@@ -111,11 +123,14 @@ class Ledger:
         launch = Launch(uuid.uuid4().hex, pool, udid, LaunchState.QUEUED, now, updated_at=now,
                         claim_baseline=claim_baseline)
         with self._lock:
-            self._db.execute(
+            self._write(
                 "INSERT INTO launches (id, pool, udid, state, submitted_at, updated_at, claim_baseline) "
                 "VALUES (?,?,?,?,?,?,?)",
                 (launch.id, pool, udid, launch.state.value, now, now, claim_baseline),
             )
+            if self._flight is not None:
+                self._flight[launch.id] = launch
+                self._used(udid, now)
         return launch
 
     def mark(self, launch_id: str, **fields: float | str | None) -> None:
@@ -123,7 +138,10 @@ class Ledger:
         assert fields and set(fields) <= {"claimed_at", "claim_baseline", "submit_seconds"}, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self._lock:
-            self._db.execute(f"UPDATE launches SET {sets} WHERE id = ?", (*fields.values(), launch_id))
+            self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*fields.values(), launch_id))
+            cached = self._flight.get(launch_id) if self._flight is not None else None
+            if cached is not None:
+                self._flight[launch_id] = replace(cached, **{k: v for k, v in fields.items() if k != "submit_seconds"})
 
     def known_job_ids(self, job_ids: Iterable[str]) -> set[str]:
         """Which of ``job_ids`` some launch of the ledger already holds."""
@@ -159,19 +177,79 @@ class Ledger:
     def update(
         self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None, **fields: str
     ) -> bool:
-        """Move a launch to ``state`` (only if it is in ``only_from``, when given). True if it moved."""
+        """Move a launch to ``state`` (only if it is in ``only_from``, when given). True if it moved (inside a
+        ``batch``: if it will move, as far as the launches in memory tell)."""
         allowed = {"job_id", "outcome", "detail", "udid"}
         assert set(fields) <= allowed, fields
         sets = ", ".join(f"{k} = ?" for k in fields)
         ran = now if state is LaunchState.RUNNING else None
         guard, args = ("", ()) if only_from is None else (" AND state = ?", (only_from.value,))
         with self._lock:
-            cur = self._db.execute(
+            moved = self._write(
                 f"UPDATE launches SET state = ?, updated_at = ?, ran_at = COALESCE(ran_at, ?)"
                 f"{', ' + sets if sets else ''} WHERE id = ?{guard}",
                 (state.value, now, ran, *fields.values(), launch_id, *args),
             )
-            return cur.rowcount == 1
+            if self._flight is not None:
+                cached = self._flight.get(launch_id)
+                if cached is not None and (only_from is None or cached.state is only_from):
+                    moved = True if moved is None else moved
+                    if moved:
+                        self._moved(replace(cached, state=state, updated_at=now, **fields))
+            return bool(moved)
+
+    def _moved(self, launch: Launch) -> None:
+        assert self._flight is not None
+        if launch.state.in_flight:
+            self._flight[launch.id] = launch
+        else:
+            self._flight.pop(launch.id, None)
+        self._used(launch.udid, launch.submitted_at)
+
+    def _used(self, udid: str, at: float) -> None:
+        if udid and self._last_used is not None and at > self._last_used.get(udid, float("-inf")):
+            self._last_used[udid] = at
+
+    def _write(self, sql: str, args: Sequence) -> bool | None:
+        """Run one write now, or keep it for the end of this thread's ``batch``. True if it changed a row."""
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.append((sql, tuple(args)))
+            return None
+        return self._db.execute(sql, tuple(args)).rowcount > 0
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """This thread's writes inside the block reach the disk together, in one transaction, at its end (one
+        fsync, not one per write). Other threads' writes go on as usual. Reads see the launches in memory at once.
+        Should the transaction fail, each write is tried again on its own, and the first error raised."""
+        self._local.batch = writes = []
+        try:
+            yield
+        finally:
+            self._local.batch = None
+            if writes:
+                self._flush(writes)
+
+    def _flush(self, writes: list[tuple[str, tuple]]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for sql, args in writes:
+                    self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            errors = []
+            for sql, args in writes:
+                try:
+                    self._db.execute(sql, args)
+                except sqlite3.Error as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
 
     def recover(self, now: float) -> int:
         """After a restart: launches queued but never handed to the launcher are cancelled."""
@@ -180,10 +258,19 @@ class Ledger:
                 "UPDATE launches SET state = ?, updated_at = ?, detail = 'never submitted (restart)' WHERE state = ?",
                 (LaunchState.CANCELLED.value, now, LaunchState.QUEUED.value),
             )
+            if self._flight is not None:
+                self._flight = {k: v for k, v in self._flight.items() if v.state is not LaunchState.QUEUED}
             return cur.rowcount
 
     # -- reads ---------------------------------------------------------------------------------------
     def in_flight(self) -> list[Launch]:
+        """The launches in flight, oldest first (from memory, but for a read-only ledger)."""
+        with self._lock:
+            if self._flight is not None:
+                return sorted(self._flight.values(), key=lambda la: la.submitted_at)
+        return self._in_flight_on_disk()
+
+    def _in_flight_on_disk(self) -> list[Launch]:
         marks = ",".join("?" * len(IN_FLIGHT))
         return self._select(f"state IN ({marks})", IN_FLIGHT)
 
@@ -195,7 +282,10 @@ class Ledger:
         return self._select("submitted_at >= ?", (t,))
 
     def last_used(self) -> dict[str, float]:
+        """Phone -> when it last got a launch (from memory, but for a read-only ledger)."""
         with self._lock:
+            if self._last_used is not None:
+                return dict(self._last_used)
             rows = self._db.execute("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid")
             return dict(rows.fetchall())
 

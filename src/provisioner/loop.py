@@ -444,10 +444,12 @@ class Provisioner:
         t0 = time.perf_counter()
         now = self.clock.now()
         obs, unknown, jobs, workers = self.observe(now)
-        in_flight = self.reconcile(jobs, workers, now)
+        with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
+            in_flight = self.reconcile(jobs, workers, now)
+            held = self.held_back(now)
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
-            held=self.held_back(now), last_used=self.ledger.last_used() if self.ledger is not None else {},
+            held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
         )
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
