@@ -36,7 +36,11 @@ def test_tc_check_reports_bad_queue_ids(make_source):
     ("https://tc.example.com", ""),
     ("https://tc.example.com/", ""),
     ("http://127.0.0.1:8080", ""),  # a local stub or test harness
-    ("http://tc.example.com", "taskcluster: root_url 'http://tc.example.com' is not an https URL"),
+    ("http://127.0.0.2:8080", ""),  # all of 127/8 is loopback
+    ("http://[::1]:8080", ""),
+    ("http://tc.example.com", "taskcluster: root_url 'http://tc.example.com' is plain http on a host that is not "
+                              "loopback; use https (or set allow_http = true)"),
+    ("ftp://tc.example.com", "taskcluster: root_url 'ftp://tc.example.com' is not an https URL"),
     ("tc.example.com", "taskcluster: root_url 'tc.example.com' is not an https URL"),
     ("https://tc.example.com/?x=1", "taskcluster: root_url 'https://tc.example.com/?x=1' is not an https URL"),
     ("https://user:secret@tc.example.com", "taskcluster: root_url must not carry user info"),
@@ -57,7 +61,11 @@ def test_tc_check_root_url(make_source, stub_session, root_url, problem):
 def test_tc_check_names_the_variable_a_root_url_came_from(make_source):
     source = make_source(environ={"TASKCLUSTER_ROOT_URL": "http://tc.example.com"})
     assert source.check([], network=False)[0].startswith(
-        "taskcluster: root_url (from $TASKCLUSTER_ROOT_URL) 'http://tc.example.com' is not an https URL")
+        "taskcluster: root_url (from $TASKCLUSTER_ROOT_URL) 'http://tc.example.com' is plain http")
+
+
+def test_tc_check_allow_http_accepts_a_plain_http_root_url(make_source):
+    assert make_source(root_url="http://tc.example.com", allow_http=True).check([], network=False) == []
 
 
 @pytest.mark.tc_recordable

@@ -41,9 +41,9 @@ def test_tc_credentials_never_reach_cassette_or_log(vcr, make_source, credential
     source.session.hooks["response"].append(lambda r, **_: sent.append(r.request.headers.get("Authorization", "")))
 
     counts = source.counts([Q1])
-    quarantined = source.quarantined([Q1])
+    workers = source.workers([Q1])
 
-    assert counts[Q1] is not None and quarantined[Q1] is not None
+    assert counts[Q1] is not None and workers[Q1] is not None
     assert len(sent) == 2 and all(h.startswith("Hawk ") and f' id="{client_id}"' in h for h in sent)
     assert all(f' {part}="' in h for h in sent for part in ("ts", "nonce", "mac"))
     assert sent[0] != sent[1]  # ts, nonce and mac change on every call
