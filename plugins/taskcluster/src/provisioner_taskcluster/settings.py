@@ -15,7 +15,7 @@ from .transport import RetryPolicy
 
 DEFAULT_ROOT_URL = "https://firefox-ci-tc.services.mozilla.com"
 ROOT_URL_VARIABLE = "TASKCLUSTER_ROOT_URL"
-REQUEST_TIMEOUT_BOUNDS = (0.1, 600.0)  # seconds
+REQUEST_TIMEOUT_BOUNDS = (0.5, 600.0)  # seconds
 MAX_BODY_BOUNDS = (1024, 256 * 1024 * 1024)  # bytes
 
 OPTIONS: dict[str, Option] = {
