@@ -9,7 +9,9 @@ fails at once when none is left. urllib3 then raises its usual timeout, which re
 
 The deadline is measured on ``time.monotonic``: it bounds real socket waits, which an injected virtual clock
 cannot shorten; the caller clamps ``seconds`` to the cycle's budget, which is on the injected clock.
-Not covered: the DNS lookup (``getaddrinfo`` takes no timeout) and SOCKS proxies (their own connection classes).
+Not covered: the DNS lookup (``getaddrinfo`` takes no timeout), the TLS handshake (bounded per read by the
+connect timeout, itself clamped to the deadline: the socket is wrapped once TLS is up) and SOCKS proxies (their
+own connection classes).
 """
 
 from __future__ import annotations

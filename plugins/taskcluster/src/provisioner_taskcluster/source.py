@@ -79,6 +79,8 @@ class TaskclusterQueues:
                                    signer, settings.who)
         self._batch_missing_at: float | None = None  # when the deployment last answered 404 to the batch call
         self._skip_warned: set[str] = set()  # queues whose listWorkers had entries without a workerId
+        # A root URL that check refuses (plain http off loopback, user info, not a URL) is never called.
+        self.url_problem = root_url_problem(settings.root_url, settings.root_url_source, settings.allow_http)
         for problem in (settings.credential_problem, settings.deprecated):
             if problem:
                 logger.warning(problem)
@@ -94,6 +96,8 @@ class TaskclusterQueues:
         """Pending and claimed tasks per queue; None for a queue whose counts are unknown this cycle."""
         budget = Budget(self.clock, self.settings.time_budget)
         result: dict[str, QueueCounts | None] = dict.fromkeys(queues)
+        if self._refused(result):
+            return result
         valid = self._valid_queues(result, "counts")
         singles = self._counts_batched(valid, budget, result) if self._use_batch(len(valid)) else valid
         for queue in singles:
@@ -150,6 +154,8 @@ class TaskclusterQueues:
         """
         budget = Budget(self.clock, self.settings.time_budget)
         result: dict[str, list[Worker] | None] = dict.fromkeys(queues)
+        if self._refused(result):
+            return result
         for queue in self._valid_queues(result, "workers"):
             provisioner_id, worker_type = queue.split("/")
             result[queue] = self._workers_one(queue, provisioner_id, worker_type, budget)
@@ -179,6 +185,12 @@ class TaskclusterQueues:
         return None
 
     # --- shared -------------------------------------------------------------------------------------------
+
+    def _refused(self, result: Mapping[str, Any]) -> bool:
+        """True (and one warning) when the root URL is one ``check`` refuses: every queue stays unknown."""
+        if self.url_problem and result:
+            logger.warning("{}; no call made, every queue unknown", self.url_problem)
+        return bool(self.url_problem)
 
     def _valid_queues(self, result: Mapping[str, Any], what: str) -> list[str]:
         valid = [queue for queue in result if split_queue(queue) is not None]
@@ -210,13 +222,11 @@ class TaskclusterQueues:
 
     def check(self, pools: Sequence[Any], network: bool) -> list[str]:
         """Problems, one line each: root URL, half-set credentials, queue ids; with network, a ping."""
-        url_problem = root_url_problem(self.settings.root_url, self.settings.root_url_source,
-                                       self.settings.allow_http)
-        problems = [p for p in (url_problem, self.settings.credential_problem) if p]
+        problems = [p for p in (self.url_problem, self.settings.credential_problem) if p]
         for pool in pools:
             if getattr(pool, "queue_source", NAME) == NAME and split_queue(pool.queue) is None:
                 problems.append(f"taskcluster: pool {pool.name}: queue {pool.queue!r} is not {QUEUE_FORMAT}")
-        if network and not url_problem:
+        if network and not self.url_problem:
             try:
                 self.transport.request("ping", "GET", self.urls.ping(), Budget(self.clock, self.settings.time_budget))
             except CallError as exc:
