@@ -172,3 +172,12 @@ def test_tc_non_ascii_credentials_are_refused_without_echo(make_source):
     assert source.settings.credentials is None
     (problem,) = source.check([], network=False)
     assert "s3cr3t" not in problem and problem.endswith("is not ASCII: calls go anonymous")
+
+
+def test_tc_check_says_when_the_certificate_expired(make_source, clock):
+    source = make_source(environ=TEMPORARY)
+    assert source.check([], network=False) == []  # START is before the expiry
+    clock.advance(3601)  # CERTIFICATE expires an hour after START
+    assert source.check([], network=False) == [
+        "taskcluster: the certificate in $TASKCLUSTER_CERTIFICATE expired at 2025-06-10T09:30:00Z: "
+        "calls will fail with HTTP 401"]

@@ -48,8 +48,8 @@ def test_tc_workers_two_pages(vcr, make_source, live_environ, recording):
             Worker("R5CW9999XYZ", "", 1743465600.0, None, "lambda"),  # no latestTask, no quarantineUntil
         ]}
         # the token is passed back as a query parameter, encoded as the official client does ('=' -> %3D)
-        assert [r.uri for r in vcr.requests] == [WORKERS_URL,
-                                                 WORKERS_URL + "?continuationToken=eyJ3b3JrZXJJZCI6IlI1Q1c1Njc4REVGIn0%3D"]
+        token = "eyJ3b3JrZXJJZCI6IlI1Q1c1Njc4REVGIn0%3D"
+        assert [r.uri for r in vcr.requests] == [WORKERS_URL, f"{WORKERS_URL}?continuationToken={token}"]
     assert vcr.all_played
 
 
@@ -85,7 +85,8 @@ def test_tc_workers_5xx_then_success(vcr, make_source, clock, tc_log):
 
 def test_tc_workers_page_limit_makes_it_unknown(make_source, stub_session, tc_log):
     tokens = iter(range(100))
-    session, adapter = stub_session(lambda request: make_response(request, 200, page(entry("R5"), token=f"t{next(tokens)}")))
+    session, adapter = stub_session(
+        lambda request: make_response(request, 200, page(entry("R5"), token=f"t{next(tokens)}")))
     assert make_source(session=session, max_pages=3).workers([Q1]) == {Q1: None}
     assert len(adapter.calls) == 3
     assert adapter.calls[2][0].url.endswith("/workers?continuationToken=t1")

@@ -7,6 +7,7 @@ import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from provisioner import Option
@@ -68,6 +69,7 @@ class Settings:
     max_pages: int
     allow_http: bool = False
     deprecated: str = ""  # one line when a deprecated option is set, else ""
+    certificate_env: str = "TASKCLUSTER_CERTIFICATE"
 
     @property
     def who(self) -> str:
@@ -92,7 +94,7 @@ class Settings:
         )
         return cls(root_url, source, credentials, problem, policy, float(values["time_budget"]),
                    bool(values["batch"]), int(values["max_pages"]), bool(values["allow_http"]),
-                   DEPRECATED if values["quarantine_refresh"] is not None else "")
+                   DEPRECATED if values["quarantine_refresh"] is not None else "", values["certificate_env"])
 
 
 def check_numbers(values: Mapping[str, Any]) -> None:
@@ -152,6 +154,14 @@ def certificate_problem(certificate: str) -> str:
     except ValueError:
         parsed = None
     return "" if isinstance(parsed, dict) else "is not a JSON certificate (an ASCII JSON object)"
+
+
+def certificate_expired(certificate: str, now: float) -> str:
+    """When a certificate's ``expiry`` (milliseconds since the epoch) has passed: the UTC date, else ''."""
+    expiry = json.loads(certificate).get("expiry") if certificate else None
+    if isinstance(expiry, bool) or not isinstance(expiry, (int, float)) or expiry / 1000 > now:
+        return ""
+    return datetime.fromtimestamp(expiry / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def is_loopback(host: str) -> bool:

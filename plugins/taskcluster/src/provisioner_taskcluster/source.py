@@ -15,7 +15,7 @@ from provisioner import PluginContext, QueueCounts, Worker
 
 from . import __version__
 from .deadline import DeadlineAdapter
-from .settings import Credentials, Settings, root_url_problem
+from .settings import Credentials, Settings, certificate_expired, root_url_problem
 from .transport import Budget, CallError, Signer, Transport, describe
 from .urls import Urls
 from .wire import BadBody, batch_counts, queue_counts, split_queue, workers_page
@@ -223,6 +223,11 @@ class TaskclusterQueues:
     def check(self, pools: Sequence[Any], network: bool) -> list[str]:
         """Problems, one line each: root URL, half-set credentials, queue ids; with network, a ping."""
         problems = [p for p in (self.url_problem, self.settings.credential_problem) if p]
+        expired = certificate_expired(self.settings.credentials.certificate, self.clock.now()) \
+            if self.settings.credentials else ""
+        if expired:
+            problems.append(f"taskcluster: the certificate in ${self.settings.certificate_env} expired at {expired}: "
+                            "calls will fail with HTTP 401")
         for pool in pools:
             if getattr(pool, "queue_source", NAME) == NAME and split_queue(pool.queue) is None:
                 problems.append(f"taskcluster: pool {pool.name}: queue {pool.queue!r} is not {QUEUE_FORMAT}")

@@ -1,7 +1,8 @@
 """A local stand-in for a Taskcluster deployment (http.server on 127.0.0.1), for benchmarks and end-to-end tests.
 
 It answers ``taskQueueCounts``, ``taskQueueCountsBatch`` (or 404, like an older deployment), the queue's
-``listWorkers`` (``page_size`` workers a page, the next page's offset as ``continuationToken``) and ``ping``, counts the calls per endpoint and, given credentials, checks each call's Hawk signature::
+``listWorkers`` (``page_size`` workers a page, the next page's offset as ``continuationToken``) and ``ping``,
+counts the calls per endpoint and, given credentials, checks each call's Hawk signature::
 
     with StubDeployment(has_batch=False) as tc:
         source = TaskclusterQueues.from_options({"root_url": tc.root_url}, context)
