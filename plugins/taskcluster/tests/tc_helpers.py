@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ def make_response(request: requests.PreparedRequest, status: int, body: Any,
                   headers: dict[str, str] | None = None) -> requests.Response:
     response = requests.Response()
     response.status_code = status
-    response._content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    response.raw = io.BytesIO(body.encode() if isinstance(body, str) else json.dumps(body).encode())
     response.headers.update({"Content-Type": "application/json; charset=utf-8", **(headers or {})})
     response.request = request
     response.url = request.url or ""

@@ -36,7 +36,11 @@ def test_tc_check_reports_bad_queue_ids(make_source):
     ("https://tc.example.com", ""),
     ("https://tc.example.com/", ""),
     ("http://127.0.0.1:8080", ""),  # a local stub or test harness
-    ("http://tc.example.com", "taskcluster: root_url 'http://tc.example.com' is not an https URL"),
+    ("http://127.0.0.2:8080", ""),  # all of 127/8 is loopback
+    ("http://[::1]:8080", ""),
+    ("http://tc.example.com", "taskcluster: root_url 'http://tc.example.com' is plain http on a host that is not "
+                              "loopback; use https (or set allow_http = true)"),
+    ("ftp://tc.example.com", "taskcluster: root_url 'ftp://tc.example.com' is not an https URL"),
     ("tc.example.com", "taskcluster: root_url 'tc.example.com' is not an https URL"),
     ("https://tc.example.com/?x=1", "taskcluster: root_url 'https://tc.example.com/?x=1' is not an https URL"),
     ("https://user:secret@tc.example.com", "taskcluster: root_url must not carry user info"),
@@ -57,7 +61,11 @@ def test_tc_check_root_url(make_source, stub_session, root_url, problem):
 def test_tc_check_names_the_variable_a_root_url_came_from(make_source):
     source = make_source(environ={"TASKCLUSTER_ROOT_URL": "http://tc.example.com"})
     assert source.check([], network=False)[0].startswith(
-        "taskcluster: root_url (from $TASKCLUSTER_ROOT_URL) 'http://tc.example.com' is not an https URL")
+        "taskcluster: root_url (from $TASKCLUSTER_ROOT_URL) 'http://tc.example.com' is plain http")
+
+
+def test_tc_check_allow_http_accepts_a_plain_http_root_url(make_source):
+    assert make_source(root_url="http://tc.example.com", allow_http=True).check([], network=False) == []
 
 
 @pytest.mark.tc_recordable
@@ -72,3 +80,14 @@ def test_tc_check_reports_failed_ping(vcr, make_source):
     assert make_source().check([pool("a55-perf", Q1)], network=True) == [
         f"taskcluster ping GET {PING_URL}: HTTP 503; gave up after 4 attempts"
     ]
+
+
+def test_tc_a_refused_root_url_is_never_called(make_source, stub_session, tc_log):
+    session, adapter = stub_session(lambda request: make_response(request, 200, {"workers": []}))
+    source = make_source(root_url="http://tc.example.com", session=session)
+    assert source.counts([Q1]) == {Q1: None} and source.workers([Q1]) == {Q1: None}
+    assert adapter.calls == []
+    assert tc_log[-1] == ("WARNING taskcluster: root_url 'http://tc.example.com' is plain http on a host that is not "
+                          "loopback; use https (or set allow_http = true); no call made, every queue unknown")
+    allowed = make_source(root_url="http://tc.example.com", session=session, allow_http=True)
+    assert allowed.workers([Q1]) == {Q1: []} and len(adapter.calls) == 1

@@ -129,7 +129,18 @@ def test_tc_counts_batch_answer_lacking_a_queue(make_source, stub_session, tc_lo
     body = {"taskQueueCounts": [{"taskQueueId": Q1, "pendingTasks": 2, "claimedTasks": 0}]}
     session, _ = stub_session(lambda request: make_response(request, 200, body))
     assert make_source(session=session).counts([Q1, Q2]) == {Q1: QueueCounts(2, 0), Q2: None}
-    assert any(f"answer lacks 1 queue(s): {Q2}" in line for line in tc_log)
+    assert [line for line in tc_log if line.startswith("WARNING")] == [
+        f"WARNING taskcluster taskQueueCountsBatch POST {BATCH_URL}: answer lacks 1 queue(s), unknown this cycle: {Q2}"]
+
+
+def test_tc_counts_batch_answer_lacking_every_queue(make_source, stub_session, tc_log, monkeypatch):
+    monkeypatch.setattr(source_module, "MAX_NAMED", 2)
+    q3 = "proj-autophone/gecko-t-lambda-a51"
+    session, _ = stub_session(lambda request: make_response(request, 200, {"taskQueueCounts": []}))
+    assert make_source(session=session).counts([Q1, Q2, q3]) == {Q1: None, Q2: None, q3: None}
+    assert [line for line in tc_log if line.startswith("WARNING")] == [
+        f"WARNING taskcluster taskQueueCountsBatch POST {BATCH_URL}: answer lacks 3 queue(s), unknown this cycle: "
+        f"{Q1}, {Q2} and 1 more"]
 
 
 def test_tc_counts_batch_server_error_is_unknown_without_fallback(make_source, stub_session):

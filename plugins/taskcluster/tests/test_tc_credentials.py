@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 from pathlib import Path
 
+import mohawk
+import mohawk.exc
+import mohawk.util
 import pytest
 import vcr as vcrpy
 
@@ -41,9 +46,9 @@ def test_tc_credentials_never_reach_cassette_or_log(vcr, make_source, credential
     source.session.hooks["response"].append(lambda r, **_: sent.append(r.request.headers.get("Authorization", "")))
 
     counts = source.counts([Q1])
-    quarantined = source.quarantined([Q1])
+    workers = source.workers([Q1])
 
-    assert counts[Q1] is not None and quarantined[Q1] is not None
+    assert counts[Q1] is not None and workers[Q1] is not None
     assert len(sent) == 2 and all(h.startswith("Hawk ") and f' id="{client_id}"' in h for h in sent)
     assert all(f' {part}="' in h for h in sent for part in ("ts", "nonce", "mac"))
     assert sent[0] != sent[1]  # ts, nonce and mac change on every call
@@ -94,3 +99,85 @@ def test_tc_credentials_from_renamed_variables(make_source, stub_session):
     source.counts([Q1])
     assert f'id="{FAKE_ID}"' in adapter.calls[0][0].headers["Authorization"]
     assert source.settings.who == f"client {FAKE_ID}"
+
+
+# --- temporary credentials (issue 9) --------------------------------------------------------------------------
+
+CERTIFICATE = {"version": 1, "scopes": ["queue:list-workers:proj-autophone/*"], "start": 1749544200000,
+               "expiry": 1749547800000, "seed": "fake-seed-0123456789abcdefghijklmnopqrstuvwxyz012345",
+               "signature": "ZmFrZS1zaWduYXR1cmU=", "issuer": "fake-issuer"}
+TEMPORARY = {"TASKCLUSTER_CLIENT_ID": FAKE_ID, "TASKCLUSTER_ACCESS_TOKEN": FAKE_TOKEN,
+             "TASKCLUSTER_CERTIFICATE": json.dumps(CERTIFICATE)}
+
+
+def test_tc_certificate_rides_in_the_hawk_ext(make_source, stub_session):
+    session, adapter = stub_session(lambda request: make_response(request, 200, COUNTS_BODY))
+    source = make_source(environ=TEMPORARY, session=session)
+    assert source.counts([Q1]) == {Q1: QueueCounts(4, 2)}
+    request = adapter.calls[0][0]
+    header = request.headers["Authorization"]
+    assert FAKE_TOKEN not in header and CERTIFICATE["seed"] not in header
+    fields = mohawk.util.parse_authorization_header(header)
+    assert fields["id"] == FAKE_ID
+    ext = fields["ext"]
+    assert json.loads(base64.urlsafe_b64decode(ext + "=" * (-len(ext) % 4))) == {"certificate": CERTIFICATE}
+    # the mac covers the ext and verifies with the access token (mohawk raises if it does not)
+    mohawk.Receiver(lambda _id: {"id": FAKE_ID, "key": FAKE_TOKEN, "algorithm": "sha256"}, header, request.url,
+                    "GET", content=b"", content_type="", seen_nonce=None)
+    with pytest.raises(mohawk.exc.MacMismatch):
+        mohawk.Receiver(lambda _id: {"id": FAKE_ID, "key": "another-token", "algorithm": "sha256"}, header,
+                        request.url, "GET", content=b"", content_type="", seen_nonce=None)
+
+
+def test_tc_certificate_from_a_renamed_variable_reaches_a_real_deployment(make_source):
+    environ = {"TASKCLUSTER_CLIENT_ID": FAKE_ID, "TASKCLUSTER_ACCESS_TOKEN": FAKE_TOKEN,
+               "TC_CERT": json.dumps(CERTIFICATE)}
+    with StubDeployment(credentials=(FAKE_ID, FAKE_TOKEN)) as deployment:
+        source = make_source(environ=environ, root_url=deployment.root_url, certificate_env="TC_CERT")
+        assert source.counts([Q1, "proj-autophone/gecko-t-lambda-alpha-a55"])  # a signed POST
+        assert source.workers([Q1]) == {Q1: []}
+    assert deployment.hawk_ok == [True, True]
+
+
+def test_tc_without_certificate_the_ext_is_empty(make_source, stub_session):
+    session, adapter = stub_session(lambda request: make_response(request, 200, COUNTS_BODY))
+    make_source(environ={k: v for k, v in TEMPORARY.items() if k != "TASKCLUSTER_CERTIFICATE"}, session=session)\
+        .counts([Q1])
+    ext = mohawk.util.parse_authorization_header(adapter.calls[0][0].headers["Authorization"])["ext"]
+    assert json.loads(base64.urlsafe_b64decode(ext + "=" * (-len(ext) % 4))) == {}
+
+
+@pytest.mark.parametrize("certificate", ['{"version": 1, "seed": "s3cr3t-seed"', '"s3cr3t-seed"', '["s3cr3t"]',
+                                         '{"seed": "s3cr3t-séed"}'])
+def test_tc_a_certificate_that_is_not_a_json_object_is_one_line_never_echoed(make_source, stub_session, tc_log,
+                                                                             certificate):
+    session, adapter = stub_session(lambda request: make_response(request, 200, COUNTS_BODY))
+    source = make_source(environ={**TEMPORARY, "TASKCLUSTER_CERTIFICATE": certificate}, session=session)
+    problem = ("taskcluster: TASKCLUSTER_CERTIFICATE is not a JSON certificate (an ASCII JSON object): "
+               "calls go anonymous")
+    assert source.check([], network=False) == [problem]
+    assert tc_log == [f"WARNING {problem}"]
+    source.counts([Q1])
+    assert "Authorization" not in adapter.calls[0][0].headers
+
+
+def test_tc_a_certificate_without_credentials_is_reported(make_source):
+    source = make_source(environ={"TASKCLUSTER_CERTIFICATE": json.dumps(CERTIFICATE)})
+    assert source.check([], network=False) == [
+        "taskcluster: TASKCLUSTER_CERTIFICATE is set but TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN are not"]
+
+
+def test_tc_non_ascii_credentials_are_refused_without_echo(make_source):
+    source = make_source(environ={"TASKCLUSTER_CLIENT_ID": FAKE_ID, "TASKCLUSTER_ACCESS_TOKEN": "tökén-s3cr3t"})
+    assert source.settings.credentials is None
+    (problem,) = source.check([], network=False)
+    assert "s3cr3t" not in problem and problem.endswith("is not ASCII: calls go anonymous")
+
+
+def test_tc_check_says_when_the_certificate_expired(make_source, clock):
+    source = make_source(environ=TEMPORARY)
+    assert source.check([], network=False) == []  # START is before the expiry
+    clock.advance(3601)  # CERTIFICATE expires an hour after START
+    assert source.check([], network=False) == [
+        "taskcluster: the certificate in $TASKCLUSTER_CERTIFICATE expired at 2025-06-10T09:30:00Z: "
+        "calls will fail with HTTP 401"]

@@ -68,7 +68,8 @@ def test_tc_root_url_from_config_then_environment_then_firefox_ci(configured, en
 
 @pytest.mark.parametrize("key, value", [
     ("connect_timeout", 0), ("read_timeout", -1), ("time_budget", 0), ("max_attempts", 0), ("max_pages", 0),
-    ("backoff", -0.1),
+    ("backoff", -0.1), ("request_timeout", 0), ("request_timeout", 601), ("max_body_bytes", 1023),
+    ("max_body_bytes", 2**40),
 ])
 def test_tc_bad_numbers_are_refused_in_one_line(key, value):
     with pytest.raises(ValueError, match=f"^taskcluster: option {key} must be"):
@@ -79,10 +80,22 @@ def test_tc_urls_without_the_official_client_method(monkeypatch):
     built = urls.Urls("https://tc.example.com")
     expected = [built.counts(Q1), built.counts_batch(), built.ping(), built.workers("p", "wt", "a+b/=")]
     monkeypatch.setattr(built._queue, "funcinfo", {})  # an old client that knows none of these
-    monkeypatch.setattr(built._worker_manager, "funcinfo", {})
     assert [built.counts(Q1), built.counts_batch(), built.ping(), built.workers("p", "wt", "a+b/=")] == expected
     assert expected[0] == COUNTS_URL
-    assert expected[3].endswith("/workers?quarantined=true&continuationToken=a%2Bb%2F%3D")
+    # path arguments quoted whole, the query urlencoded: what the official client's buildUrl does
+    assert expected[3] == "https://tc.example.com/api/queue/v1/provisioners/p/worker-types/wt/workers" \
+                          "?continuationToken=a%2Bb%2F%3D"
+    assert built.workers("p", "wt", None).endswith("/workers")
+
+
+def test_tc_quarantine_refresh_is_accepted_but_deprecated(make_source, tc_log):
+    source = make_source(quarantine_refresh=120)
+    assert tc_log == ["WARNING taskcluster: option quarantine_refresh is deprecated and ignored: "
+                      "workers are read every cycle"]
+    assert source.check([], network=False) == []  # a warning, not a config error
+    tc_log.clear()
+    make_source()
+    assert tc_log == []
 
 
 def test_tc_urls_when_the_client_fails_to_build(monkeypatch):

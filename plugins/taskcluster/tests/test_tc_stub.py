@@ -15,16 +15,19 @@ def source_for(deployment: StubDeployment, **options: object) -> TaskclusterQueu
 
 
 def test_tc_stub_batch_cycle():
-    workers = [{"workerGroup": "lambda", "workerId": "R5CW5678DEF", "quarantineUntil": "3025-06-09T22:05:00.000Z"},
-               {"workerGroup": "lambda", "workerId": "R5CW1234ABC", "quarantineUntil": "2015-06-10T08:00:01.000Z"}]
-    with StubDeployment(counts=lambda q: (3, 1) if q == Q1 else (0, 0), workers=workers) as deployment:
+    workers = [{"workerGroup": "lambda", "workerId": f"R5CW{i:04d}", "firstClaim": "2025-03-02T10:15:00.000Z",
+                "quarantineUntil": "3025-06-09T22:05:00.000Z" if i == 3 else "2015-06-10T08:00:01.000Z"}
+               for i in range(5)]
+    with StubDeployment(counts=lambda q: (3, 1) if q == Q1 else (0, 0), workers=workers, page_size=2) as deployment:
         source = source_for(deployment)
         assert source.counts([Q1, Q2]) == {Q1: QueueCounts(3, 1), Q2: QueueCounts(0, 0)}
-        assert source.quarantined([Q1, Q2]) == {Q1: frozenset({"R5CW5678DEF"}), Q2: frozenset({"R5CW5678DEF"})}
+        answer = source.workers([Q1, Q2])
+        assert [w.worker_id for w in answer[Q1]] == [f"R5CW{i:04d}" for i in range(5)]  # three pages
+        assert [w.worker_id for w in answer[Q2] if w.quarantined_until > 2e9] == ["R5CW0003"]
         pool = Pool(name="a55", queue=Q1, queue_source="taskcluster", device_provider="sim", launcher="sim")
         assert source.check([pool], network=True) == []
         source.close()
-    assert deployment.calls == {"taskQueueCountsBatch": 1, "listWorkers": 2, "ping": 1}
+    assert deployment.calls == {"taskQueueCountsBatch": 1, "listWorkers": 6, "ping": 1}
 
 
 def test_tc_stub_old_deployment_and_unknown_paths():

@@ -16,5 +16,5 @@ def provisioner_queue_sources() -> Iterator[RoleSpec]:
         name=NAME,
         factory=TaskclusterQueues.from_options,
         options=OPTIONS,
-        description="pending/claimed counts (taskQueueCounts) and quarantined workers (worker-manager)",
+        description="pending/claimed counts (taskQueueCounts) and workers: claims, quarantine (listWorkers)",
     )

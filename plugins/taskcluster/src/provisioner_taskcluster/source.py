@@ -1,4 +1,4 @@
-"""The Taskcluster queue source: pending/claimed counts per queue and the quarantined workers (phone UDIDs)."""
+"""The Taskcluster queue source: pending/claimed counts per queue and the queue's record of each worker."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from loguru import logger
 from provisioner import PluginContext, QueueCounts, Worker
 
 from . import __version__
-from .settings import Credentials, Settings, root_url_problem
+from .deadline import DeadlineAdapter
+from .settings import Credentials, Settings, certificate_expired, root_url_problem
 from .transport import Budget, CallError, Signer, Transport, describe
 from .urls import Urls
 from .wire import BadBody, batch_counts, queue_counts, split_queue, workers_page
+
+MAX_NAMED = 20  # queues named in one warning line
 
 NAME = "taskcluster"
 BATCH_LIMIT = 1000  # taskQueueIds per taskQueueCountsBatch call (the schema's maxItems)
@@ -28,11 +31,12 @@ T = TypeVar("T")
 
 
 def hawk_signer(root_url: str, credentials: Credentials) -> Signer:
-    """Sign requests as the official client does: its Hawk ``ext`` (certificate, authorizedScopes) + mohawk."""
-    client: Any = taskcluster.Queue({
-        "rootUrl": root_url,
-        "credentials": {"clientId": credentials.client_id, "accessToken": credentials.access_token},
-    })
+    """Sign requests as the official client does: its Hawk ``ext`` (``BaseClient.makeHawkExt``: the temporary
+    credentials' certificate, parsed) and ``mohawk.Sender`` with the same arguments as its ``_makeHttpRequest``."""
+    given = {"clientId": credentials.client_id, "accessToken": credentials.access_token}
+    if credentials.certificate:
+        given["certificate"] = credentials.certificate
+    client: Any = taskcluster.Queue({"rootUrl": root_url, "credentials": given})
     ext = client.makeHawkExt()
 
     def sign(method: str, url: str, body: bytes | None) -> str:
@@ -51,6 +55,8 @@ def hawk_signer(root_url: str, credentials: Credentials) -> Signer:
 
 def new_session() -> requests.Session:
     session = requests.Session()
+    session.mount("https://", DeadlineAdapter())
+    session.mount("http://", DeadlineAdapter())
     session.headers["User-Agent"] = f"provisioner-taskcluster/{__version__} {session.headers['User-Agent']}"
     return session
 
@@ -61,7 +67,7 @@ def chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 
 class TaskclusterQueues:
-    """``provisioner.types.QueueSource`` backed by a Taskcluster deployment's queue and worker-manager."""
+    """``provisioner.QueueSource`` backed by a Taskcluster deployment's queue."""
 
     def __init__(self, settings: Settings, context: PluginContext, session: requests.Session | None = None) -> None:
         self.settings = settings
@@ -72,9 +78,12 @@ class TaskclusterQueues:
         self.transport = Transport(self.session, settings.policy, context.clock, random.Random(context.seed),
                                    signer, settings.who)
         self._batch_missing_at: float | None = None  # when the deployment last answered 404 to the batch call
-        self._quarantine: dict[str, tuple[float, dict[str, float]]] = {}  # queue -> (read at, {worker: until})
-        if settings.credential_problem:
-            logger.warning(settings.credential_problem)
+        self._skip_warned: set[str] = set()  # queues whose listWorkers had entries without a workerId
+        # A root URL that check refuses (plain http off loopback, user info, not a URL) is never called.
+        self.url_problem = root_url_problem(settings.root_url, settings.root_url_source, settings.allow_http)
+        for problem in (settings.credential_problem, settings.deprecated):
+            if problem:
+                logger.warning(problem)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], context: PluginContext) -> TaskclusterQueues:
@@ -87,6 +96,8 @@ class TaskclusterQueues:
         """Pending and claimed tasks per queue; None for a queue whose counts are unknown this cycle."""
         budget = Budget(self.clock, self.settings.time_budget)
         result: dict[str, QueueCounts | None] = dict.fromkeys(queues)
+        if self._refused(result):
+            return result
         valid = self._valid_queues(result, "counts")
         singles = self._counts_batched(valid, budget, result) if self._use_batch(len(valid)) else valid
         for queue in singles:
@@ -120,65 +131,66 @@ class TaskclusterQueues:
                     singles.extend(chunk)
                 continue
             self._batch_missing_at = None
-            found = self._parse("taskQueueCountsBatch", "POST", url, body, batch_counts) or {}
+            found = self._parse("taskQueueCountsBatch", "POST", url, body, batch_counts)
+            if found is None:
+                continue  # unknown, and already said why
             lacking = [queue for queue in chunk if queue not in found]
-            if found and lacking:
+            if lacking:
+                named = ", ".join(lacking[:MAX_NAMED]) + (f" and {len(lacking) - MAX_NAMED} more"
+                                                          if len(lacking) > MAX_NAMED else "")
                 logger.warning(describe("taskQueueCountsBatch", "POST", url,
-                                        f"answer lacks {len(lacking)} queue(s): {', '.join(lacking[:5])}"))
+                                        f"answer lacks {len(lacking)} queue(s), unknown this cycle: {named}"))
             for queue in chunk:
                 result[queue] = found.get(queue)
         return singles
 
-    # --- quarantine ---------------------------------------------------------------------------------------
+    # --- workers ------------------------------------------------------------------------------------------
 
     def workers(self, queues: Sequence[str]) -> dict[str, list[Worker] | None]:
-        return {
-            queue: None if ids is None else [Worker(udid, quarantined_until=float("inf")) for udid in sorted(ids)]
-            for queue, ids in self.quarantined(queues).items()
-        }
+        """Every worker the queue records, per queue, read fresh (the host needs this cycle's claims).
 
-    def quarantined(self, queues: Sequence[str]) -> dict[str, frozenset[str] | None]:
-        """Worker ids (phone UDIDs) quarantined now, per queue; None when unknown this cycle.
-
-        A queue's list is read again once ``quarantine_refresh`` seconds have passed; in between, the workers
-        read last time count while their ``quarantineUntil`` lies ahead. A failed read is unknown at once.
+        None for a queue whose workers are unknown this cycle: a failed or garbled read, more than
+        ``max_pages`` pages, or the cycle's time budget spent.
         """
         budget = Budget(self.clock, self.settings.time_budget)
-        now = self.clock.now()
-        result: dict[str, frozenset[str] | None] = dict.fromkeys(queues)
-        for queue in self._valid_queues(result, "quarantine"):
-            cached = self._quarantine.get(queue)
-            if cached is None or now - cached[0] >= self.settings.quarantine_refresh:
-                provisioner_id, worker_type = queue.split("/")
-                until = self._quarantined_one(provisioner_id, worker_type, budget, now)
-                cached = None if until is None else (now, until)
-                if cached is None:
-                    self._quarantine.pop(queue, None)
-                else:
-                    self._quarantine[queue] = cached
-            if cached is not None:
-                result[queue] = frozenset(worker for worker, until in cached[1].items() if until > now)
+        result: dict[str, list[Worker] | None] = dict.fromkeys(queues)
+        if self._refused(result):
+            return result
+        for queue in self._valid_queues(result, "workers"):
+            provisioner_id, worker_type = queue.split("/")
+            result[queue] = self._workers_one(queue, provisioner_id, worker_type, budget)
         return result
 
-    def _quarantined_one(self, provisioner_id: str, worker_type: str, budget: Budget,
-                         now: float) -> dict[str, float] | None:
-        """Follow listWorkers' continuation tokens for at most max_pages pages: {worker id: quarantined until}."""
-        found: dict[str, float] = {}
+    def _workers_one(self, queue: str, provisioner_id: str, worker_type: str, budget: Budget) -> list[Worker] | None:
+        """Follow listWorkers' continuation tokens for at most max_pages pages; a worker seen twice counts once."""
+        found: dict[tuple[str, str], Worker] = {}
+        skipped = 0
         token: str | None = None
         for _ in range(self.settings.max_pages):
             url = self.urls.workers(provisioner_id, worker_type, token)
-            page = self._fetch("listWorkers", "GET", url, budget, lambda body: workers_page(body, now))
+            page = self._fetch("listWorkers", "GET", url, budget, workers_page)
             if page is None:
                 return None
-            ids, token = page
-            found.update(ids)
+            workers, page_skipped, token = page
+            found.update(((w.worker_group, w.worker_id), w) for w in workers)
+            skipped += page_skipped
             if token is None:
-                return found
+                if skipped and queue not in self._skip_warned:  # once per queue: it would repeat every cycle
+                    self._skip_warned.add(queue)
+                    logger.warning(describe("listWorkers", "GET", url, f"skipped {skipped} worker entr"
+                                            f"{'y' if skipped == 1 else 'ies'} without a workerId"))
+                return list(found.values())
         logger.warning(describe("listWorkers", "GET", url,
-                                f"still more pages after {self.settings.max_pages}; quarantine unknown"))
+                                f"still more pages after {self.settings.max_pages}; workers unknown"))
         return None
 
     # --- shared -------------------------------------------------------------------------------------------
+
+    def _refused(self, result: Mapping[str, Any]) -> bool:
+        """True (and one warning) when the root URL is one ``check`` refuses: every queue stays unknown."""
+        if self.url_problem and result:
+            logger.warning("{}; no call made, every queue unknown", self.url_problem)
+        return bool(self.url_problem)
 
     def _valid_queues(self, result: Mapping[str, Any], what: str) -> list[str]:
         valid = [queue for queue in result if split_queue(queue) is not None]
@@ -210,12 +222,16 @@ class TaskclusterQueues:
 
     def check(self, pools: Sequence[Any], network: bool) -> list[str]:
         """Problems, one line each: root URL, half-set credentials, queue ids; with network, a ping."""
-        problems = [p for p in (root_url_problem(self.settings.root_url, self.settings.root_url_source),
-                                self.settings.credential_problem) if p]
+        problems = [p for p in (self.url_problem, self.settings.credential_problem) if p]
+        expired = certificate_expired(self.settings.credentials.certificate, self.clock.now()) \
+            if self.settings.credentials else ""
+        if expired:
+            problems.append(f"taskcluster: the certificate in ${self.settings.certificate_env} expired at {expired}: "
+                            "calls will fail with HTTP 401")
         for pool in pools:
             if getattr(pool, "queue_source", NAME) == NAME and split_queue(pool.queue) is None:
                 problems.append(f"taskcluster: pool {pool.name}: queue {pool.queue!r} is not {QUEUE_FORMAT}")
-        if network and not root_url_problem(self.settings.root_url, self.settings.root_url_source):
+        if network and not self.url_problem:
             try:
                 self.transport.request("ping", "GET", self.urls.ping(), Budget(self.clock, self.settings.time_budget))
             except CallError as exc:

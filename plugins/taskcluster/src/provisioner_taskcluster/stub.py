@@ -1,7 +1,8 @@
 """A local stand-in for a Taskcluster deployment (http.server on 127.0.0.1), for benchmarks and end-to-end tests.
 
-It answers ``taskQueueCounts``, ``taskQueueCountsBatch`` (or 404, like an older deployment), ``listWorkers``
-(one page) and ``ping``, counts the calls per endpoint and, given credentials, checks each call's Hawk signature::
+It answers ``taskQueueCounts``, ``taskQueueCountsBatch`` (or 404, like an older deployment), the queue's
+``listWorkers`` (``page_size`` workers a page, the next page's offset as ``continuationToken``) and ``ping``,
+counts the calls per endpoint and, given credentials, checks each call's Hawk signature::
 
     with StubDeployment(has_batch=False) as tc:
         source = TaskclusterQueues.from_options({"root_url": tc.root_url}, context)
@@ -33,9 +34,10 @@ class StubDeployment:
 
     def __init__(self, counts: Callable[[str], tuple[int, int]] = default_counts,
                  workers: list[dict[str, Any]] | None = None, has_batch: bool = True,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 credentials: tuple[str, str] | None = None, page_size: int = 1000) -> None:
         self.counts = counts
         self.workers = workers or []
+        self.page_size = page_size
         self.has_batch = has_batch
         self.credentials = credentials  # (clientId, accessToken) to verify Hawk with; None: no check
         self.calls: Counter[str] = Counter()
@@ -63,7 +65,8 @@ class StubDeployment:
 
     def answer(self, method: str, path: str, body: Any) -> tuple[str, int, Any]:
         """(endpoint, status, JSON body) for one request."""
-        parts = urllib.parse.urlsplit(path).path.strip("/").split("/")
+        split = urllib.parse.urlsplit(path)
+        parts = split.path.strip("/").split("/")
         if parts[:3] == ["api", "queue", "v1"] and parts[3:] == ["ping"]:
             return "ping", 200, {"alive": True, "uptime": 1.0}
         if method == "POST" and parts[3:] == ["task-queues", "counts"]:
@@ -72,9 +75,16 @@ class StubDeployment:
             return "taskQueueCountsBatch", 200, {"taskQueueCounts": [self._entry(q) for q in body["taskQueueIds"]]}
         if parts[3:4] == ["task-queues"] and parts[5:] == ["counts"]:
             return "taskQueueCounts", 200, self._entry(urllib.parse.unquote(parts[4]))
-        if parts[:3] == ["api", "worker-manager", "v1"] and parts[-1] == "workers":
-            return "listWorkers", 200, {"workers": self.workers}
+        if parts[3:4] == ["provisioners"] and parts[5:6] == ["worker-types"] and parts[7:] == ["workers"]:
+            return "listWorkers", 200, self._workers_page(urllib.parse.parse_qs(split.query))
         return "unknown", 404, NOT_FOUND
+
+    def _workers_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        start = int(query.get("continuationToken", ["0"])[0])
+        page: dict[str, Any] = {"workers": self.workers[start:start + self.page_size]}
+        if start + self.page_size < len(self.workers):
+            page["continuationToken"] = str(start + self.page_size)
+        return page
 
     def _entry(self, queue: str) -> dict[str, Any]:
         provisioner_id, worker_type = queue.split("/")

@@ -9,8 +9,9 @@ Why the plugin does its own HTTP instead of calling ``taskcluster.Queue().taskQu
 - it logs every request's headers, ``Authorization`` included, at DEBUG through stdlib logging (the very leak
   operators complained about).
 
-So the calls go through one ``requests.Session`` with a connect and a read timeout on every request, retries
-with backoff sleep through ``context.clock`` and stop when the cycle's time budget is spent. The official client
+So the calls go through one ``requests.Session`` with a connect and a read timeout and an overall deadline
+(``deadline.py``) on every request, read at most ``max_body_bytes`` of an answer, follow no redirect, retry with
+backoff sleep through ``context.clock`` and stop when the cycle's time budget is spent. The official client
 still does what it does well: it builds the URLs (``buildUrl``, see ``urls.py``) and the Hawk ``ext``
 (``makeHawkExt``); the header itself is signed with ``mohawk`` exactly as the client signs it.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import random
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,8 @@ from typing import Any
 import requests
 
 from provisioner.clock import Clock
+
+from .deadline import deadline, left
 
 # Sign(method, url, body) -> value of the Authorization header.
 Signer = Callable[[str, str, bytes | None], str]
@@ -42,6 +46,8 @@ class RetryPolicy:
     read_timeout: float = 15.0
     max_attempts: int = 4
     backoff: float = 0.5  # first retry delay; doubles on each retry (with jitter), capped at MAX_BACKOFF
+    request_timeout: float = 30.0  # connect, headers and body of one attempt together
+    max_body_bytes: int = 4 * 1024 * 1024  # an answer larger than this is not read
 
 
 class Budget:
@@ -68,6 +74,38 @@ class CallError(Exception):
         super().__init__(describe(endpoint, method, url, reason))
         self.status = status
         self.body = body
+
+
+class DeadlineExceeded(requests.Timeout):
+    """One attempt had no complete answer within its overall deadline."""
+
+
+class BodyTooLarge(Exception):
+    """The answer is larger than ``max_body_bytes``."""
+
+
+def read_capped(response: requests.Response, cap: int) -> bytes:
+    """The (decoded) body of a streamed response, refusing more than ``cap`` bytes."""
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > cap:
+        raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def redirect_target(response: requests.Response) -> str:
+    """`` to https://host`` of a redirect's Location (scheme and host only: a query may hold a token)."""
+    try:
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(response.url or "", response.headers.get("Location", "")))
+    except ValueError:
+        return ""
+    return f" to {parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else ""
 
 
 def is_retryable(status: int) -> bool:
@@ -145,7 +183,12 @@ class Transport:
             attempt += 1
             response: requests.Response | None = None
             try:
-                response = self._send(method, url, body, budget.remaining())
+                response, content = self._send(method, url, body, budget.remaining())
+            except DeadlineExceeded as exc:
+                reason = f"timed out ({exc})"
+            except BodyTooLarge:
+                cap = self.policy.max_body_bytes
+                raise CallError(endpoint, method, url, f"answer larger than max_body_bytes ({cap}); not read") from None
             except requests.Timeout as exc:
                 reason = f"timed out ({type(exc).__name__})"
             except requests.ConnectionError as exc:
@@ -154,9 +197,12 @@ class Transport:
                 raise CallError(endpoint, method, url, f"request failed ({type(exc).__name__})") from None
             else:
                 if response.status_code < 300:
-                    return self._decode(endpoint, method, url, response)
+                    return self._decode(endpoint, method, url, response.status_code, content)
+                if 300 <= response.status_code < 400:
+                    reason = f"HTTP {response.status_code} redirect{redirect_target(response)} not followed"
+                    raise CallError(endpoint, method, url, reason, status=response.status_code)
                 if not is_retryable(response.status_code):
-                    raise self._http_error(endpoint, method, url, response)
+                    raise self._http_error(endpoint, method, url, response.status_code, content)
                 reason = f"HTTP {response.status_code}"
             delay = max(self._backoff(attempt), retry_after(response))
             attempts = f"{attempt} attempt{'s' if attempt > 1 else ''}"
@@ -168,39 +214,49 @@ class Transport:
                 raise CallError(endpoint, method, url, reason, status=status)
             self.clock.sleep(delay)
 
-    def _send(self, method: str, url: str, body: bytes | None, remaining: float) -> requests.Response:
+    def _send(self, method: str, url: str, body: bytes | None,
+              remaining: float) -> tuple[requests.Response, bytes]:
+        """One attempt: connect, headers and body within one overall deadline; the body read whole, capped."""
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         if self.signer is not None:
             headers["Authorization"] = self.signer(method, url, body)
         # Never wait longer than the budget has left, and never less than MIN_TIMEOUT.
-        timeout = (
-            max(MIN_TIMEOUT, min(self.policy.connect_timeout, remaining)),
-            max(MIN_TIMEOUT, min(self.policy.read_timeout, remaining)),
-        )
-        return self.session.request(method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        limit = max(MIN_TIMEOUT, min(self.policy.request_timeout, remaining))
+        timeout = (min(self.policy.connect_timeout, limit), min(self.policy.read_timeout, limit))
+        with deadline(limit):
+            try:
+                response = self.session.request(method, url, data=body, headers=headers, timeout=timeout,
+                                                allow_redirects=False, stream=True)
+                try:
+                    return response, read_capped(response, self.policy.max_body_bytes)
+                finally:
+                    response.close()
+            except requests.RequestException:
+                if (left() or 0.0) <= 0:
+                    raise DeadlineExceeded(f"no complete answer within {limit:g} s") from None
+                raise
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter (from the seeded rng): 0.5, 1, 2, 4... times 0.8-1.2."""
         return min(MAX_BACKOFF, self.policy.backoff * (2 ** (attempt - 1)) * self.rng.uniform(0.8, 1.2))
 
     @staticmethod
-    def _decode(endpoint: str, method: str, url: str, response: requests.Response) -> dict[str, Any]:
+    def _decode(endpoint: str, method: str, url: str, status: int, content: bytes) -> dict[str, Any]:
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
-            raise CallError(endpoint, method, url, f"malformed JSON in HTTP {response.status_code} answer") from None
+            raise CallError(endpoint, method, url, f"malformed JSON in HTTP {status} answer") from None
         if not isinstance(data, dict):
             raise CallError(endpoint, method, url, f"expected a JSON object, got {type(data).__name__}")
         return data
 
-    def _http_error(self, endpoint: str, method: str, url: str, response: requests.Response) -> CallError:
+    def _http_error(self, endpoint: str, method: str, url: str, status: int, content: bytes) -> CallError:
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
             data = None
-        status = response.status_code
         code = error_code(data)
         if status == 403:
             reason = f"HTTP 403 {code or 'Forbidden'}: missing scopes {insufficient_scopes(data)} ({self.who})"
