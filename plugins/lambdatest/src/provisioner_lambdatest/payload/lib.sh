@@ -60,24 +60,27 @@ download() {
 }
 
 # render_runner <template>: the worker-runner config with every @NAME@ replaced by the variable's value escaped
-# for a JSON string, and every @json:NAME@ by the value as a bare JSON literal (digits, true or false).
-# provisioner_lambdatest.render.fill_runner does the same for the dry run; a test keeps the two in step.
+# for a JSON string, and every @json:NAME@ by the value as a bare JSON literal (digits, true or false); in one
+# pass, so a value is never read as a placeholder. provisioner_lambdatest.render.fill_runner does the same for
+# the dry run; a test keeps the two in step.
 render_runner() {
-  local config name value
-  config="$(<"$1")"
-  for name in $(grep -o '@\(json:\)\{0,1\}[A-Z][A-Z0-9_]*@' "$1" | sed 's/^@json:/@/; s/@//g' | sort -u); do
+  local rest out="" name value placeholder
+  rest="$(<"$1")"
+  while [[ $rest =~ @(json:)?([A-Z][A-Z0-9_]*)@ ]]; do
+    placeholder="${BASH_REMATCH[0]}" name="${BASH_REMATCH[2]}"
     [ -n "${!name+set}" ] || die "variable $name is not set"
     value="${!name}"
     [[ $value != *[[:cntrl:]]* ]] || die "variable $name holds a control character"
-    if [[ $config == *"@json:$name@"* ]]; then
+    if [ -n "${BASH_REMATCH[1]}" ]; then
       [[ $value =~ ^([0-9]+|true|false)$ ]] || die "variable $name must be digits, true or false"
-      config="${config//"@json:$name@"/"$value"}"
+    else
+      value="${value//\\/\\\\}"
+      value="${value//\"/\\\"}"
     fi
-    value="${value//\\/\\\\}"
-    value="${value//\"/\\\"}"
-    config="${config//"@$name@"/"$value"}"
+    out+="${rest%%"$placeholder"*}$value"
+    rest="${rest#*"$placeholder"}"
   done
-  printf '%s\n' "$config"
+  printf '%s\n' "$out$rest"
 }
 
 # remove_credentials: the files holding the worker's Taskcluster token, and what its tasks left on this host.
