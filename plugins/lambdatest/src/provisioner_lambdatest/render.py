@@ -48,6 +48,9 @@ JOB_DEFAULTS: dict[str, Any] = {
 # Keys no template or pool may set: labels go through `--labels` only (production's way). `jobLabel`'s merge
 # with --labels is undocumented, and its values high/medium/low set the job's priority.
 REFUSED_KEYS = ("jobLabel",)
+KEY_ORDER = ("version", "autosplit", "runson", "concurrency", "testDiscovery", "testRunnerCommand",
+             "frameworkStatusOnly", "dynamicAllocation", "shell", "runtime", "pre", "post", "env", "framework",
+             "differentialUpload", "globalTimeout")
 
 PLACEHOLDER = re.compile(r"@(json:)?([A-Z][A-Z0-9_]*)@")
 JSON_LITERAL = re.compile(r"[0-9]+|true|false")
@@ -171,7 +174,8 @@ def job_document(
     document = merge(merge(JOB_DEFAULTS, template), overlay)
     if "fixedIP" not in args:
         document["framework"]["args"].pop("fixedIP", None)  # never from the template either
-    return document
+    document["framework"] = {"name": "raw", **document["framework"]}  # name first, for readers
+    return {**{key: document[key] for key in KEY_ORDER if key in document}, **document}
 
 
 def dump(document: Mapping[str, Any]) -> str:
