@@ -13,7 +13,7 @@ import pytest
 from provisioner_lambdatest.payload import builtin_payload
 from provisioner_lambdatest.render import fill_runner
 
-from payload_sandbox import ARCH, HOST_IP, RELEASE, SDK_ZIP, TOKEN, UDID, Sandbox, job_env
+from payload_sandbox import ARCH, RELEASE, SDK_ZIP, TOKEN, UDID, Sandbox, job_env
 
 
 @pytest.fixture

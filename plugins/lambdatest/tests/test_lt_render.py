@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from provisioner import PluginContext, Selector
 from provisioner_lambdatest.payload import builtin_payload

@@ -245,8 +245,9 @@ class HyperExecuteLauncher:
         udid = pool.udids[0] if pool.udids else ""
         request = LaunchRequest(launch_id="check", pool=pool, udid=udid, labels=(self._context.job_tag, pool.name, udid))
         launch = with_defaults(POOL_OPTIONS, pool.launch)
-        username, access_key = self._lt_credentials()
+        access_key = ""
         try:
+            username, access_key = self._lt_credentials()
             with self._payloads.resolved(launch["payload"], launch["payload_ref"]) as payload:
                 document = self._document(payload, request, launch, self._worker_env(request, launch, [], masked=True))
                 with tempfile.TemporaryDirectory(prefix="hyperexecute-validate-") as tmp:
