@@ -1,6 +1,7 @@
 """provisioner: keeps a fleet of real phones in a device cloud busy with CI tasks."""
 
 from .hookspecs import hookimpl
+from .logs import redact
 from .model import (
     JobState,
     Launch,
@@ -37,4 +38,5 @@ __all__ = [
     "Selector",
     "Worker",
     "hookimpl",
+    "redact",
 ]

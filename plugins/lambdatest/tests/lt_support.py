@@ -51,6 +51,16 @@ record = {
 }
 (here / "record.json").write_text(json.dumps(record))
 key = os.environ.get("LT_ACCESS_KEY", "")
+link = "https://hyperexecute.lambdatest.com/hyperexecute/task?jobId=0f8fad5b-d9cb-469f-a165-70867728950e"
+if "--validate" in argv:
+    if mode == "no-validate":
+        print("Error: unknown flag: --validate", file=sys.stderr)
+        sys.exit(1)
+    if mode == "invalid":
+        print(f"Error: invalid yaml: framework.args.region; key {key}", file=sys.stderr)
+        sys.exit(1)
+    print("hyperexecute.yaml is valid")
+    sys.exit(0)
 if mode == "hang":
     sys.stdout.flush()
     os.execvp("sleep", ["sleep", "30"])
@@ -58,6 +68,14 @@ if mode == "ok":
     print("\x1b[32mUploading job files\x1b[0m")
     print("Job ID: 0f8fad5b-d9cb-469f-a165-70867728950e")
     print("Job Link: https://hyperexecute.lambdatest.com/hyperexecute/task?jobId=0f8fad5b-d9cb-469f-a165-70867728950e")
+elif mode == "link":  # the form third-party wrappers parse: only the dashboard link
+    print("Uploading job files ... done")
+    print(f"Job link: {link}")
+elif mode == "ansi":  # colour codes around the id and the link
+    print("\x1b[1mJob ID:\x1b[0m \x1b[36m0f8fad5b-d9cb-469f-a165-70867728950e\x1b[0m")
+    print(f"\x1b[4m{link}\x1b[24m")
+elif mode == "ansi-link":
+    print(f"See \x1b[1;34m{link}\x1b[0m")
 elif mode == "fail":
     token = json.loads(record["yaml"])["env"]["TASKCLUSTER_ACCESS_TOKEN"]
     Path("hyperexecute-cli.log").write_text(f"auth with {key} and {token}\n")

@@ -57,3 +57,41 @@ phones = 1
             text = path.read_text(errors="replace")
             assert LT_KEY not in text and TC_TOKEN not in text, path
             assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_a_dry_run_shows_the_rendered_yaml_and_runner_file_with_secrets_masked(tmp_path: Path):
+    state = tmp_path / "state"
+    cli = FakeCli(tmp_path / "bin", tmp_path / "lock" / "hyperexecute-cli.lock")
+    config = tmp_path / "c.toml"
+    config.write_text(f"""
+[provisioner]
+state_dir = "{state}"
+job_tag = "provisioner"
+seed = 1
+[pools.a55-perf]
+queue = "proj-autophone/gecko-t-lambda-perf-a55"
+udids = ["SIM0000"]
+queue_source = "sim"
+device_provider = "sim"
+launcher = "hyperexecute"
+launch = {{ client_id_env = "TC_CLIENT_A55", access_token_env = "TC_TOKEN_A55" }}
+[plugins.hyperexecute]
+cli = "{cli.path}"
+[plugins.sim]
+phones = 1
+[plugins.sim.queues]
+"proj-autophone/gecko-t-lambda-perf-a55" = {{ burst = 1 }}
+""")
+    env = dict(ENVIRON, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-m", "provisioner", "run", "-c", str(config), "--once", "--dry-run"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not cli.ran()
+    assert f"command: {cli.path} --no-track --disable-updates --labels provisioner,a55-perf,SIM0000" in done.stderr
+    yaml_text = done.stderr.split("--- hyperexecute.yaml (secrets masked) ---\n")[1].split("\n--- ")[0]
+    assert json.loads(yaml_text)["framework"]["args"]["fixedIP"] == "SIM0000"
+    runner = json.loads(done.stderr.split("(secrets masked) ---\n")[2].split("\n20")[0])
+    assert runner["provider"]["accessToken"] == "***" and runner["provider"]["workerID"] == "SIM0000"
+    for secret in SECRETS:
+        assert secret not in done.stdout + done.stderr
+    assert not (state / "jobs").exists()

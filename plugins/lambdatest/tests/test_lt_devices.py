@@ -163,13 +163,14 @@ def test_an_answer_without_the_device_list_is_unknown(body: Any) -> None:
 
 @pytest.mark.vcr("devices_401.yaml")
 def test_check_reports_the_remote_problem(context: PluginContext) -> None:
-    lt = provider(context)
+    lt = provider(context, old_tool_retired=True)
     problems = lt.check([], network=True)
     assert len(problems) == 1 and "credentials were refused" in problems[0]
     lt.close()
 
 
 def test_check_offline_reports_unset_variables_only(context: PluginContext) -> None:
+    context.job_tag = "provisioner"
     assert provider(context).check([], network=False) == []
     context.environ = {}
     problems = provider(context, username_env="LT_USER_STAGING").check([], network=True)
@@ -177,3 +178,14 @@ def test_check_offline_reports_unset_variables_only(context: PluginContext) -> N
         "lambdatest: environment variable LT_USER_STAGING (username_env) is not set",
         "lambdatest: environment variable LT_ACCESS_KEY (access_key_env) is not set",
     ]
+
+
+def test_check_refuses_the_old_tools_tag_until_it_is_retired(context: PluginContext) -> None:
+    """Two tools on one account must use different tags, or each counts the other's jobs as its own."""
+    context.job_tag = "tcdp"
+    (problem,) = provider(context).check([], network=False)
+    assert problem.startswith("lambdatest: job_tag 'tcdp' is the old devicepool tool's") and "\n" not in problem
+    assert "old_tool_retired = true" in problem
+    assert provider(context, old_tool_retired=True).check([], network=False) == []
+    context.job_tag = "provisioner"
+    assert provider(context).check([], network=False) == []

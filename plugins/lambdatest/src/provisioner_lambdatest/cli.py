@@ -13,12 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.logs import redact  # noqa: F401 - the launcher redacts through cli.redact
+from provisioner import redact  # noqa: F401 - the launcher redacts through cli.redact
 
 LOCK_NAME = "hyperexecute-cli.lock"
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+# The CLI prints the job's dashboard link (the form third-party wrappers parse the id from); a separate
+# "Job ID: <id>" line is not confirmed by any independent source. Either gives the id.
 JOB_ID = re.compile(r"Job ID:\s*([0-9A-Za-z-]+)")
-JOB_LINK = re.compile(r"https://\S+?jobId=[0-9A-Za-z-]+")
+JOB_LINK = re.compile(r"https://hyperexecute\.lambdatest\.com/hyperexecute/task\?jobId=([0-9A-Za-z-]+)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 JOB_URL = "https://hyperexecute.lambdatest.com/hyperexecute/task?jobId={}"
 # What the CLI may need of our environment besides its credentials: nothing else of ours reaches it.
@@ -34,14 +36,12 @@ class CliRun:
 
     @property
     def job_id(self) -> str:
-        match = JOB_ID.search(self.output)
+        """The job's id from a ``Job ID:`` line, else from the dashboard link; "" when the output has neither."""
+        match = JOB_ID.search(self.output) or JOB_LINK.search(self.output)
         return match.group(1) if match else ""
 
     @property
     def job_url(self) -> str:
-        match = JOB_LINK.search(self.output)
-        if match:
-            return match.group(0)
         return JOB_URL.format(self.job_id) if self.job_id else ""
 
     def tail(self, lines: int = 8, chars: int = 600) -> str:

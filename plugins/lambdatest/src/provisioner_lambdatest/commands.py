@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import click
+from provisioner import PluginContext
 from provisioner.config import ConfigError, load, validate_table
-from provisioner.types import PluginContext
 
 from .launcher import update_cli
 from .options import LAUNCHER_OPTIONS

@@ -13,7 +13,7 @@ from loguru import logger
 from provisioner import JobState, Phone, PhoneState, PluginContext, Pool, RemoteError, RemoteJob
 
 from .http import LambdaTestApi
-from .options import PROVIDER_OPTIONS, with_defaults
+from .options import OLD_TOOL_TAG, PROVIDER_OPTIONS, with_defaults
 
 PHONE_STATES = {
     "active": PhoneState.IDLE,
@@ -22,9 +22,16 @@ PHONE_STATES = {
     "cleanup": PhoneState.BUSY,
     "faulty": PhoneState.UNAVAILABLE,
 }
+# Job statuses, folded by `fold` (lower case, spaces and hyphens as underscores). Seen in real data: initiated,
+# running, completed, failed, aborted, lambda_error, timeout. From LambdaTest's status page only, raw spellings
+# NOT confirmed (hence the folding): Blocked (waiting for another job's resources or for devices: it still holds
+# its phone), Partially Completed and Ignored (ended). queued and waiting are our guesses at other waiting words:
+# a waiting job keeps its phone booked, the safe side.
 LIVE_JOB_STATES = {"initiated": JobState.STARTING, "running": JobState.RUNNING}
-ENDED_JOB_STATES = frozenset({"completed", "failed", "aborted", "lambda_error", "timeout", "blocked", "ignored"})
-# Fragments of a status word that say the job is over, for statuses the docs do not list.
+WAITING_JOB_STATES = frozenset({"blocked", "queued", "waiting"})  # starting, until the job has an end time
+ENDED_JOB_STATES = frozenset(
+    {"completed", "failed", "aborted", "lambda_error", "timeout", "partially_completed", "ignored"}
+)
 
 _unknown_seen: set[tuple[str, str]] = set()
 _unknown_lock = threading.Lock()
@@ -47,11 +54,19 @@ def phone_state(raw: str) -> PhoneState:
     return state
 
 
+def fold(status: str) -> str:
+    """A status word in one spelling: ``Partially Completed``, ``partially-completed`` -> ``partially_completed``."""
+    return "_".join(status.strip().lower().replace("-", " ").replace("_", " ").split())
+
+
 def job_state(status: str, ended: bool) -> tuple[JobState, str]:
-    """The job's state and outcome (the raw status once ended) from its status word and whether it has an end."""
+    """The job's state and outcome (the folded status once ended) from its status word and whether it has an end."""
+    status = fold(status)
     if status in LIVE_JOB_STATES:
         return LIVE_JOB_STATES[status], ""
-    if status in ENDED_JOB_STATES:
+    if status in WAITING_JOB_STATES and not ended:
+        return JobState.STARTING, ""
+    if status in ENDED_JOB_STATES or status in WAITING_JOB_STATES:
         return JobState.ENDED, status
     if ended:  # a status we do not know: ended only once the job has an end time
         note_unknown("job", status, "ended")
@@ -202,7 +217,7 @@ class LambdaTestDevices:
             self._warn_job(job_id, "no id or no valid created_at")
             return None
         ended_at = epoch(raw.get("end_time"))
-        state, outcome = job_state(str(raw.get("status") or "").lower(), ended_at is not None)
+        state, outcome = job_state(str(raw.get("status") or ""), ended_at is not None)
         return RemoteJob(
             job_id=raw["id"],
             pool=labels[1],
@@ -220,6 +235,12 @@ class LambdaTestDevices:
             for key in ("username_env", "access_key_env")
             if not self._context.environ.get(self._options[key])
         ]
+        if self._context.job_tag == OLD_TOOL_TAG and not self._options["old_tool_retired"]:
+            problems.append(
+                f"lambdatest: job_tag {OLD_TOOL_TAG!r} is the old devicepool tool's: each would count the other's jobs "
+                "as its own; give [provisioner] job_tag a tag of its own, or set [plugins.lambdatest] "
+                "old_tool_retired = true once that tool no longer runs"
+            )
         if network and not problems:
             try:
                 self.phones()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,13 +19,18 @@ from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool
 from . import cli
 from .http import credentials
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
-from .payload import RENDERED, PayloadCache, PayloadError, copy_private, load_template, verify
-from .render import dump, job_document, worker_ids
+from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, verify
+from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
 
 LOG_NAME = "cli-output.log"
 CLI_OWN_LOG = "hyperexecute-cli.log"
 SECRET_FILES = (RENDERED,)
 CLEAN_INTERVAL = 600.0  # seconds between two sweeps of old job directories
+MASK = "***"
+NO_VALIDATE = "no --validate"
+# How a CLI says it has no such flag (the HyperExecute CLI's wording is not known: common CLI libraries' forms).
+UNKNOWN_FLAG = re.compile(r"unknown (shorthand )?(flag|option)|flag provided but not defined|no such option|"
+                          r"unrecognized (argument|option)", re.IGNORECASE)
 
 
 class LaunchError(Exception):
@@ -45,15 +52,41 @@ class HyperExecuteLauncher:
 
     # -- launching ----------------------------------------------------------------------------
     def launch(self, request: LaunchRequest) -> LaunchResult:
+        """Submit one job; with ``request.dry_run``, nothing is submitted and the detail is ``render(request)``."""
         secrets: list[str] = []
         try:
+            if request.dry_run:
+                return LaunchResult(ok=True, detail=self.render(request))
             return self._launch(request, secrets)
-        except (LaunchError, PayloadError) as exc:
+        except (LaunchError, PayloadError, RenderError) as exc:
             detail = cli.redact(str(exc), secrets)
         except OSError as exc:  # the job directory could not be written
             detail = cli.redact(f"job directory: {exc}", secrets)
         logger.warning("hyperexecute: launch {} for pool {} failed: {}", request.launch_id, request.pool.name, detail)
         return LaunchResult(ok=False, detail=detail)
+
+    def render(self, request: LaunchRequest) -> str:
+        """The dry run of ``launch(request)``: the exact command line, then the job's hyperexecute.yaml, then the
+        worker-runner config as the payload's run-worker.sh renders it on the phone's host; secrets masked.
+
+        Nothing is submitted, and nothing is written but a git payload not fetched yet, which goes into a
+        temporary directory removed before returning. Works without the secrets' variables (a missing client id
+        shows as ``<NAME is not set>``). Raises ``LaunchError``, ``PayloadError`` or ``RenderError`` (one line)
+        for what would fail the launch itself: a bad request, payload or launch table.
+        """
+        _check_request(request)
+        launch = with_defaults(POOL_OPTIONS, request.pool.launch)
+        env = self._worker_env(request, launch, [], masked=True)
+        with self._payloads.resolved(launch["payload"], launch["payload_ref"]) as payload:
+            document = self._document(payload, request, launch, env)
+            runner = runner_preview(payload, env, request.udid)
+        config = self._jobs_root / request.launch_id / RENDERED
+        return (
+            f"dry run: launch {request.launch_id} for pool {request.pool.name} on {request.udid or 'any matching phone'}\n"
+            f"command: {shlex.join(self._argv(request, config))}\n"
+            f"--- {RENDERED} (secrets masked) ---\n{dump(document)}"
+            f"--- worker-runner config, as run-worker.sh renders it on the phone's host (secrets masked) ---\n{runner}"
+        )
 
     def _launch(self, request: LaunchRequest, secrets: list[str]) -> LaunchResult:
         self.clean_job_dirs()
@@ -61,24 +94,31 @@ class HyperExecuteLauncher:
         _check_request(request)
         username, access_key = self._lt_credentials()
         secrets.append(access_key)
-        env = self._worker_env(request, launch, secrets)
+        env = self._worker_env(request, launch, secrets, masked=False)
         payload = self._payloads.resolve(launch["payload"], launch["payload_ref"])
         assert payload is not None  # resolve() fetches when asked to
-        problems = verify(payload)
-        if problems:
-            raise LaunchError(problems[0])
+        document = self._document(payload, request, launch, env)
         job_dir = self._job_dir(request.launch_id)
         try:
             copy_private(payload, job_dir)
-            _write_private(job_dir / RENDERED, dump(job_document(load_template(payload), request, launch, env)))
-            argv = [self._cli_path(), "--no-track", "--disable-updates", "--labels", ",".join(request.labels),
-                    "--config", str(job_dir / RENDERED)]
-            if request.dry_run:
-                return LaunchResult(ok=True, detail=f"dry run: {cli.redact(shlex.join(argv), secrets)}")
+            _write_private(job_dir / RENDERED, dump(document))
+            argv = self._argv(request, job_dir / RENDERED)
             logger.info("hyperexecute: launch {} for pool {}: {}", request.launch_id, request.pool.name, shlex.join(argv))
             return self._submit(argv, job_dir, cli.cli_env(self._context.environ, username, access_key), secrets)
         finally:
             _remove_secret_files(job_dir)
+
+    def _document(
+        self, payload: Path, request: LaunchRequest, launch: Mapping[str, Any], env: Mapping[str, str]
+    ) -> dict[str, Any]:
+        problems = verify(payload)
+        if problems:
+            raise LaunchError(problems[0])
+        return job_document(load_template(payload), request, launch, env)
+
+    def _argv(self, request: LaunchRequest, config: Path) -> list[str]:
+        return [self._cli_path(), "--no-track", "--disable-updates", "--labels", ",".join(request.labels),
+                "--config", str(config)]
 
     def _submit(self, argv: list[str], job_dir: Path, env: Mapping[str, str], secrets: Sequence[str]) -> LaunchResult:
         try:
@@ -95,7 +135,7 @@ class HyperExecuteLauncher:
             suffix = f" (job {done.job_id})" if done.job_id else ""
             raise LaunchError(f"hyperexecute exited with status {done.returncode}{suffix}: {tail}")
         if not done.job_id:
-            raise LaunchError(f"hyperexecute printed no Job ID: {tail}")
+            raise LaunchError(f"no job id in the CLI's output: {tail}")
         logger.info("hyperexecute: job {} submitted: {}", done.job_id, done.job_url)
         return LaunchResult(ok=True, job_id=done.job_id, detail=f"job {done.job_id} submitted", url=done.job_url)
 
@@ -105,28 +145,26 @@ class HyperExecuteLauncher:
         except KeyError as missing:
             raise LaunchError(f"environment variable {missing.args[0]} is not set") from None
 
-    def _worker_env(self, request: LaunchRequest, launch: Mapping[str, Any], secrets: list[str]) -> dict[str, str]:
-        """The worker's environment in the job yaml: the pool's Taskcluster identity and where it works."""
+    def _worker_env(
+        self, request: LaunchRequest, launch: Mapping[str, Any], secrets: list[str], masked: bool
+    ) -> dict[str, str]:
+        """The worker's environment in the job yaml; ``masked``: the token is ``***`` and nothing is required."""
         environ = self._context.environ
         client_id = environ.get(launch["client_id_env"], "")
         if not client_id:
-            raise LaunchError(f"environment variable {launch['client_id_env']} is not set")
+            if not masked:
+                raise LaunchError(f"environment variable {launch['client_id_env']} is not set")
+            client_id = f"<{launch['client_id_env']} is not set>"
         if launch["access_token_secret"]:
             token = "${{ .secrets.%s }}" % launch["access_token_secret"]
+        elif masked:
+            token = MASK
         else:
             token = environ.get(launch["access_token_env"], "")
             if not token:
                 raise LaunchError(f"environment variable {launch['access_token_env']} is not set")
             secrets.append(token)
-        env = {str(k): str(v) for k, v in launch["env"].items()}
-        env.update(worker_ids(request.pool.queue, launch["worker_type"]))
-        env.update(
-            TASKCLUSTER_ROOT_URL=launch["root_url"],
-            TASKCLUSTER_CLIENT_ID=client_id,
-            TASKCLUSTER_ACCESS_TOKEN=token,
-            TC_WORKER_ID=request.udid,
-        )
-        return env
+        return worker_env(request, launch, client_id, token)
 
     def _cli_path(self) -> str:
         return shutil.which(self._options["cli"]) or self._options["cli"]
@@ -163,6 +201,7 @@ class HyperExecuteLauncher:
                     _remove_secret_files(job_dir)
 
     def check(self, pools: Sequence[Pool], network: bool) -> list[str]:
+        """Problems, one line each. With ``network``, the CLI's own ``--validate`` also reads each pool's yaml."""
         problems = []
         cli_name = self._options["cli"]
         if not shutil.which(cli_name):
@@ -170,8 +209,17 @@ class HyperExecuteLauncher:
         for key in ("username_env", "access_key_env"):
             if not self._context.environ.get(self._options[key]):
                 problems.append(f"hyperexecute: environment variable {self._options[key]} ({key}) is not set")
-        for pool in pools:
-            problems.extend(f"pool {pool.name}: {line}" for line in self._check_pool(pool, network))
+        checked = [(pool, self._check_pool(pool, network)) for pool in pools]
+        for pool, lines in checked:
+            problems.extend(f"pool {pool.name}: {line}" for line in lines)
+        if network and not problems:
+            for pool, _ in checked:
+                line = self._validate(pool)
+                if line == NO_VALIDATE:
+                    logger.warning("hyperexecute: the CLI has no --validate flag: the rendered yaml was not validated")
+                    break
+                if line:
+                    problems.append(f"pool {pool.name}: {line}")
         return problems
 
     def _check_pool(self, pool: Pool, network: bool) -> list[str]:
@@ -182,6 +230,7 @@ class HyperExecuteLauncher:
             for key in keys
             if not self._context.environ.get(launch[key])
         ]
+        problems.extend(launch_problems(launch))
         try:
             payload = self._payloads.resolve(launch["payload"], launch["payload_ref"], fetch=network)
         except PayloadError as exc:
@@ -189,6 +238,37 @@ class HyperExecuteLauncher:
         if payload is not None:
             problems.extend(verify(payload))
         return problems
+
+    def _validate(self, pool: Pool) -> str:
+        """Runs ``hyperexecute --validate`` on the pool's yaml, rendered with its token masked, in a temporary
+        directory (removed). Returns "" when it passes, NO_VALIDATE when the CLI has no such flag, else a line."""
+        udid = pool.udids[0] if pool.udids else ""
+        request = LaunchRequest(launch_id="check", pool=pool, udid=udid, labels=(self._context.job_tag, pool.name, udid))
+        launch = with_defaults(POOL_OPTIONS, pool.launch)
+        access_key = ""
+        try:
+            username, access_key = self._lt_credentials()
+            with self._payloads.resolved(launch["payload"], launch["payload_ref"]) as payload:
+                document = self._document(payload, request, launch, self._worker_env(request, launch, [], masked=True))
+                with tempfile.TemporaryDirectory(prefix="hyperexecute-validate-") as tmp:
+                    work = Path(tmp)
+                    copy_private(payload, work)
+                    _write_private(work / RENDERED, dump(document))
+                    argv = [self._cli_path(), "--disable-updates", "--validate", "--config", str(work / RENDERED)]
+                    with cli.cli_lock(self._context.state_dir, exclusive=False):
+                        done = cli.run(argv, work, cli.cli_env(self._context.environ, username, access_key),
+                                       self._timeout, work / LOG_NAME)
+        except (LaunchError, PayloadError, RenderError) as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"hyperexecute --validate could not run: {exc.strerror or type(exc).__name__}"
+        tail = cli.redact(done.tail(), [access_key])
+        if done.returncode == 0:
+            return ""
+        if UNKNOWN_FLAG.search(done.output):
+            return NO_VALIDATE
+        status = "timed out" if done.returncode is None else f"exited with status {done.returncode}"
+        return f"hyperexecute --validate {status} on the rendered yaml: {tail}"
 
     def close(self) -> None:
         """Nothing to release: each launch cleans up after itself."""
@@ -218,6 +298,15 @@ def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool
     if done.returncode == 0:
         return True, f"hyperexecute: updated: {tail}"
     return False, f"hyperexecute: update failed ({'timed out' if done.returncode is None else done.returncode}): {tail}"
+
+
+def runner_preview(payload: Path, env: Mapping[str, str], udid: str) -> str:
+    """The worker-runner config run-worker.sh would write on the phone's host, from the (masked) job env."""
+    template = payload / RUNNER_TEMPLATE
+    if not template.is_file():
+        return f"(the payload has no {RUNNER_TEMPLATE})\n"
+    host = {"TC_DIR": "$HOME/taskcluster", **env, "TC_WORKER_ID": udid or "<the phone's adb serial>"}
+    return fill_runner(template.read_text(encoding="utf-8"), host)
 
 
 def _check_request(request: LaunchRequest) -> None:

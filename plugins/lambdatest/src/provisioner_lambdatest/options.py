@@ -10,6 +10,12 @@ from provisioner import Option
 DEVICES_URL = "https://mobile-api.lambdatest.com/mobile-automation/api/v1/privatecloud_devices"
 JOBS_URL = "https://api.hyperexecute.cloud/v1.0/jobs"
 TASKCLUSTER_ROOT_URL = "https://firefox-ci-tc.services.mozilla.com"
+# Firefox-CI's production values: defaults that another deployment changes in its pools' launch tables.
+TC_VERSION = "87.0.0"  # production's pin; the insecure engine's release assets are confirmed up to v106 only
+WST_AUDIENCE = "firefoxcitc"
+WST_SERVER_URL = "https://firefoxci-websocktunnel.services.mozilla.com/"
+RUNTIME = {"python": "3.12", "java": "17", "node": "20"}  # what the task harness needs on the phone's host
+OLD_TOOL_TAG = "tcdp"  # the job tag of the devicepool tool Mozilla runs in production today
 
 CREDENTIALS = {
     "username_env": Option(str, "LT_USERNAME", "variable holding the LambdaTest username (the short one)", env=True),
@@ -27,6 +33,9 @@ PROVIDER_OPTIONS: dict[str, Option] = {
     "time_budget": Option((int, float), 60.0, "seconds one read (all its tries and pages) may take in all"),
     "jobs_page_size": Option(int, 100, "jobs asked per page"),
     "jobs_max_pages": Option(int, 20, "pages read per call at most"),
+    "old_tool_retired": Option(
+        bool, False, f"the old devicepool tool no longer runs on this account: job_tag {OLD_TOOL_TAG!r} is allowed"
+    ),
 }
 
 LAUNCHER_OPTIONS: dict[str, Option] = {
@@ -52,6 +61,16 @@ POOL_OPTIONS: dict[str, Option] = {
     "global_timeout": Option(int, 90, "minutes a job may run (globalTimeout)"),
     "build_name": Option(str, "", "framework.args.buildName; empty: the pool's name"),
     "env": Option(dict, {}, "extra, non-secret environment variables for the worker"),
+    "region": Option(str, "us", "framework.args.region: where the private cloud is (the default region is undocumented)"),
+    "runtime": Option(dict, RUNTIME, "language -> version installed on the phone's host (the yaml's runtime)"),
+    "tc_version": Option(str, TC_VERSION, "Taskcluster release of the worker binaries (needs checksums in the payload)"),
+    "allow_unpinned_downloads": Option(
+        bool, False, "let setup download files that the payload's checksums.sha256 does not list (unsafe)"
+    ),
+    "idle_timeout": Option(int, 600, "seconds the worker waits for a task before it exits (idleTimeoutSecs)"),
+    "get_secrets": Option(bool, False, "worker-runner reads secret worker-pool:<pool> (needs a scope lambda workers lack)"),
+    "wst_audience": Option(str, WST_AUDIENCE, "websocktunnel audience of the deployment (wstAudience)"),
+    "wst_server_url": Option(str, WST_SERVER_URL, "websocktunnel server of the deployment (wstServerURL)"),
 }
 
 

@@ -8,6 +8,7 @@ overlays the per-launch fields (phone, env, labels) on the template.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,12 +17,16 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .render import template_problems
+
 TEMPLATE = "job-template.json"
+RUNNER_TEMPLATE = "worker-runner.yaml.template"  # the worker-runner config run-worker.sh renders (JSON text)
 RENDERED = "hyperexecute.yaml"
 MARKER = ".provisioner-payload"  # written in a fetched git payload: the commit it holds
 GIT_TIMEOUT = 300.0
@@ -66,7 +71,7 @@ def verify(directory: Path) -> list[str]:
         template = load_template(directory)
     except PayloadError as exc:
         return [str(exc)]
-    problems = []
+    problems = [f"payload {directory}: {TEMPLATE} {problem}" for problem in template_problems(template)]
     if not isinstance(template.get("testRunnerCommand"), str):
         problems.append(f"payload {directory}: {TEMPLATE} has no testRunnerCommand")
     if (directory / RENDERED).exists():
@@ -120,6 +125,19 @@ class PayloadCache:
                 return None
             self._fetch(location, ref, target)
             return target
+
+    @contextlib.contextmanager
+    def resolved(self, location: str, ref: str) -> Iterator[Path]:
+        """The payload's directory, leaving the cache as it is: a git payload not fetched yet is fetched into a
+        temporary directory, removed on exit (for dry runs and checks, which write nothing that stays)."""
+        path = self.resolve(location, ref, fetch=False)
+        if path is not None:
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="provisioner-payload-") as tmp:
+            fetched = PayloadCache(Path(tmp)).resolve(location, ref)
+            assert fetched is not None
+            yield fetched
 
     def _fetch(self, repo: str, ref: str, target: Path) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)

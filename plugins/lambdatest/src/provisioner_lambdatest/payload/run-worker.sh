@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
-# testRunnerCommand: renders worker-runner.yaml.template and runs worker-runner (standalone provider), which
-# starts generic-worker to claim one task of the pool's queue as worker lambda/<phone UDID>.
-# Inputs (job env): TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TC_WORKER_POOL_ID,
-# TC_WORKER_GROUP, TC_WORKER_ID (empty for a selector launch: the phone's adb serial is used), TC_VERSION,
-# TC_IDLE_TIMEOUT (seconds without a task before the worker exits).
+# testRunnerCommand: runs one Taskcluster task on this job's phone. Renders worker-runner.yaml.template into
+# $TC_DIR/runner.yaml (0600) and runs worker-runner (start-worker, standalone provider), which starts
+# generic-worker as worker lambda/<phone UDID>; the worker runs one task (numberOfTasksToRun 1) and exits, or
+# exits after TC_IDLE_TIMEOUT seconds without a task. The runner file goes as soon as the worker exits.
+# Job env: TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TC_WORKER_POOL_ID,
+# TC_PROVISIONER_ID, TC_WORKER_TYPE, TC_WORKER_GROUP, TC_WORKER_ID (empty when the launch named no phone: the
+# phone's adb serial is used), TC_IDLE_TIMEOUT, TC_GET_SECRETS, TC_WST_AUDIENCE, TC_WST_SERVER_URL; HostIP
+# (set by LambdaTest).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-export TC_DIR="${TC_DIR:-$HOME/taskcluster}"
-export TC_BIN="$TC_DIR/v${TC_VERSION:?TC_VERSION is not set}"
-export TC_IDLE_TIMEOUT="${TC_IDLE_TIMEOUT:-300}"
-export TC_WORKER_GROUP="${TC_WORKER_GROUP:-lambda}"
-if [ -z "${TC_WORKER_ID:-}" ]; then
-  TC_WORKER_ID="${ANDROID_SERIAL:-$(adb get-serialno 2>/dev/null || true)}"
-fi
-export TC_WORKER_ID
-[ -n "$TC_WORKER_ID" ] || { echo "run-worker: no phone UDID (TC_WORKER_ID, ANDROID_SERIAL, adb)" >&2; exit 1; }
-export ANDROID_SERIAL="${ANDROID_SERIAL:-$TC_WORKER_ID}"
+SCRIPT_NAME=run-worker
+. "$(dirname "$0")/lib.sh"
 
-config="$(cat "$here/worker-runner.yaml.template")"
-for name in TASKCLUSTER_ROOT_URL TASKCLUSTER_CLIENT_ID TASKCLUSTER_ACCESS_TOKEN TC_WORKER_POOL_ID \
-    TC_WORKER_GROUP TC_WORKER_ID TC_DIR TC_BIN TC_IDLE_TIMEOUT; do
-  value="${!name:?$name is not set}"
-  config="${config//@${name}@/"$value"}"
-done
+serial="$(phone_serial)" || die "adb sees no phone of this job (TC_WORKER_ID '${TC_WORKER_ID:-}')"
+export TC_WORKER_ID="${TC_WORKER_ID:-$serial}"
+export ANDROID_SERIAL="$serial" DEVICE_SERIAL="$serial"  # mozdevice picks this phone when several are attached
+[ -n "${HostIP:-}" ] || die "HostIP (set by LambdaTest) is empty: the tasks need HOST_IP"
+export HOST_IP="$HostIP"
+export PATH="$TC_DIR:$TC_DIR/android-sdk-linux/tools/bin:$VENV/bin:$PATH"
+
+adb -s "$serial" shell svc power stayon true
+window="$(adb -s "$serial" shell dumpsys window 2>/dev/null | grep mFocusedWindow || true)"
+if [ -z "$window" ] || [[ $window == *NotificationShade* ]]; then
+  adb -s "$serial" shell input keyevent 82  # the screen sleeps: a menu key press wakes it
+fi
+
+trap remove_credentials EXIT
 umask 077
-printf '%s\n' "$config" > "$TC_DIR/runner.yaml"
-echo "run-worker: worker $TC_WORKER_GROUP/$TC_WORKER_ID of $TC_WORKER_POOL_ID"
-exec "$TC_BIN/start-worker" "$TC_DIR/runner.yaml"
+render_runner "$PAYLOAD_DIR/worker-runner.yaml.template" > "$TC_DIR/runner.yaml"
+say "worker $TC_WORKER_GROUP/$TC_WORKER_ID of $TC_WORKER_POOL_ID on phone $serial"
+"$TC_DIR/start-worker" "$TC_DIR/runner.yaml"

@@ -1,0 +1,90 @@
+# Shared by setup.sh (pre), run-worker.sh (testRunnerCommand) and cleanup.sh (post); sourced, never run.
+# Job env it reads: TC_WORKER_ID (the phone's UDID; empty when the launch named no phone), TC_ALLOW_UNPINNED.
+PAYLOAD_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export TC_DIR="${TC_DIR:-$HOME/taskcluster}"          # worker binaries, config, key, tasks (on PATH for tasks)
+VENV="${TC_VENV:-$HOME/venv}"                          # python 3.12 virtualenv of the tasks' tools (hg, mozdevice)
+CHECKSUMS="$PAYLOAD_DIR/checksums.sha256"
+
+die() { echo "${SCRIPT_NAME:-payload}: $*" >&2; exit 1; }
+say() { echo "${SCRIPT_NAME:-payload}: $*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# phone_serial: the adb serial of the job's phone: TC_WORKER_ID when adb lists it, else the only phone adb
+# lists. Unverified: that LambdaTest's UDID is the phone's adb serial; several phones and none ours fails.
+phone_serial() {
+  local serials
+  serials="$(adb devices 2>/dev/null | awk 'NR > 1 && $2 == "device" { print $1 }')"
+  if [ -n "${TC_WORKER_ID:-}" ] && grep -qxF -- "$TC_WORKER_ID" <<<"$serials"; then
+    echo "$TC_WORKER_ID"
+  elif [ -n "$serials" ] && [ "$(grep -c . <<<"$serials")" = 1 ]; then
+    echo "$serials"
+  else
+    return 1
+  fi
+}
+
+# pinned_sum <name>: the sha256 checksums.sha256 lists for <name> (lines "<64 hex>  <name>"; # starts a comment).
+pinned_sum() {
+  awk -v name="$1" '$1 !~ /^#/ && length($1) == 64 && $1 ~ /^[0-9a-f]+$/ && $2 == name { print $1; exit }' "$CHECKSUMS"
+}
+
+# require_pins <name>...: refuses (before anything is changed) when a download has no checksum, unless the pool
+# set allow_unpinned_downloads (TC_ALLOW_UNPINNED=true).
+require_pins() {
+  local name missing=()
+  for name in "$@"; do [ -n "$(pinned_sum "$name")" ] || missing+=("$name"); done
+  [ "${#missing[@]}" = 0 ] && return 0
+  if [ "${TC_ALLOW_UNPINNED:-false}" = true ]; then
+    echo "${SCRIPT_NAME:-payload}: WARNING: not pinned by checksums.sha256 (allow_unpinned_downloads): ${missing[*]}" >&2
+    return 0
+  fi
+  die "no checksum in checksums.sha256 for: ${missing[*]}; refusing to download (fill them from the release's own checksums)"
+}
+
+sha256_of() { sha256sum "$1" | cut -d ' ' -f 1; }
+
+# download <name> <url> <dest>: fetches <url> into <dest> (0755) unless <dest> already has the pinned checksum;
+# a file whose checksum differs from the pinned one is refused.
+download() {
+  local name=$1 url=$2 dest=$3 want
+  want="$(pinned_sum "$name")"
+  if [ -n "$want" ] && [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$want" ]; then return 0; fi
+  curl -fsSL --retry 3 -o "$dest.part" "$url" || { rm -f "$dest.part"; die "download of $name failed"; }
+  if [ -n "$want" ] && [ "$(sha256_of "$dest.part")" != "$want" ]; then
+    rm -f "$dest.part"
+    die "checksum of $name differs from checksums.sha256: refused"
+  fi
+  chmod 0755 "$dest.part"
+  mv -f "$dest.part" "$dest"
+}
+
+# render_runner <template>: the worker-runner config with every @NAME@ replaced by the variable's value escaped
+# for a JSON string, and every @json:NAME@ by the value as a bare JSON literal (digits, true or false); in one
+# pass, so a value is never read as a placeholder. provisioner_lambdatest.render.fill_runner does the same for
+# the dry run; a test keeps the two in step.
+render_runner() {
+  local rest out="" name value placeholder
+  rest="$(<"$1")"
+  while [[ $rest =~ @(json:)?([A-Z][A-Z0-9_]*)@ ]]; do
+    placeholder="${BASH_REMATCH[0]}" name="${BASH_REMATCH[2]}"
+    [ -n "${!name+set}" ] || die "variable $name is not set"
+    value="${!name}"
+    [[ $value != *[[:cntrl:]]* ]] || die "variable $name holds a control character"
+    if [ -n "${BASH_REMATCH[1]}" ]; then
+      [[ $value =~ ^([0-9]+|true|false)$ ]] || die "variable $name must be digits, true or false"
+    else
+      value="${value//\\/\\\\}"
+      value="${value//\"/\\\"}"
+    fi
+    out+="${rest%%"$placeholder"*}$value"
+    rest="${rest#*"$placeholder"}"
+  done
+  printf '%s\n' "$out$rest"
+}
+
+# remove_credentials: the files holding the worker's Taskcluster token, and what its tasks left on this host.
+remove_credentials() {
+  rm -f "$TC_DIR/runner.yaml" "$TC_DIR/generic-worker.json"
+  rm -rf "$TC_DIR/tasks" "$TC_DIR/downloads"
+}
