@@ -6,6 +6,7 @@ problems instead of stopping at the first, so ``provisioner check`` shows them t
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -154,7 +155,8 @@ def check_value(value: Any, option: Option) -> str | None:
 
 def key_path(prefix: str, key: Any) -> str:
     """``prefix.key``; a key that is not a bare TOML key is quoted (``pools."a b"``)."""
-    part = key if isinstance(key, str) and key and all(c.isalnum() or c in "-_" for c in key) else show(str(key))
+    bare = isinstance(key, str) and key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
+    part = key if bare else json.dumps(str(key))
     return f"{prefix}.{part}" if prefix else part
 
 

@@ -117,10 +117,14 @@ def number_problem(value: int | float, low: float | None, high: float | None) ->
     if low is None and high is None:
         low, high = INT64 if isinstance(value, int) else (-1e15, 1e15)
     if low is not None and value < low:
-        return f"must be at least {low:g}, not {value!r}" if low else f"must not be negative, not {value!r}"
+        return f"must be at least {_bound(low)}, not {value!r}" if low else f"must not be negative, not {value!r}"
     if high is not None and value > high:
-        return f"must be at most {high:g}, not {value!r}"
+        return f"must be at most {_bound(high)}, not {value!r}"
     return None
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) <= 2**63 else f"{x:g}"
 
 
 def state_dir_problem(path: Path) -> str | None:
@@ -128,7 +132,7 @@ def state_dir_problem(path: Path) -> str | None:
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.is_dir():
-            return f"{show(str(path))} is not a directory"
+            return f"{show(str(path), 1000)} is not a directory"
         fd, name = tempfile.mkstemp(prefix=".write-test-", dir=path)
         try:
             os.write(fd, b"ok\n")
@@ -137,5 +141,5 @@ def state_dir_problem(path: Path) -> str | None:
             os.close(fd)
             os.unlink(name)
     except OSError as exc:
-        return f"cannot write in {show(str(path))}: {exc.strerror or type(exc).__name__}"
+        return f"cannot write in {show(str(path), 1000)}: {exc.strerror or type(exc).__name__}"
     return None
