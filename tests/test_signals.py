@@ -78,10 +78,11 @@ def test_signals_delivered_to_a_submission_thread_stop_and_the_third_exits_at_on
         assert "on submit" in read_until(proc.stdout, "SUBMITTING")[-1]  # a worker thread, not MainThread
         read_until(proc.stderr, "pool perf:")  # the cycle is over: the main thread waits for the next one
 
-        def deliver(sig: str, line: str) -> None:
+        def deliver(sig: str, line: str, answer: bool = True) -> None:
             proc.stdin.write(sig + "\n")
             proc.stdin.flush()
-            read_until(proc.stdout, "MAIN JOINING" if sig == "JOINING" else f"SENT {sig}")
+            if answer:
+                read_until(proc.stdout, "MAIN JOINING" if sig == "JOINING" else f"SENT {sig}")
             if line:
                 read_until(proc.stderr, line)
 
@@ -89,7 +90,7 @@ def test_signals_delivered_to_a_submission_thread_stop_and_the_third_exits_at_on
         deliver("JOINING", "")  # the main thread now waits for the hung submission, deaf to signals
         deliver("SIGHUP", "SIGHUP: still stopping; one more signal exits at once")
         assert proc.poll() is None  # still waiting for the submission in flight
-        deliver("SIGTERM", "SIGTERM: exiting at once")
+        deliver("SIGTERM", "SIGTERM: exiting at once", answer=False)  # it may exit before the plugin says SENT
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     finally:
         guard.cancel()
