@@ -31,7 +31,7 @@ ROLES = {
 }
 
 
-EVENT_HOOKS_ROLE = "observer"
+EVENT_HOOKS_ROLE = "events"  # implements event hooks (an observer without options)
 _warned: set[tuple[str, str]] = set()  # (plugin, error) already reported by this process
 
 

@@ -11,7 +11,7 @@ from .status import render
 
 
 def _label(role: str) -> str:
-    return role.replace("_", " ")
+    return "observer" if role == "events" else role.replace("_", " ")
 
 
 @click.command()
