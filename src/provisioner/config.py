@@ -16,7 +16,7 @@ from typing import Any
 from .model import Limits, Pool, Selector
 from .types import Option
 from .values import (
-    env_table_problems, name_problem, number_problem, one_line, queue_problem, show, state_dir_problem,
+    env_table_problems, looks_like_secret, name_problem, number_problem, one_line, queue_problem, show, state_dir_problem,
     variable_problem, words_problem,
 )
 
@@ -155,8 +155,12 @@ def check_value(value: Any, option: Option) -> str | None:
 
 def key_path(prefix: str, key: Any) -> str:
     """``prefix.key``; a key that is not a bare TOML key is quoted (``pools."a b"``)."""
-    bare = isinstance(key, str) and key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
-    part = key if bare else json.dumps(str(key))
+    if looks_like_secret(str(key)):
+        part = "(a key that looks like a secret)"
+    elif isinstance(key, str) and key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
+        part = key
+    else:
+        part = json.dumps(str(key))
     return f"{prefix}.{part}" if prefix else part
 
 

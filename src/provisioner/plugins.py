@@ -11,7 +11,7 @@ from loguru import logger
 from .config import Config, ConfigProblem, missing_env, validate_table
 from .manager import ROLES, PluginError, PluginManager
 from .model import Pool
-from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource, RoleSpec
+from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource
 
 PROTOCOLS = {"queue_source": QueueSource, "device_provider": DeviceProvider, "launcher": JobLauncher}
 METHODS = {role: sorted(n for n, v in vars(p).items() if callable(v) and not n.startswith("_")) for role, p in PROTOCOLS.items()}
