@@ -2,6 +2,12 @@
 
 Every problem becomes one ``ConfigProblem`` line: ``file: key.path: reason``. Validation collects all
 problems instead of stopping at the first, so ``provisioner check`` shows them together.
+
+Every number is finite and within its option's ``min``/``max`` (``SETTINGS``, ``POOL_KEYS``; plugins declare their
+own). Every name that becomes a label, a path or an argument (``job_tag``, pool names, UDIDs) is 1 to 128
+characters from ``[A-Za-z0-9._-]``, not starting with ``-`` or ``.``; selector values are words of those characters
+separated by single spaces; ``values.py`` holds these rules and the secret heuristics. A value that looks like a
+secret is never shown in a problem.
 """
 
 from __future__ import annotations
