@@ -53,10 +53,10 @@ class SignalWatcher:
     def install(self) -> None:
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, lambda _signum, _frame: None)  # the watcher acts; this only keeps the default away
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         threading.Thread(target=self._watch, args=(read_fd,), name="signal-watcher", daemon=True).start()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, lambda _signum, _frame: None)  # the watcher acts; this only keeps the default away
 
     def _watch(self, read_fd: int) -> None:
         wanted = {int(s) for s in STOP_SIGNALS}
