@@ -128,6 +128,7 @@ class PluginManager:
         """Register a plugin object by hand (tests, embedding); a broken one is reported like an entry point."""
         info = PluginInfo(name, distribution, version)
         self._register(plugin, info)
+        self.warn_broken()
         return info
 
     def _register(self, plugin: ModuleType | object, info: PluginInfo) -> None:
