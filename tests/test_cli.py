@@ -50,7 +50,7 @@ def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path: Path):
     bad.write_text("[provisioner]\ninterval = -1\n[defaults]\nqueue_source = 'sim'\ndevice_provider = 'sim'\nlauncher = 'sim'\n[pools.a]\nqueue = 'q'\nudids = ['SIM0000']\n")
     result = provisioner("run", "-c", str(bad))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"{bad}: provisioner.interval: must not be negative"]
+    assert result.stderr.strip().splitlines() == [f"{bad}: provisioner.interval: must be at least 1, not -1"]
 
 
 def test_plugins_table_lists_the_builtin():

@@ -52,7 +52,7 @@ selector = { model = "Galaxy A55 5G", os_version = 14 }
     [
         ("[provisioner]\nintervall = 3\n", "provisioner.intervall: unknown key"),
         ("[provisioner]\ninterval = 'soon'\n", "provisioner.interval: must be a number, not str 'soon'"),
-        ("[provisioner]\nlaunch_concurrency = 0\n", "provisioner.launch_concurrency: is too small"),
+        ("[provisioner]\nlaunch_concurrency = 0\n", "provisioner.launch_concurrency: must be at least 1, not 0"),
         ("[pools.a]\nudids = ['X']\n", "pools.a.queue: missing (required)"),
         ("[pools.a]\nqueue = 'q'\nudids = ['X', 'Y', 'X']\n", "pools.a.udids[2]: phone X is listed twice in this pool"),
         ("[pools.a]\nqueue = 'q'\n", "pools.a: names no phones"),
@@ -110,7 +110,7 @@ x = 1
 
     path.write_text(path.read_text().replace("[provisioner]", "[provisioner]\ninterval = -1"))
     both = run_check(path).output  # a problem of the host's table does not hide the plugins' problems
-    assert "provisioner.interval: must not be negative" in both and "plugins.sim.colour: unknown key" in both
+    assert "provisioner.interval: must be at least 1, not -1" in both and "plugins.sim.colour: unknown key" in both
     assert "Traceback" not in result.output
 
 

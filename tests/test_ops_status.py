@@ -79,7 +79,7 @@ def test_status_command_table_and_json(tmp_path):
 
 def test_hold_release_and_held_by_hand(tmp_path):
     path = write(tmp_path)
-    result = invoke("phones", "hold", "SIM0002", "-c", str(path), "--for", "2h", "--reason", "screen cracked")
+    result = invoke("phones", "hold", "SIM0002", "-c", str(path), "--for", "2h", "--reason", "screen cracked", "--force")
     assert result.exit_code == 0, result.output
     assert "SIM0002 held back until" in result.output and "(2h00m): screen cracked" in result.output
     listed = invoke("phones", "held", "-c", str(path))
@@ -109,7 +109,7 @@ def test_phones_commands_report_config_problems_in_one_line(tmp_path):
     bad.write_text("[provisioner]\ninterval = -1\n")
     result = CliRunner().invoke(cli, ["phones", "held", "-c", str(bad)], env=ENV)
     assert result.exit_code == 2
-    assert f"{bad}: provisioner.interval: must not be negative" in result.output
+    assert f"{bad}: provisioner.interval: must be at least 1, not -1" in result.output
 
 
 def test_durations():
@@ -134,12 +134,18 @@ def test_a_job_failure_hold_shows_in_status(tmp_path):
     assert {r["pool"]: r["held"] for r in snap["pools"]} == {"perf": 0, "unit": 1}
 
 
-def test_holding_a_phone_no_pool_names_warns(tmp_path):
+def test_holding_a_phone_no_pool_names_needs_force(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(f'[provisioner]\nstate_dir = "{tmp_path / "state"}"\n'
                     '[pools.a]\nqueue = "p/q"\nudids = ["R5CX1"]\nqueue_source = "sim"\ndevice_provider = "sim"\n'
                     'launcher = "sim"\n')
     typo = invoke("phones", "hold", "R5CXl", "-c", str(path), "--for", "1h")
-    assert typo.exit_code == 0 and f"warning: R5CXl is in no pool of {path} (a typo?)" in typo.output
+    assert typo.exit_code == 2
+    assert typo.output.splitlines() == [
+        f"{path}: pools: no pool names phone R5CXl and nothing was ever launched on it (a typo?); --force holds it anyway"
+    ]
+    assert invoke("phones", "held", "-c", str(path)).output.strip() == "no phone is held back"
+    forced = invoke("phones", "hold", "R5CXl", "-c", str(path), "--for", "1h", "--force")
+    assert forced.exit_code == 0 and "R5CXl held back" in forced.output
     known = invoke("phones", "hold", "R5CX1", "-c", str(path), "--for", "1h")
-    assert known.exit_code == 0 and "warning" not in known.output
+    assert known.exit_code == 0 and "R5CX1 held back" in known.output

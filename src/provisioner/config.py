@@ -2,10 +2,17 @@
 
 Every problem becomes one ``ConfigProblem`` line: ``file: key.path: reason``. Validation collects all
 problems instead of stopping at the first, so ``provisioner check`` shows them together.
+
+Every number is finite and within its option's ``min``/``max`` (``SETTINGS``, ``POOL_KEYS``; plugins declare their
+own). Every name that becomes a label, a path or an argument (``job_tag``, pool names, UDIDs) is 1 to 128
+characters from ``[A-Za-z0-9._-]``, not starting with ``-`` or ``.``; selector values are words of those characters
+separated by single spaces; ``values.py`` holds these rules and the secret heuristics. A value that looks like a
+secret is never shown in a problem.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +21,10 @@ from typing import Any
 
 from .model import Limits, Pool, Selector
 from .types import Option
+from .values import (
+    env_table_problems, looks_like_secret, name_problem, number_problem, one_line, queue_problem, show, state_dir_problem,
+    variable_problem, words_problem,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,8 +38,8 @@ class ConfigProblem:
     key: str
     reason: str
 
-    def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+    def __str__(self) -> str:  # always one line, whatever the file holds
+        return one_line(f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}")
 
 
 class ConfigError(Exception):
@@ -66,26 +77,28 @@ class Settings:
         return Limits(self.max_launches_per_cycle, self.max_starting, self.max_startup_seconds)
 
 
+DAY = 86400.0
 _D = Settings()  # the defaults are the dataclass's; the options only describe them
+_SECONDS = (int, float)
 SETTINGS: dict[str, Option] = {
-    "interval": Option((int, float), _D.interval, "seconds between the starts of two cycles"),
-    "max_launches_per_cycle": Option(int, _D.max_launches_per_cycle, "launches planned in one cycle, all pools together"),
-    "max_starting": Option(int, _D.max_starting, "launches still starting, all pools together"),
-    "max_startup_seconds": Option((int, float), _D.max_startup_seconds, "a launch whose worker has not claimed by then stops covering a pending task"),
-    "claim_seconds": Option((int, float), _D.claim_seconds, "launch-to-claim time assumed until the ledger has learned each pool's own"),
-    "adopt_clock_skew_seconds": Option((int, float), _D.adopt_clock_skew_seconds, "clock skew allowed when a job is matched to a launch by its creation time"),
-    "launch_interval": Option((int, float), _D.launch_interval, "seconds between the starts of two submissions (pacing)"),
-    "launch_concurrency": Option(int, _D.launch_concurrency, "submissions running side by side"),
+    "interval": Option(_SECONDS, _D.interval, "seconds between the starts of two cycles", min=1, max=DAY),
+    "max_launches_per_cycle": Option(int, _D.max_launches_per_cycle, "launches planned in one cycle, all pools together", min=0, max=100_000),
+    "max_starting": Option(int, _D.max_starting, "launches still starting, all pools together", min=0, max=100_000),
+    "max_startup_seconds": Option(_SECONDS, _D.max_startup_seconds, "a launch whose worker has not claimed by then stops covering a pending task", min=1, max=DAY),
+    "claim_seconds": Option(_SECONDS, _D.claim_seconds, "launch-to-claim time assumed until the ledger has learned each pool's own", min=1, max=DAY),
+    "adopt_clock_skew_seconds": Option(_SECONDS, _D.adopt_clock_skew_seconds, "clock skew allowed when a job is matched to a launch by its creation time", min=0, max=300),
+    "launch_interval": Option(_SECONDS, _D.launch_interval, "seconds between the starts of two submissions, whatever the concurrency (pacing)", min=0, max=3600),
+    "launch_concurrency": Option(int, _D.launch_concurrency, "submissions running side by side", min=1, max=64),
     "state_dir": Option(str, str(_D.state_dir), "where the ledger and job directories live (relative to the config file)"),
     "job_tag": Option(str, _D.job_tag, "first label of every job; tells our jobs from others"),
-    "failures_before_hold": Option(int, _D.failures_before_hold, "failed submissions in a row after which a phone is held back"),
-    "retry_backoff_seconds": Option((int, float), _D.retry_backoff_seconds, "wait before retrying a phone after a failed submission (doubles)"),
-    "hold_seconds": Option((int, float), _D.hold_seconds, "how long a phone that keeps failing is held back"),
-    "jobs_lookback_seconds": Option((int, float), _D.jobs_lookback_seconds, "how far back the provider's job list is read (longer than a job lives)"),
+    "failures_before_hold": Option(int, _D.failures_before_hold, "failed submissions in a row after which a phone is held back", min=1, max=1000),
+    "retry_backoff_seconds": Option(_SECONDS, _D.retry_backoff_seconds, "wait before retrying a phone after a failed submission (doubles)", min=0, max=DAY),
+    "hold_seconds": Option(_SECONDS, _D.hold_seconds, "how long a phone that keeps failing is held back", min=0, max=30 * DAY),
+    "jobs_lookback_seconds": Option(_SECONDS, _D.jobs_lookback_seconds, "how far back the provider's job list is read (longer than a job lives)", min=60, max=30 * DAY),
     "seed": Option(int, _D.seed, "seed for picking phones (default: a new one each start)"),
-    "job_failures_before_hold": Option(int, _D.job_failures_before_hold, "jobs failing in a row (within the window) after which a phone is held"),
-    "job_failure_window_seconds": Option((int, float), _D.job_failure_window_seconds, "only job failures this recent count"),
-    "job_failure_hold_seconds": Option((int, float), _D.job_failure_hold_seconds, "how long a phone whose jobs keep failing is held"),
+    "job_failures_before_hold": Option(int, _D.job_failures_before_hold, "jobs failing in a row (within the window) after which a phone is held", min=1, max=1000),
+    "job_failure_window_seconds": Option(_SECONDS, _D.job_failure_window_seconds, "only job failures this recent count", min=0, max=30 * DAY),
+    "job_failure_hold_seconds": Option(_SECONDS, _D.job_failure_hold_seconds, "how long a phone whose jobs keep failing is held", min=0, max=30 * DAY),
     "job_failure_outcomes": Option(
         list, list(_D.job_failure_outcomes), "the provider's job outcomes that count as a failure of the phone"
     ),
@@ -100,9 +113,9 @@ POOL_KEYS: dict[str, Option] = {
     "udid": Option(str, None, "a single phone by UDID"),
     "selector": Option(dict, None, "phones by model and OS version: {model = ..., os_version = ...}"),
     "targeting": Option(str, "pinned", "pinned: we pick the phone; selector: the cloud picks", ("pinned", "selector")),
-    "priority": Option(int, 0, "higher gets shared phones first"),
+    "priority": Option(int, 0, "higher gets shared phones first", min=-1_000_000, max=1_000_000),
     "disabled": Option(bool, False, "a disabled pool is observed but gets no launch"),
-    "max_starting": Option(int, None, "cap on this pool's launches still starting"),
+    "max_starting": Option(int, None, "cap on this pool's launches still starting", min=0, max=100_000),
     "launch": Option(dict, {}, "the launcher's own keys for this pool"),
 }
 ROLE_KEYS = {"queue_source": "queue_source", "device_provider": "device_provider", "launcher": "launcher"}
@@ -134,17 +147,31 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 
 
 def check_value(value: Any, option: Option) -> str | None:
-    """Why ``value`` does not fit ``option``, or None."""
+    """Why ``value`` does not fit ``option``, or None. A variable name (``env``) is never shown: it may be a secret."""
     types = option.type if isinstance(option.type, tuple) else (option.type,)
-    if isinstance(value, bool) and bool not in types:
-        return f"must be {_type_name(option.type)}, not {value!r}"
-    if not isinstance(value, types):
-        return f"must be {_type_name(option.type)}, not {type(value).__name__} {value!r}"
+    if option.env and isinstance(value, str):
+        return variable_problem(value)
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        if option.env:
+            return variable_problem(value)
+        shown = show(value) if isinstance(value, bool) else f"{type(value).__name__} {show(value)}"
+        return f"must be {_type_name(option.type)}, not {shown}"
     if option.choices and value not in option.choices:
-        return f"must be one of {', '.join(map(repr, option.choices))}, not {value!r}"
-    if option.env and (not isinstance(value, str) or not value.isidentifier()):
-        return f"must name an environment variable, not {value!r}"
+        return f"must be one of {', '.join(map(repr, option.choices))}, not {show(value)}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return number_problem(value, option.min, option.max)
     return None
+
+
+def key_path(prefix: str, key: Any) -> str:
+    """``prefix.key``; a key that is not a bare TOML key is quoted (``pools."a b"``)."""
+    if looks_like_secret(str(key)):
+        part = "(a key that looks like a secret)"
+    elif isinstance(key, str) and key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
+        part = key
+    else:
+        part = json.dumps(str(key))
+    return f"{prefix}.{part}" if prefix else part
 
 
 def validate_table(
@@ -157,7 +184,7 @@ def validate_table(
         return {}
     out: dict[str, Any] = {}
     for key, value in table.items():
-        path = f"{prefix}.{key}" if prefix else key
+        path = key_path(prefix, key)
         option = options.get(key)
         if option is None:
             known = ", ".join(sorted(options)) or "none"
@@ -169,9 +196,9 @@ def validate_table(
             continue
         out[key] = float(value) if float in (option.type if isinstance(option.type, tuple) else ()) else value
     for key, option in options.items():
-        if fill and key not in out and not any(p.key == (f"{prefix}.{key}" if prefix else key) for p in problems):
+        if fill and key not in out and not any(p.key == key_path(prefix, key) for p in problems):
             if option.required:
-                problems.append(ConfigProblem(file, f"{prefix}.{key}" if prefix else key, "missing (required)"))
+                problems.append(ConfigProblem(file, key_path(prefix, key), "missing (required)"))
             else:
                 out[key] = option.default
     return out
@@ -206,19 +233,15 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
     problems: list[ConfigProblem] = []
     for key in raw:
         if key not in ("provisioner", "defaults", "pools", "plugins"):
-            problems.append(ConfigProblem(file, key, "unknown table (known: provisioner, defaults, pools, plugins)"))
+            problems.append(ConfigProblem(file, key_path("", key), "unknown table (known: provisioner, defaults, pools, plugins)"))
 
     s = validate_table(raw.get("provisioner", {}), SETTINGS, file, "provisioner", problems)
-    for key in ("interval", "launch_interval", "max_startup_seconds", "retry_backoff_seconds", "hold_seconds",
-                "job_failure_window_seconds", "job_failure_hold_seconds"):
-        if isinstance(s.get(key), (int, float)) and s[key] < 0:
-            problems.append(ConfigProblem(file, f"provisioner.{key}", "must not be negative"))
-    at_least_one = ("launch_concurrency", "failures_before_hold", "job_failures_before_hold")
-    for key in ("max_launches_per_cycle", "max_starting", *at_least_one):
-        if isinstance(s.get(key), int) and s[key] < (1 if key in at_least_one else 0):
-            problems.append(ConfigProblem(file, f"provisioner.{key}", "is too small"))
+    if isinstance(s.get("job_tag"), str) and (why := name_problem(s["job_tag"], "job tag")):
+        problems.append(ConfigProblem(file, "provisioner.job_tag", why))
+    if s.get("state_dir") == "" or "\0" in s.get("state_dir", ""):
+        problems.append(ConfigProblem(file, "provisioner.state_dir", f"must be a directory's path, not {show(s.pop('state_dir'))}"))
     if isinstance(s.get("job_failure_outcomes"), list):
-        if not all(isinstance(o, str) and o for o in s["job_failure_outcomes"]):
+        if not all(isinstance(o, str) and o and not name_problem(o) for o in s["job_failure_outcomes"]):
             problems.append(ConfigProblem(file, "provisioner.job_failure_outcomes", "must be a list of outcome words"))
         s["job_failure_outcomes"] = tuple(map(str, s["job_failure_outcomes"]))
     if "state_dir" in s:
@@ -254,11 +277,17 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
     return config, problems
 
 
+def state_problems(config: Config) -> list[ConfigProblem]:
+    """The state directory: created (0700) and test-written, so that an unusable one is one line, not a traceback."""
+    why = state_dir_problem(config.settings.state_dir)
+    return [ConfigProblem(str(config.path), "provisioner.state_dir", why)] if why else []
+
+
 def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problems: list[ConfigProblem]) -> Pool | None:
-    prefix = f"pools.{name}"
+    prefix = key_path("pools", name)
     before = len(problems)
-    if not name.replace("-", "").replace("_", "").isalnum():
-        problems.append(ConfigProblem(file, prefix, "a pool name may hold only letters, digits, '-' and '_'"))
+    if why := name_problem(name, "pool name"):
+        problems.append(ConfigProblem(file, prefix, why))
     if not isinstance(table, Mapping):
         problems.append(ConfigProblem(file, prefix, f"must be a table, not {type(table).__name__}"))
         return None
@@ -267,37 +296,20 @@ def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problem
     p["launch"] = {**defaults.get("launch", {}), **given.get("launch", {})}
     if "queue" not in table:
         problems.append(ConfigProblem(file, f"{prefix}.queue", "missing (required)"))
-    elif given.get("queue") == "":
-        problems.append(ConfigProblem(file, f"{prefix}.queue", "must not be empty"))
-
-    udids: list[str] = []
-    if p.get("udid") is not None:
-        udids.append(p["udid"])
-    if isinstance(p.get("udids"), list):
-        for i, u in enumerate(p["udids"]):
-            if not isinstance(u, str) or not u.strip():
-                problems.append(ConfigProblem(file, f"{prefix}.udids[{i}]", f"must be a UDID string, not {u!r}"))
-            elif u in udids:
-                problems.append(ConfigProblem(file, f"{prefix}.udids[{i}]", f"phone {u} is listed twice in this pool"))
-            else:
-                udids.append(u)
-    selector = None
-    if p.get("selector") is not None:
-        sel = validate_table(
-            p["selector"], {"model": Option(str, ""), "os_version": Option((str, int), "")}, file,
-            f"{prefix}.selector", problems,
-        )
-        selector = Selector(sel.get("model", ""), str(sel.get("os_version", "")))
-        if not selector.model and not selector.os_version:
-            problems.append(ConfigProblem(file, f"{prefix}.selector", "names neither model nor os_version"))
+    elif isinstance(given.get("queue"), str) and (why := queue_problem(given["queue"])):
+        problems.append(ConfigProblem(file, f"{prefix}.queue", why))
+    udids = _udids(p, table, file, prefix, problems)
+    selector = _selector(p, file, prefix, problems)
     if udids and selector:
         problems.append(ConfigProblem(file, prefix, "names phones both by udids and by selector: choose one"))
     if not udids and selector is None and "udids" not in table:
         problems.append(ConfigProblem(file, prefix, "names no phones: give udids, udid or selector"))
     if p.get("targeting") == "selector" and selector is None:
         problems.append(ConfigProblem(file, f"{prefix}.targeting", "'selector' targeting needs a selector"))
-    if isinstance(p.get("max_starting"), int) and p["max_starting"] < 0:
-        problems.append(ConfigProblem(file, f"{prefix}.max_starting", "must not be negative"))
+    env = p["launch"].get("env")
+    if isinstance(env, Mapping):  # the worker's non-secret environment, whatever the launcher
+        for key, why in env_table_problems(dict(env)):
+            problems.append(ConfigProblem(file, key_path(f"{prefix}.launch.env", key), why))
     if len(problems) > before:
         return None
     return Pool(
@@ -305,3 +317,39 @@ def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problem
         launcher=p["launcher"], udids=tuple(udids), selector=selector, targeting=p["targeting"],
         priority=p["priority"], enabled=not p["disabled"], max_starting=p["max_starting"], launch=dict(p["launch"]),
     )
+
+
+def _udids(p: Mapping[str, Any], table: Mapping[str, Any], file: str, prefix: str, problems: list[ConfigProblem]) -> list[str]:
+    udids: list[str] = []
+    if p.get("udid") is not None:
+        if why := name_problem(p["udid"], "UDID"):
+            problems.append(ConfigProblem(file, f"{prefix}.udid", why))
+        else:
+            udids.append(p["udid"])
+    if isinstance(p.get("udids"), list):
+        if not p["udids"] and "udids" in table:
+            problems.append(ConfigProblem(file, f"{prefix}.udids", "is empty: name at least one phone (or disable the pool)"))
+        for i, u in enumerate(p["udids"]):
+            if why := name_problem(u, "UDID"):
+                problems.append(ConfigProblem(file, f"{prefix}.udids[{i}]", why))
+            elif u in udids:
+                problems.append(ConfigProblem(file, f"{prefix}.udids[{i}]", f"phone {u} is listed twice in this pool"))
+            else:
+                udids.append(u)
+    return udids
+
+
+def _selector(p: Mapping[str, Any], file: str, prefix: str, problems: list[ConfigProblem]) -> Selector | None:
+    if p.get("selector") is None:
+        return None
+    sel = validate_table(
+        p["selector"], {"model": Option(str, ""), "os_version": Option((str, int), "", min=0, max=10_000)}, file,
+        f"{prefix}.selector", problems,
+    )
+    selector = Selector(sel.get("model", ""), str(sel.get("os_version", "")))
+    for key, value in (("model", selector.model), ("os_version", selector.os_version)):
+        if why := words_problem(value, f"selector {key}"):
+            problems.append(ConfigProblem(file, f"{prefix}.selector.{key}", why))
+    if not selector.model and not selector.os_version:
+        problems.append(ConfigProblem(file, f"{prefix}.selector", "names neither model nor os_version"))
+    return selector

@@ -31,6 +31,16 @@ ROLES = {
 }
 
 
+EVENT_HOOKS_ROLE = "events"  # implements event hooks (an observer without options)
+_warned: set[tuple[str, str]] = set()  # (plugin, error) already reported by this process
+
+
+def error_text(exc: BaseException) -> str:
+    """The whole error on one line (pluggy's validation errors span several)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class PluginError(Exception):
     """A plugin problem that makes a lookup impossible (one line, names the plugins involved)."""
 
@@ -47,6 +57,16 @@ class PluginInfo:
     error: str = ""
     builtin: bool = False
 
+    @property
+    def kinds(self) -> list[str]:
+        """The roles its hooks declare (known even when it is broken and offers nothing)."""
+        kinds = [role for role, hook in ROLES.items() if hook in self.hooks]
+        if any(h not in ROLES.values() and h != "provisioner_commands" for h in self.hooks) and "observer" not in kinds:
+            kinds.append(EVENT_HOOKS_ROLE)
+        if "provisioner_commands" in self.hooks:
+            kinds.append("commands")
+        return kinds
+
 
 @dataclass(frozen=True)
 class _Offer:
@@ -62,6 +82,14 @@ class PluginManager:
         self.infos: list[PluginInfo] = []
         self._offers: dict[str, dict[str, list[_Offer]]] = {role: {} for role in ROLES}
         self._load(entry_points_, only)
+        self.warn_broken()
+
+    def warn_broken(self) -> None:
+        """One log line per broken plugin, once per process (however many managers a command builds)."""
+        for info in self.infos:
+            if info.error and (info.name, info.error) not in _warned:
+                _warned.add((info.name, info.error))
+                logger.warning("plugin {} ({}) is broken and is skipped: {}", info.name, info.distribution, info.error)
 
     @property
     def hook(self) -> Any:
@@ -76,7 +104,7 @@ class PluginManager:
             try:
                 module = importlib.import_module(module_name)
             except Exception as exc:  # noqa: BLE001 - even a broken built-in leaves the CLI working
-                info.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                info.error = error_text(exc)
                 self.infos.append(info)
                 continue
             self._register(module, info)
@@ -91,8 +119,7 @@ class PluginManager:
             try:
                 plugin = ep.load()
             except Exception as exc:  # noqa: BLE001 - any import failure is reported, never fatal
-                info.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                logger.warning("plugin {} ({}) failed to load and is skipped: {}", ep.name, info.distribution, info.error)
+                info.error = error_text(exc)
                 self.infos.append(info)
                 continue
             self._register(plugin, info)
@@ -101,12 +128,13 @@ class PluginManager:
         """Register a plugin object by hand (tests, embedding); a broken one is reported like an entry point."""
         info = PluginInfo(name, distribution, version)
         self._register(plugin, info)
+        self.warn_broken()
         return info
 
     def _register(self, plugin: ModuleType | object, info: PluginInfo) -> None:
+        info.hooks = self._hook_names(plugin)
         try:
             self.pm.register(plugin, name=f"{info.distribution}:{info.name}")
-            info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or ())
             for role, hook_name in ROLES.items():
                 caller = getattr(self.pm.hook, hook_name)
                 impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
@@ -118,8 +146,7 @@ class PluginManager:
                         self._offers[role].setdefault(spec.name, []).append(_Offer(spec, info.name, info.distribution))
                         info.roles.setdefault(role, []).append(spec.name)
         except Exception as exc:  # noqa: BLE001
-            info.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            logger.warning("plugin {} ({}) is broken and is skipped: {}", info.name, info.distribution, info.error)
+            info.error = error_text(exc)
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
             for offers in self._offers.values():
@@ -129,6 +156,17 @@ class PluginManager:
                         del offers[name]
             info.roles = {}
         self.infos.append(info)
+
+    def _hook_names(self, plugin: ModuleType | object) -> list[str]:
+        """The hooks ``plugin`` implements, read without registering it (so a plugin pluggy refuses has them too)."""
+        names = []
+        for attr in dir(plugin):
+            try:
+                if self.pm.parse_hookimpl_opts(plugin, attr) is not None:
+                    names.append(attr)
+            except Exception:  # noqa: BLE001,S112 - an attribute that cannot be read is no hook
+                continue
+        return sorted(names)
 
     # -- lookup ------------------------------------------------------------------------------------
     def names(self, role: str) -> list[str]:
@@ -146,6 +184,13 @@ class PluginManager:
 
     def all_specs(self) -> Mapping[str, Mapping[str, list[_Offer]]]:
         return self._offers
+
+    def conflicts(self) -> list[tuple[str, str, list[str]]]:
+        """(role, name, plugins) for each name offered by more than one plugin."""
+        return [
+            (role, name, [o.plugin for o in offers])
+            for role in ROLES for name, offers in sorted(self._offers[role].items()) if len(offers) > 1
+        ]
 
 
 def plugin_manager(only: str | None = None, environ: Mapping[str, str] | None = None) -> PluginManager:

@@ -11,9 +11,10 @@ from loguru import logger
 from .config import Config, ConfigProblem, missing_env, validate_table
 from .manager import ROLES, PluginError, PluginManager
 from .model import Pool
-from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource, RoleSpec
+from .types import DeviceProvider, JobLauncher, PluginContext, QueueSource
 
 PROTOCOLS = {"queue_source": QueueSource, "device_provider": DeviceProvider, "launcher": JobLauncher}
+METHODS = {role: sorted(n for n, v in vars(p).items() if callable(v) and not n.startswith("_")) for role, p in PROTOCOLS.items()}
 
 
 @dataclass
@@ -126,8 +127,29 @@ def build(
                     manager.pm.register(obj, name=f"observer:{name}:{id(obj)}")
                     runtime.observers[name] = obj
                 continue
-            if not isinstance(obj, PROTOCOLS[role]):
-                problems.append(ConfigProblem(file, f"plugins.{name}", f"does not implement the {role.replace('_', ' ')} methods"))
+            missing = [m for m in METHODS[role] if not callable(getattr(obj, m, None))]
+            if missing:
+                problems.append(ConfigProblem(
+                    file, f"plugins.{name}",
+                    f"does not implement the {role.replace('_', ' ')} methods: {', '.join(missing)} missing",
+                ))
                 continue
             runtime.objects[role][name] = obj
     return runtime, problems
+
+
+def check_plugins(runtime: Runtime, file: str, network: bool) -> list[ConfigProblem]:
+    """Each built plugin's own ``check(pools, network)``: one problem per line it returns; a check that raises
+    is one line too."""
+    problems = []
+    for _role, name, obj in runtime.each():
+        check_fn = getattr(obj, "check", None)
+        if not callable(check_fn):
+            continue
+        pools = [p for p in runtime.pools if name in (p.queue_source, p.device_provider, p.launcher)]
+        try:
+            lines = [str(line) for line in check_fn(pools, network) or ()]
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is its problem line, never a traceback
+            lines = [f"check failed: {type(exc).__name__}: {exc}"]
+        problems += [ConfigProblem(file, f"plugins.{name}", line) for line in lines]
+    return problems

@@ -27,6 +27,8 @@ class Option:
 
     ``env=True`` marks a key whose value is the *name* of an environment variable holding a secret:
     ``provisioner check`` reports the variable when it is unset, and the value is never logged.
+    ``min`` and ``max`` bound a number (inclusive); without them a number must still be finite and an
+    integer fit in 64 bits.
     """
 
     type: type | tuple[type, ...]
@@ -34,6 +36,8 @@ class Option:
     help: str = ""
     choices: tuple[Any, ...] = ()
     env: bool = False
+    min: float | None = None
+    max: float | None = None
 
     @property
     def required(self) -> bool:

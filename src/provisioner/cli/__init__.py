@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from ..logs import setup
 from .check import check
 from .plugins import plugins
 from .run import run
@@ -14,6 +15,11 @@ class PluginGroup(click.Group):
     """Built-in subcommands, plus those plugins add through ``provisioner_commands`` (loaded only when needed)."""
 
     _plugin_commands: dict[str, click.Command] | None = None
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Before any plugin is loaded (even for --help): a broken plugin's warning comes out in our one-line format.
+        setup("WARNING")
+        return super().parse_args(ctx, args)
 
     def plugin_commands(self) -> dict[str, click.Command]:
         if self._plugin_commands is None:

@@ -7,15 +7,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from ..clock import Clock, SystemClock
-from ..config import Config, ConfigError, ConfigProblem, load
+from ..config import Config, ConfigError, ConfigProblem, load, state_problems
 from ..logs import add_secrets
 from ..manager import PluginManager, plugin_manager
-from ..plugins import Runtime, build
+from ..plugins import Runtime, build, check_plugins
 from ..types import PluginContext
+from ..values import one_line
 
 EXIT_PROBLEMS = 2
 
@@ -33,9 +35,9 @@ class Loaded:
     context: PluginContext
 
 
-def fail(problems: list[ConfigProblem] | list[str]) -> None:
+def fail(problems: list[ConfigProblem] | list[str]) -> NoReturn:
     for problem in problems:
-        click.echo(str(problem), err=True)
+        click.echo(one_line(str(problem)), err=True)
     sys.exit(EXIT_PROBLEMS)
 
 
@@ -75,3 +77,35 @@ def load_all(
     problems += more
     add_secrets(secret_values(config, runtime, manager, environ))
     return Loaded(config, manager, runtime, context), problems
+
+
+def validate(
+    path: Path, network: bool = False, dry_run: bool = False, environ: Mapping[str, str] | None = None,
+) -> Loaded:
+    """What ``check`` validates and ``run`` validates before its first cycle, the same for both: the host's
+    config, the plugins' tables and the variables they name, each plugin's own ``check(pools, network)``, and a
+    state directory that can be written. Any problem: one line each on stderr, exit 2."""
+    loaded, problems = load_all(path, dry_run=dry_run, environ=environ)
+    if loaded is None:
+        fail(problems)
+    if not any(p.key == "provisioner.state_dir" for p in problems):
+        problems += state_problems(loaded.config)
+    if not problems:
+        problems += check_plugins(loaded.runtime, str(loaded.config.path), network)
+    if problems:
+        loaded.runtime.close()
+        fail(problems)
+    return loaded
+
+
+def config_only(path: Path, writable_state: bool = False) -> Config:
+    """The config alone, for commands that need no plugin; with ``writable_state``, a usable state directory."""
+    try:
+        config, problems = load(path)
+    except ConfigError as exc:
+        fail(exc.problems)
+    if writable_state and not problems:
+        problems = state_problems(config)
+    if problems:
+        fail(problems)
+    return config

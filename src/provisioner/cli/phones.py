@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from ..clock import SystemClock
-from .common import config_option
-from .status import Duration, load_settings, open_ledger, span, stamp
+from ..values import name_problem
+from .common import config_only, config_option, fail
+from .status import Duration, open_ledger, span, stamp
 
 
 @click.group()
@@ -26,19 +27,24 @@ def phones() -> None:
 @click.argument("udid")
 @click.option("--for", "duration", type=Duration(), required=True, help="How long, e.g. 30m, 2h, 3d.")
 @click.option("--reason", default="", help="Why (shown in status and report).")
-def hold(config_path: Path, udid: str, duration: float, reason: str) -> None:
-    """Hold phone UDID back: no launch on it until the time is up or it is released."""
+@click.option("--force", is_flag=True, help="Hold it even though no pool names it by UDID.")
+def hold(config_path: Path, udid: str, duration: float, reason: str, force: bool) -> None:
+    """Hold phone UDID back: no launch on it until the time is up or it is released.
+
+    The UDID must be one a pool names in its ``udids`` (or ``udid``), or a phone the ledger has launched on,
+    unless ``--force``: a typo would hold nothing."""
     udid = udid.strip()
-    if not udid:
-        raise click.BadParameter("must not be empty", param_hint="UDID")
+    if why := name_problem(udid, "UDID"):
+        fail([f"UDID: {why}"])
     if duration <= 0:
         raise click.BadParameter("must be longer than 0", param_hint="--for")
-    config = load_settings(config_path)
-    named = {u for pool in config.pools for u in pool.udids}
-    if named and udid not in named and all(pool.udids for pool in config.pools):
-        click.echo(f"warning: {udid} is in no pool of {config_path} (a typo?); holding it all the same", err=True)
+    config = config_only(config_path, writable_state=True)
     ledger = open_ledger(config.settings, create=True)
     assert ledger is not None
+    if not force and not any(udid in pool.udids for pool in config.pools) and udid not in ledger.last_used():
+        ledger.close()
+        fail([f"{config_path}: pools: no pool names phone {udid} and nothing was ever launched on it (a typo?); "
+              "--force holds it anyway"])
     now = SystemClock().now()
     try:
         ledger.hold(udid, now, now + duration, "manual", reason.strip())
@@ -53,7 +59,7 @@ def hold(config_path: Path, udid: str, duration: float, reason: str) -> None:
 @click.option("--reason", default="", help="Why (recorded in the ledger).")
 def release(config_path: Path, udid: str, reason: str) -> None:
     """Release phone UDID: end its holds and forgive its failures so far."""
-    settings = load_settings(config_path).settings
+    settings = config_only(config_path, writable_state=True).settings
     ledger = open_ledger(settings, create=True)
     assert ledger is not None
     try:
@@ -70,7 +76,7 @@ def held(config_path: Path, as_json: bool) -> None:
     """The holds recorded in the ledger that are in force now (by hand, or for failing jobs).
 
     Short backoffs after failed submissions are not recorded: ``provisioner status`` shows them too."""
-    settings = load_settings(config_path).settings
+    settings = config_only(config_path).settings
     ledger = open_ledger(settings)
     now = SystemClock().now()
     holds = ledger.holds(now) if ledger is not None else []

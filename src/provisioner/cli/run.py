@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -15,15 +16,18 @@ from .. import notify
 from ..ledger import Ledger
 from ..logs import setup
 from ..loop import Provisioner
-from .common import config_option, fail, load_all
+from .common import config_option, fail, validate
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2)
 
 
 def hold_state_dir(state_dir: Path):
     """One daemon per state directory: a second would cancel the first's queued launches and book its phones."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle = open(state_dir / "daemon.lock", "a")  # noqa: SIM115 - held for the life of the process
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(state_dir / "daemon.lock", "a")  # noqa: SIM115 - held for the life of the process
+    except OSError as exc:
+        fail([f"{state_dir}: cannot lock the state directory: {exc.strerror or type(exc).__name__}"])
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -32,47 +36,57 @@ def hold_state_dir(state_dir: Path):
     return handle
 
 
-def install_signal_handlers(stop: threading.Event) -> None:
-    """First signal: stop starting launches and finish the submissions in flight. Third: exit at once."""
-    received = []
+class SignalWatcher:
+    """Stop signals (SIGTERM, SIGINT, SIGHUP, SIGUSR2), counted wherever the kernel delivers them.
 
-    def handler(signum, _frame) -> None:
-        received.append(signum)
+    First: stop starting launches and finish the submissions in flight. Second: say one more exits. Third: exit
+    at once. Python runs signal handlers in the main thread only, and a signal the kernel hands to a submission
+    thread neither interrupts the main thread's wait nor runs a handler while the main thread is blocked (e.g.
+    joining a submission that hangs). So the Python handler does nothing; every signal's number also lands in a
+    wakeup pipe (written by the C-level handler in whichever thread got it), and a watcher thread reading it acts.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.received = 0
+
+    def install(self) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, args=(read_fd,), name="signal-watcher", daemon=True).start()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, lambda _signum, _frame: None)  # the watcher acts; this only keeps the default away
+
+    def _watch(self, read_fd: int) -> None:
+        wanted = {int(s) for s in STOP_SIGNALS}
+        while True:
+            data = os.read(read_fd, 64)
+            if not data:
+                return
+            for signum in data:
+                if signum in wanted:
+                    self.on_signal(signum)
+
+    def on_signal(self, signum: int) -> None:
+        self.received += 1
         name = signal.Signals(signum).name
-        if len(received) == 1:
+        if self.received == 1:
             logger.info("{}: stopping: no new launches, waiting for submissions in flight", name)
             notify.stopping()
-            stop.set()
-        elif len(received) == 2:
+            self.stop.set()
+        elif self.received == 2:
             logger.warning("{}: still stopping; one more signal exits at once", name)
         else:
             logger.error("{}: exiting at once", name)
             os._exit(128 + signum)
 
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    _wake_main_thread_on_signal(stop)
 
-
-def _wake_main_thread_on_signal(stop: threading.Event) -> None:
-    """Python runs signal handlers in the main thread only, and a signal the kernel hands to a submission
-    thread does not interrupt the main thread's sleep: the stop would wait for the end of the cycle's sleep.
-    The signal's number also lands in a wakeup pipe; a watcher thread sets ``stop``, the main thread wakes
-    and runs the handler at once."""
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    wanted = {int(s) for s in STOP_SIGNALS}
-
-    def watch() -> None:
-        while True:
-            data = os.read(read_fd, 64)
-            if not data:
-                return
-            if wanted & set(data):
-                stop.set()
-
-    threading.Thread(target=watch, name="signal-wakeup", daemon=True).start()
+def open_ledger(state_dir: Path) -> Ledger:
+    try:
+        return Ledger(state_dir / "ledger.sqlite3")
+    except (OSError, sqlite3.Error) as exc:
+        fail([f"{state_dir / 'ledger.sqlite3'}: cannot open the ledger: {exc}"])
 
 
 @click.command()
@@ -87,18 +101,17 @@ def _wake_main_thread_on_signal(stop: threading.Event) -> None:
               default="INFO", show_default=True)
 def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: float | None, log_format: str,
         log_level: str) -> None:
-    """Run the provisioner until stopped (SIGTERM, SIGINT or SIGUSR2)."""
+    """Run the provisioner until stopped (SIGTERM, SIGINT, SIGHUP or SIGUSR2; a third exits at once).
+
+    Before its first cycle it validates exactly what ``provisioner check`` does (without the network)."""
     setup(log_level, log_format)
-    loaded, problems = load_all(config_path, dry_run=dry_run)
-    if loaded is None or problems:
-        fail(problems)
-    assert loaded is not None
+    loaded = validate(config_path, dry_run=dry_run)
     settings = loaded.config.settings
     os.umask(0o077)  # whatever the daemon writes (ledger, job directories, logs) is its own
     lock = None if dry_run else hold_state_dir(settings.state_dir)
-    ledger = None if dry_run else Ledger(settings.state_dir / "ledger.sqlite3")
+    ledger = None if dry_run else open_ledger(settings.state_dir)
     stop = threading.Event()
-    install_signal_handlers(stop)
+    SignalWatcher(stop).install()
     provisioner = Provisioner(
         loaded.config, loaded.runtime, ledger, loaded.context.clock, hook=loaded.manager.hook, dry_run=dry_run,
     )

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ..clock import Clock
-from ..config import Config, ConfigError, Settings, load
+from ..config import Config, Settings
 from ..ledger import Ledger
 from ..logs import setup
 from ..loop import Provisioner
@@ -88,17 +88,6 @@ def open_ledger(settings: Settings, create: bool = False) -> Ledger | None:
     return Ledger(path, readonly=True) if path.exists() else None
 
 
-def load_settings(config_path: Path) -> Config:
-    """The config alone, for commands that need no plugin (one line per problem, exit 2)."""
-    try:
-        config, problems = load(config_path)
-    except ConfigError as exc:
-        fail(exc.problems)
-    if problems:
-        fail(problems)
-    return config
-
-
 @contextmanager
 def loaded_with_ledger(config_path: Path) -> Iterator[tuple[Loaded, Ledger | None]]:
     """The config's plugins (built for a dry run) and the ledger if there is one; both closed after."""
@@ -141,9 +130,14 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     pools = []
     for d in the_plan.decisions:
         last = last_failures.get(d.pool)
+        pool = p.pools[d.pool]
+        phones_known = obs.phones.get(pool.device_provider) is not None  # unknown is null (shown "?"), never 0
+        quarantine_known = phones_known and obs.quarantined.get(pool.queue) is not None
         pools.append({
-            "pool": d.pool, "pending": d.pending, "claimed": d.claimed, "idle": d.idle, "busy": d.busy,
-            "starting": d.starting, "quarantined": d.quarantined, "held": d.held,
+            "pool": d.pool, "pending": d.pending, "claimed": d.claimed,
+            "idle": d.idle if phones_known else None, "busy": d.busy if phones_known else None,
+            "starting": d.starting, "quarantined": d.quarantined if quarantine_known else None,
+            "held": d.held if phones_known else None,
             "launches_last_hour": made[d.pool], "failed_last_hour": failed[d.pool],
             "last_failure": None if last is None else {
                 "at": last.updated_at, "udid": last.udid, "detail": (last.detail.strip().splitlines() or [""])[-1][:300],
@@ -171,8 +165,8 @@ def print_snapshot(snap: dict[str, Any]) -> None:
     for r in snap["pools"]:
         last = r["last_failure"]
         rows.append((
-            r["pool"], r["pending"] if r["pending"] is not None else "?", r["claimed"] if r["claimed"] is not None else "?",
-            r["idle"], r["busy"], r["starting"], r["quarantined"], r["held"],
+            *(r[k] if r[k] is not None else "?" for k in ("pool", "pending", "claimed", "idle", "busy", "starting",
+                                                           "quarantined", "held")),
             f"{r['launches_last_hour']} ({r['failed_last_hour']} failed)" if r["failed_last_hour"] else r["launches_last_hour"],
             f"{span(now - last['at'])} ago on {last['udid'] or '-'}: {last['detail'][:70]}" if last else "-",
         ))
