@@ -453,3 +453,39 @@ def test_a_pools_line_is_logged_when_it_changes_or_launches_and_one_summary_each
         logger.remove(sink)
     assert [line.split(":")[0] for line in lines if line.startswith("pool ")] == ["pool p", "pool s", "pool p"]
     assert [line.split(":")[0] for line in lines if line.startswith("cycle ")] == [f"cycle {i}" for i in range(1, 5)]
+
+
+def test_names_from_the_provider_that_cannot_be_labels_are_skipped_and_warned_once(tmp_path):
+    p, fake, clock = make(tmp_path, extra='[pools.q]\nqueue = "proj/q"\nselector = { model = "X" }\n')
+    fake.pending["proj/q"] = 5
+    fake.workers_of["proj/q"] = []
+    bad = ["R5\nINFO forged line", "${{ .secrets.TOKEN }}", " ", "a,b"]
+    fake.phone_list = [Phone(u, model="X") for u in bad] + [Phone("GOOD", model="X")]
+    fake.job_list = [RemoteJob("j1", "q", "x\ny", JobState.RUNNING, clock.now())]
+    lines = []
+    from loguru import logger
+
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    try:
+        first, second = p.cycle(), p.cycle()
+    finally:
+        logger.remove(sink)
+    assert [x.udid for x in first.plan.launches if x.pool == "q"] == ["GOOD"]
+    skipped = [line for line in lines if "skipped" in line]
+    assert len(skipped) == 5 and all("\n" not in line for line in skipped)
+    assert second.strangers == 0
+
+
+def test_check_warns_when_concurrency_not_pacing_caps_the_launch_rate(tmp_path):
+    from provisioner.cli.check import pacing_warning
+    from provisioner.config import Settings
+
+    settings = Settings(state_dir=tmp_path, launch_interval=2.0, launch_concurrency=4)
+    assert pacing_warning(settings, 10_000.0) == ""  # no ledger yet
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    for i, took in enumerate((10.0, 12.0, 20.0)):
+        ledger.mark(ledger.add("p", f"U{i}", 9_000.0 + i).id, submit_seconds=took)
+    ledger.close()
+    warning = pacing_warning(settings, 10_000.0)
+    assert warning.startswith("launch_interval 2 s is below the median submission time 12.0 s / launch_concurrency 4")
+    assert pacing_warning(Settings(state_dir=tmp_path, launch_interval=3.0, launch_concurrency=4), 10_000.0) == ""

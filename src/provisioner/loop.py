@@ -32,6 +32,7 @@ from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, P
 from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
+from .values import name_problem, one_line
 
 
 @dataclass
@@ -171,7 +172,7 @@ class Provisioner:
         self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
         self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
-        self._duplicates_warned: set[tuple[str, str]] = set()
+        self._warned: set[tuple[str, str]] = set()
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
@@ -216,12 +217,26 @@ class Provisioner:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
             if phones[name] is not None:
-                phones[name] = self._dedupe(name, phones[name])
+                phones[name] = self._dedupe(name, [p for p in phones[name] if self._valid(name, "phone", p.udid)])
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
+            if jobs[name] is not None:  # a job's pool and phone come from its labels: foreign text is skipped
+                jobs[name] = [j for j in jobs[name] if self._valid(name, "job", j.pool) and
+                              (not j.udid or self._valid(name, "job", j.udid))]
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
         return obs, unknown, jobs, workers
+
+    def _valid(self, provider: str, what: str, name: str) -> bool:
+        """Whether a name from a provider (a UDID, a job's labels) may become a label, a path or an argument;
+        one warning per bad name (escaped: a newline in it forges no log line)."""
+        problem = name_problem(name, "UDID" if what == "phone" else "label")
+        if problem is None:
+            return True
+        if (provider, name) not in self._warned:
+            self._warned.add((provider, name))
+            logger.warning("{}: {} skipped: {}", provider, what, one_line(problem))
+        return False
 
     def _dedupe(self, provider: str, phones: list[Phone]) -> list[Phone]:
         """One phone per UDID: a phone listed twice takes its busiest state, and is warned of once."""
@@ -230,8 +245,8 @@ class Provisioner:
             seen = kept.get(phone.udid)
             if seen is None or BUSIEST[phone.state] > BUSIEST[seen.state]:
                 kept[phone.udid] = phone
-            if seen is not None and (provider, phone.udid) not in self._duplicates_warned:
-                self._duplicates_warned.add((provider, phone.udid))
+            if seen is not None and (provider, phone.udid) not in self._warned:
+                self._warned.add((provider, phone.udid))
                 logger.warning("{}: phone {} is listed more than once; taken as {}", provider, phone.udid,
                                kept[phone.udid].state.value)
         return list(kept.values()) if len(kept) < len(phones) else phones
@@ -471,8 +486,8 @@ class Provisioner:
         """A pool's line at INFO when something about it changed or it launched (DEBUG otherwise); one summary line."""
         known = [d.pending for d in the_plan.decisions if d.pending is not None]
         for d in the_plan.decisions:
-            line = (f"pool {d.pool}: pending {_n(d.pending)} claimed {_n(d.claimed)} | idle {d.idle} busy {d.busy} "
-                    f"starting {d.starting} quarantined {d.quarantined} held {d.held} | "
+            line = (f"pool {d.pool}: pending {_n(d.pending)} claimed {_n(d.claimed)} | idle {_n(d.idle)} busy {_n(d.busy)} "
+                    f"starting {d.starting} quarantined {_n(d.quarantined)} held {_n(d.held)} | "
                     f"{'would launch' if self.dry_run else 'launched'} {d.launches} ({d.reason})")
             changed = self._last_lines.get(d.pool) != line
             self._last_lines[d.pool] = line

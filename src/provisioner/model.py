@@ -205,11 +205,11 @@ class PoolDecision:
     reason: str
     pending: int | None = None
     claimed: int | None = None
-    idle: int = 0
-    busy: int = 0
+    idle: int | None = 0  # None: unknown this cycle
+    busy: int | None = 0
     starting: int = 0
-    quarantined: int = 0
-    held: int = 0
+    quarantined: int | None = 0
+    held: int | None = 0
 
 
 @dataclass(frozen=True)

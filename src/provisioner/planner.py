@@ -160,9 +160,11 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
 
 def _observe_pool(pool: Pool, obs: Observation, phones, free, booked, held, starting: int) -> dict:
     counts = obs.counts.get(pool.queue)
-    quarantined = obs.quarantined.get(pool.queue) or frozenset()
-    idle = busy = q = h = 0
+    listed = obs.quarantined.get(pool.queue)
+    quarantined = listed or frozenset()
+    idle = busy = q = h = None  # unknown, never 0, while the phones are
     if phones is not None:
+        idle = busy = q = h = 0
         pool_free = free.get(pool.device_provider, {})
         for phone in phones:
             if phone.udid in quarantined:
@@ -176,7 +178,7 @@ def _observe_pool(pool: Pool, obs: Observation, phones, free, booked, held, star
     return {
         "pending": counts.pending if counts else None,
         "claimed": counts.claimed if counts else None,
-        "idle": idle, "busy": busy, "starting": starting, "quarantined": q, "held": h,
+        "idle": idle, "busy": busy, "starting": starting, "quarantined": q if listed is not None else None, "held": h,
     }
 
 

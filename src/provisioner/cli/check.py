@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import statistics
+
 import click
 
 from ..logs import setup
+from ..config import Settings
+from ..ledger import Ledger
 from .common import config_option, validate
+
+LEDGER_FILE = "ledger.sqlite3"
+
+
+def pacing_warning(settings: Settings, now: float) -> str:
+    """Whether ``launch_concurrency``, not ``launch_interval``, sets the launch rate, as the ledger's submission
+    times of the last day say ("" when it does not, or nothing was measured)."""
+    path = settings.state_dir / LEDGER_FILE
+    if not path.is_file():
+        return ""
+    ledger = Ledger(path, readonly=True)
+    try:
+        took = ledger.submit_seconds(now - 86400.0)
+    finally:
+        ledger.close()
+    if not took:
+        return ""
+    floor = statistics.median(took) / settings.launch_concurrency
+    if settings.launch_interval >= floor:
+        return ""
+    return (f"launch_interval {settings.launch_interval:g} s is below the median submission time "
+            f"{statistics.median(took):.1f} s / launch_concurrency {settings.launch_concurrency} = {floor:.1f} s: "
+            f"concurrency caps the rate at about {60 / floor:.0f} launches a minute, not pacing")
 
 
 @click.command()
@@ -20,5 +47,8 @@ def check(config_path, network: bool) -> None:
     setup("WARNING")
     loaded = validate(config_path, network=network)
     loaded.runtime.close()
+    warning = pacing_warning(loaded.config.settings, loaded.context.clock.now())
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     pools = loaded.runtime.pools
     click.echo(f"{loaded.config.path}: ok ({len(pools)} pools, {sum(len(p.udids) for p in pools)} phones named by UDID)")

@@ -130,14 +130,9 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     pools = []
     for d in the_plan.decisions:
         last = last_failures.get(d.pool)
-        pool = p.pools[d.pool]
-        phones_known = obs.phones.get(pool.device_provider) is not None  # unknown is null (shown "?"), never 0
-        quarantine_known = phones_known and obs.quarantined.get(pool.queue) is not None
-        pools.append({
-            "pool": d.pool, "pending": d.pending, "claimed": d.claimed,
-            "idle": d.idle if phones_known else None, "busy": d.busy if phones_known else None,
-            "starting": d.starting, "quarantined": d.quarantined if quarantine_known else None,
-            "held": d.held if phones_known else None,
+        pools.append({  # the planner's unknown is null (shown "?"), never 0
+            "pool": d.pool, "pending": d.pending, "claimed": d.claimed, "idle": d.idle, "busy": d.busy,
+            "starting": d.starting, "quarantined": d.quarantined, "held": d.held,
             "launches_last_hour": made[d.pool], "failed_last_hour": failed[d.pool],
             "last_failure": None if last is None else {
                 "at": last.updated_at, "udid": last.udid, "detail": (last.detail.strip().splitlines() or [""])[-1][:300],

@@ -6,6 +6,7 @@ event, so that ``provisioner check`` or ``status``, which build plugins but run 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -96,7 +97,12 @@ class MetricsObserver:
             _set_or_clear(self.pending, d.pool, d.pending)
             _set_or_clear(self.claimed, d.pool, d.claimed)
             for state in PHONE_STATES:
-                self.phones.labels(d.pool, state).set(getattr(d, state))
+                value = getattr(d, state)
+                if value is None:
+                    with contextlib.suppress(KeyError):
+                        self.phones.remove(d.pool, state)
+                else:
+                    self.phones.labels(d.pool, state).set(value)
             self.starting.labels(d.pool).set(d.starting)
             self.planned.labels(d.pool).inc(d.launches)
 
