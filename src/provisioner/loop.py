@@ -53,6 +53,7 @@ class CycleReport:
 WRITE_TRIES = 4  # a ledger write from a submission thread, tried this often while the database is busy
 ESTIMATE_REFRESH = 600.0  # seconds between two readings of the learned launch-to-claim times
 ESTIMATE_SAMPLES = 50  # the latest claims of a pool that make its estimate
+GOOD_NAMES_MAX = 1_000_000  # valid names remembered, so that each is checked once
 BUSIEST = {PhoneState.IDLE: 0, PhoneState.UNAVAILABLE: 1, PhoneState.BUSY: 2}
 
 
@@ -173,6 +174,7 @@ class Provisioner:
         self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self._warned: set[tuple[str, str]] = set()
+        self._good_names: set[str] = set()  # names from providers already found valid
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
@@ -230,8 +232,12 @@ class Provisioner:
     def _valid(self, provider: str, what: str, name: str) -> bool:
         """Whether a name from a provider (a UDID, a job's labels) may become a label, a path or an argument;
         one warning per bad name (escaped: a newline in it forges no log line)."""
+        if name in self._good_names:
+            return True
         problem = name_problem(name, "UDID" if what == "phone" else "label")
         if problem is None:
+            if len(self._good_names) < GOOD_NAMES_MAX:
+                self._good_names.add(name)
             return True
         if (provider, name) not in self._warned:
             self._warned.add((provider, name))
@@ -264,6 +270,8 @@ class Provisioner:
         by_worker = {q: {w.worker_id: w for w in listed} for q, listed in workers.items() if listed is not None}
         unrecorded: list[Launch] = []  # in flight with no job id yet: their jobs may be listed already
         strangers: list[RemoteJob] = []
+        with self._active_lock:
+            active = set(self._active)
         for launch in ours:
             pool = self.pools.get(launch.pool)
             if pool is None:  # its pool left the config: nothing will follow it any more
@@ -271,7 +279,7 @@ class Provisioner:
                 continue
             provider_jobs = jobs.get(pool.device_provider)
             job = by_id.get(launch.job_id) if launch.job_id else None
-            here = self._submitting_here(launch)
+            here = launch.id in active
             if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING and not here:
                 job = self._adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
             if job is not None:

@@ -12,17 +12,18 @@ import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .model import Limits, Phone, PhoneState, Plan, PlannedLaunch, Pool, PoolDecision, QueueCounts
 
 
-@dataclass(frozen=True)
-class InFlight:
-    """A launch the host made (ledger) or a live job the provider reports, not yet ended."""
+class InFlight(NamedTuple):
+    """A launch the host made (ledger) or a live job the provider reports, not yet ended. (A tuple: there are
+    tens of thousands a cycle on a large fleet.)"""
 
     pool: str
     udid: str  # empty: a selector launch not yet placed on a phone
-    starting: bool  # not yet seen running
+    starting: bool  # covers a pending task: its worker has not claimed one yet
     since: float  # when it was submitted (or created, for a provider's job)
     unsubmitted: bool = False  # queued or being submitted: starting, however long the queue takes
 
@@ -59,17 +60,20 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
 
     # One global order of phones: least recently used first, ties in a seeded random order.
     free: dict[str, dict[str, Phone]] = {}  # provider -> udid -> idle phone with nothing in flight
-    rank: dict[tuple[str, str], tuple[float, float]] = {}
+    rank: dict[str, dict[str, tuple[float, float]]] = {}  # provider -> udid -> its place in the order
     index: dict[str, _Index] = {}
+    never, last_used, draw, idle = float("-inf"), obs.last_used, rng.random, PhoneState.IDLE
     for provider, phones in obs.phones.items():
         if phones is None:
             continue
-        free[provider] = {}
+        mine = free[provider] = {}
+        ranks = rank[provider] = {}
         index[provider] = _Index(phones)
         for phone in phones:  # only free phones are ranked: they are the only ones a launch may take
-            if phone.state is PhoneState.IDLE and phone.udid not in booked and phone.udid not in held:
-                free[provider][phone.udid] = phone
-                rank[provider, phone.udid] = (obs.last_used.get(phone.udid, float("-inf")), rng.random())
+            u = phone.udid
+            if phone.state is idle and u not in booked and u not in held:
+                mine[u] = phone
+                ranks[u] = (last_used.get(u, never), draw())
 
     decisions: dict[str, dict] = {}
     wants: dict[str, int] = {}
@@ -88,7 +92,7 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
             quarantined = obs.quarantined.get(pool.queue) or frozenset()
             pool_free = free[pool.device_provider]
             mine = [p.udid for p in pool_phones if p.udid in pool_free and p.udid not in quarantined]
-            mine.sort(key=lambda u: rank[pool.device_provider, u])
+            mine.sort(key=rank[pool.device_provider].__getitem__)
             candidates[pool.name] = mine
             wants[pool.name] = want
     # Selector launches not yet placed will take some matching idle phone: keep that many aside.
@@ -187,16 +191,31 @@ class _Index:
     to their number: planning stays linear in phones plus pools."""
 
     def __init__(self, phones: Sequence[Phone]) -> None:
-        self.all = list(phones)
-        self.by_udid = {p.udid: p for p in phones}
-        self.by_kind: dict[tuple[str, str], list[Phone]] = defaultdict(list)
-        self.by_model: dict[str, list[Phone]] = defaultdict(list)
-        self.by_os: dict[str, list[Phone]] = defaultdict(list)
-        for p in phones:
-            self.by_kind[p.model, p.os_version].append(p)
-            self.by_model[p.model].append(p)
-            self.by_os[p.os_version].append(p)
+        self.all = phones
+        self._by_udid: dict[str, Phone] | None = None
+        self._by_kind: dict[tuple[str, str], list[Phone]] | None = None
+        self._by_field: dict[tuple[int, str], list[list[Phone]]] = {}
         self._of: dict[str, list[Phone]] = {}
+
+    @property
+    def by_udid(self) -> dict[str, Phone]:
+        if self._by_udid is None:
+            self._by_udid = {p.udid: p for p in self.all}
+        return self._by_udid
+
+    @property
+    def by_kind(self) -> dict[tuple[str, str], list[Phone]]:
+        """Phones by (model, OS version): few kinds, many phones. ``_by_field``: a model's (or an OS version's)
+        kinds, for a selector that names one field only."""
+        if self._by_kind is None:
+            self._by_kind = defaultdict(list)
+            for p in self.all:
+                self._by_kind[p.model, p.os_version].append(p)
+            self._by_field = defaultdict(list)
+            for kind, ps in self._by_kind.items():
+                self._by_field[0, kind[0]].append(ps)
+                self._by_field[1, kind[1]].append(ps)
+        return self._by_kind
 
     def of(self, pool: Pool) -> list[Phone]:
         found = self._of.get(pool.name)
@@ -212,10 +231,10 @@ class _Index:
             return []
         if s.model and s.os_version:
             return list(self.by_kind.get((s.model, s.os_version), ()))
-        if s.model:
-            return list(self.by_model.get(s.model, ()))
-        if s.os_version:
-            return list(self.by_os.get(s.os_version, ()))
+        if s.model or s.os_version:
+            self.by_kind  # noqa: B018 - builds _by_field
+            kinds = self._by_field.get((0, s.model) if s.model else (1, s.os_version), ())
+            return [p for ps in kinds for p in ps]
         return list(self.all)
 
 
