@@ -9,34 +9,37 @@ from click.testing import CliRunner
 from test_ops_holds import write
 
 from provisioner.cli import cli
-from provisioner.cli.report import report_data
+from provisioner.cli.report import read_history, report_data
 from provisioner.ledger import Hold, Ledger
-from provisioner.model import JobState, Launch, LaunchState, RemoteJob
+from provisioner.model import JobState, LaunchState, RemoteJob
 
 FAILING = ("failed", "lambda_error", "timeout")
 T = 1_750_000_000.0
 
 
-def launch(n: int, pool: str, udid: str, state: LaunchState, outcome: str = "", job: str = "") -> Launch:
-    return Launch(f"L{n}", pool, udid, state, T + n, job_id=job or (f"J{n}" if state is not LaunchState.FAILED else ""),
-                  updated_at=T + n + 300, outcome=outcome)
+def launch(ledger: Ledger, n: int, pool: str, udid: str, state: LaunchState, outcome: str = "",
+           ran: float | None = None) -> None:
+    """Launch L<n>, submitted at T + n, job J<n> (none for a failed submission), first seen running ``ran`` s later."""
+    entry = ledger.add(pool, udid, T + n)
+    if ran is not None:
+        ledger.update(entry.id, LaunchState.RUNNING, T + n + ran, job_id=f"J{n}")
+    fields = {"job_id": f"J{n}"} if state is not LaunchState.FAILED and ran is None else {}
+    ledger.update(entry.id, state, T + n + 300, **({"outcome": outcome} if outcome else {}), **fields)
 
 
-def test_tallies_per_pool_and_phone_worst_first():
-    launches = [
-        launch(1, "perf", "A", LaunchState.ENDED, "completed"),
-        launch(2, "perf", "A", LaunchState.ENDED, "completed"),
-        launch(3, "perf", "B", LaunchState.ENDED, "failed"),  # never seen running: fails while starting
-        launch(4, "perf", "B", LaunchState.ENDED, "lambda_error"),  # seen running
-        launch(5, "perf", "B", LaunchState.FAILED),
-        launch(6, "unit", "C", LaunchState.ENDED, "wasted"),
-        launch(7, "unit", "C", LaunchState.RUNNING),  # the provider says it ended meanwhile
-        launch(8, "unit", "C", LaunchState.STARTING),  # still in flight
-        launch(9, "unit", "C", LaunchState.CANCELLED),  # never submitted: not a launch
-        launch(10, "perf", "", LaunchState.ENDED, "never seen"),  # a selector launch never placed
-        launch(11, "perf", "A", LaunchState.ENDED, "aborted"),
-    ]
-    ran_at = {"L1": T + 1 + 200, "L2": T + 2 + 220, "L4": T + 4 + 210, "L6": T + 6 + 230, "L7": T + 7 + 215}
+def test_tallies_per_pool_and_phone_worst_first(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    launch(ledger, 1, "perf", "A", LaunchState.ENDED, "completed", ran=200)
+    launch(ledger, 2, "perf", "A", LaunchState.ENDED, "completed", ran=220)
+    launch(ledger, 3, "perf", "B", LaunchState.ENDED, "failed")  # never seen running: fails while starting
+    launch(ledger, 4, "perf", "B", LaunchState.ENDED, "lambda_error", ran=210)  # seen running
+    launch(ledger, 5, "perf", "B", LaunchState.FAILED)
+    launch(ledger, 6, "unit", "C", LaunchState.ENDED, "wasted", ran=230)
+    launch(ledger, 7, "unit", "C", LaunchState.RUNNING, ran=215)  # the provider says it ended meanwhile
+    launch(ledger, 8, "unit", "C", LaunchState.STARTING)  # still in flight
+    launch(ledger, 9, "unit", "C", LaunchState.CANCELLED)  # never submitted: not a launch
+    launch(ledger, 10, "perf", "", LaunchState.ENDED, "never seen")  # a selector launch never placed
+    launch(ledger, 11, "perf", "A", LaunchState.ENDED, "aborted")
     jobs = [
         RemoteJob("J7", "unit", "C", JobState.ENDED, T + 7, T + 900, "timeout"),
         RemoteJob("X1", "unit", "D", JobState.ENDED, T + 20, T + 900, "completed"),  # not in the ledger
@@ -44,8 +47,8 @@ def test_tallies_per_pool_and_phone_worst_first():
         RemoteJob("X3", "other", "E", JobState.ENDED, T + 30, T + 60, "failed"),  # a pool not in this config
     ]
     holds = [Hold("B", T + 400, T + 2200, "jobs", "2 failed jobs in a row"), Hold("C", T + 10, T + 10, "release")]
-    data = report_data(["perf", "unit"], launches, ran_at, jobs, holds, {"B": (T + 2200, "held: 2 failed jobs in a row")},
-                       FAILING, T, T + 3600, [])
+    data = report_data(["perf", "unit"], read_history(ledger, jobs, T), holds,
+                       {"B": (T + 2200, "held: 2 failed jobs in a row")}, FAILING, T, T + 3600, [])
     perf, unit = data["pools"]
     assert perf["pool"] == "perf" and perf["launches"] == 7 and perf["failed_submissions"] == 1
     assert perf["completed"] == 2 and perf["failed_jobs"] == {"failed": 1, "lambda_error": 1}

@@ -66,6 +66,7 @@ class Settings:
     retry_backoff_seconds: float = 60.0
     hold_seconds: float = 3600.0
     jobs_lookback_seconds: float = 2 * 3600.0
+    retention_days: float = 35.0
     seed: int | None = None
     job_failures_before_hold: int = 3
     job_failure_window_seconds: float = 3 * 3600.0
@@ -94,6 +95,7 @@ SETTINGS: dict[str, Option] = {
     "failures_before_hold": Option(int, _D.failures_before_hold, "failed submissions in a row after which a phone is held back", min=1, max=1000),
     "retry_backoff_seconds": Option(_SECONDS, _D.retry_backoff_seconds, "wait before retrying a phone after a failed submission (doubles)", min=0, max=DAY),
     "hold_seconds": Option(_SECONDS, _D.hold_seconds, "how long a phone that keeps failing is held back", min=0, max=30 * DAY),
+    "retention_days": Option(_SECONDS, _D.retention_days, "launches that left flight longer ago are folded into daily counts (report) and deleted", min=1, max=3650),
     "jobs_lookback_seconds": Option(_SECONDS, _D.jobs_lookback_seconds, "how far back the provider's job list is read (longer than a job lives)", min=60, max=30 * DAY),
     "seed": Option(int, _D.seed, "seed for picking phones (default: a new one each start)"),
     "job_failures_before_hold": Option(int, _D.job_failures_before_hold, "jobs failing in a row (within the window) after which a phone is held", min=1, max=1000),

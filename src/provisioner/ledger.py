@@ -49,6 +49,19 @@ CREATE TABLE IF NOT EXISTS holds (
     released_at REAL
 );
 CREATE INDEX IF NOT EXISTS holds_udid ON holds(udid, since);
+CREATE INDEX IF NOT EXISTS holds_until ON holds(until);
+CREATE INDEX IF NOT EXISTS holds_source ON holds(source, udid, since);
+-- Launches older than the retention horizon, folded per day, pool, phone and ending (see history.prune)
+CREATE TABLE IF NOT EXISTS launch_days (
+    day TEXT NOT NULL,  -- YYYY-MM-DD (UTC) of submission
+    pool TEXT NOT NULL,
+    udid TEXT NOT NULL,
+    state TEXT NOT NULL,  -- ended | failed
+    outcome TEXT NOT NULL,
+    ran INTEGER NOT NULL,  -- 1: the job was seen running
+    n INTEGER NOT NULL,
+    PRIMARY KEY (day, pool, udid, state, outcome, ran)
+);
 """
 
 
@@ -71,7 +84,7 @@ ADDED_COLUMNS = (
     ("submit_seconds", "REAL"),  # how long the launcher took to submit it
 )
 UNIQUE_JOB_ID = "CREATE UNIQUE INDEX IF NOT EXISTS launches_job_id ON launches(job_id) WHERE job_id != ''"
-COLUMNS = "id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, claim_baseline"
+COLUMNS = "id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, claim_baseline, ran_at"
 
 
 class Ledger:
@@ -150,7 +163,7 @@ class Ledger:
             return set()
         marks = ",".join("?" * len(wanted))
         with self._lock:
-            return {r[0] for r in self._db.execute(f"SELECT job_id FROM launches WHERE job_id IN ({marks})", wanted)}
+            return {r[0] for r in self._db.execute(f"SELECT job_id FROM launches WHERE job_id IN ({marks}) AND job_id != ''", wanted)}
 
     def claim_seconds(self, since: float) -> dict[str, list[float]]:
         """Per pool, launch-to-claim times (seconds) of the launches submitted since ``since`` whose worker claimed."""
@@ -195,7 +208,8 @@ class Ledger:
                 if cached is not None and (only_from is None or cached.state is only_from):
                     moved = True if moved is None else moved
                     if moved:
-                        self._moved(replace(cached, state=state, updated_at=now, **fields))
+                        ran_at = cached.ran_at if cached.ran_at is not None or state is not LaunchState.RUNNING else now
+                        self._moved(replace(cached, state=state, updated_at=now, ran_at=ran_at, **fields))
             return bool(moved)
 
     def _moved(self, launch: Launch) -> None:
@@ -308,21 +322,31 @@ class Ledger:
             out.setdefault(row[2], []).append(_launch(row))
         return out
 
-    def last_failures(self) -> dict[str, Launch]:
-        """Per pool, its last failed submission."""
+    def last_failures(self, since: float) -> dict[str, Launch]:
+        """Per pool, its last failed submission at or after ``since``."""
         failed = self._select(
-            "id IN (SELECT id FROM (SELECT id, MAX(updated_at) FROM launches WHERE state = ? GROUP BY pool))",
-            (LaunchState.FAILED.value,),
+            "id IN (SELECT id FROM (SELECT id, MAX(updated_at) FROM launches "
+            "WHERE +state = ? AND updated_at >= ? GROUP BY pool))",
+            (LaunchState.FAILED.value, since),
         )
         return {launch.pool: launch for launch in failed}
 
-    def ran_at(self, since: float) -> dict[str, float]:
-        """Launch id -> when its job was first seen running, for launches submitted since ``since``."""
+    def query(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        """Rows of a read (for the history module: reports and retention)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, ran_at FROM launches WHERE submitted_at >= ? AND ran_at IS NOT NULL", (since,)
-            )
-            return dict(rows.fetchall())
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, the ledger locked for its length (keep it short): yields the connection."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def failing_jobs(self, outcomes: Sequence[str], since: float, at_least: int) -> dict[str, tuple[int, float]]:
         """Phones whose last ``at_least`` or more jobs ended with one of ``outcomes``, all since ``since``.
@@ -404,9 +428,9 @@ class Ledger:
 
 
 def _launch(row) -> Launch:
-    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, baseline = row
+    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, baseline, ran_at = row
     return Launch(
         id=id_, pool=pool, udid=udid, state=LaunchState(state), submitted_at=submitted_at,
         job_id=job_id, updated_at=updated_at, outcome=outcome, detail=detail, claimed_at=claimed_at,
-        claim_baseline=baseline,
+        claim_baseline=baseline, ran_at=ran_at,
     )

@@ -26,6 +26,8 @@ from loguru import logger
 from . import notify
 from .clock import Clock
 from .config import Config
+from .history import BATCH as PRUNE_BATCH
+from .history import prune
 from .ledger import Ledger
 from .logs import redact
 from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, PhoneState, Plan, PlannedLaunch, Pool, QueueCounts, RemoteJob, Worker
@@ -53,6 +55,8 @@ class CycleReport:
 WRITE_TRIES = 4  # a ledger write from a submission thread, tried this often while the database is busy
 ESTIMATE_REFRESH = 600.0  # seconds between two readings of the learned launch-to-claim times
 ESTIMATE_SAMPLES = 50  # the latest claims of a pool that make its estimate
+PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
+PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
 GOOD_NAMES_MAX = 1_000_000  # valid names remembered, so that each is checked once
 BUSIEST = {PhoneState.IDLE: 0, PhoneState.UNAVAILABLE: 1, PhoneState.BUSY: 2}
 
@@ -174,7 +178,8 @@ class Provisioner:
         self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self._warned: set[tuple[str, str]] = set()
-        self._good_names: set[str] = set()  # names from providers already found valid
+        self._good_names: set[str] = set()
+        self._pruned_at = float("-inf")  # names from providers already found valid
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
@@ -488,7 +493,19 @@ class Provisioner:
         self._log_decisions(the_plan, report)
         self.hooks("provisioner_cycle", report=report)
         self.act(the_plan, workers, now)
+        self._retain(now)
         return report
+
+    def _retain(self, now: float) -> None:
+        """Fold launches past the retention horizon: every ``PRUNE_INTERVAL``, a few small batches a cycle."""
+        if self.ledger is None or self.dry_run or now - self._pruned_at < PRUNE_INTERVAL:
+            return
+        gone = prune(self.ledger, now, self.settings.retention_days, PRUNE_BATCHES)
+        if gone < PRUNE_BATCHES * PRUNE_BATCH:  # all done until the next interval; else more next cycle
+            self._pruned_at = now
+        if gone:
+            logger.info("ledger: {} launches older than {:g} days folded into daily counts", gone,
+                        self.settings.retention_days)
 
     def _log_decisions(self, the_plan: Plan, report: CycleReport) -> None:
         """A pool's line at INFO when something about it changed or it launched (DEBUG otherwise); one summary line."""

@@ -163,6 +163,7 @@ class Launch:
     updated_at: float = 0.0
     outcome: str = ""
     detail: str = ""
+    ran_at: float | None = None  # when its job was first seen running
     claimed_at: float | None = None  # when the host saw its worker claim a task
     # The worker's latest task when the launch was planned (or when its phone became known): a change means a
     # claim. "" when the worker had none; None when not known (no phone named yet, or the queue unread).

@@ -10,7 +10,6 @@ failure outcome (``[provisioner] job_failure_outcomes``: failed, lambda_error, t
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,8 @@ from typing import Any
 
 import click
 
-from ..ledger import Hold
+from ..history import Ending, endings, in_flight_since, medians
+from ..ledger import Hold, Ledger
 from ..loop import Provisioner
 from ..model import JobState, Launch, LaunchState, RemoteJob
 from ..types import RemoteError
@@ -41,8 +41,8 @@ class Tally:
     other: Counter = field(default_factory=Counter)  # other outcomes -> n
     in_flight: int = 0
     unrecorded: int = 0  # jobs of ours the provider lists and the ledger does not hold
-    to_running: list[float] = field(default_factory=list)
-    to_claim: list[float] = field(default_factory=list)  # launch to its worker's claim
+    to_running: float | None = None  # median seconds from launch to its job running
+    to_claim: float | None = None  # median seconds from launch to its worker's claim
 
     @property
     def failures(self) -> int:
@@ -53,40 +53,61 @@ class Tally:
         judged = self.completed + self.failures
         return self.completed / judged if judged else None
 
+    def count(self, outcome: str, phase: str, failing: Sequence[str], n: int = 1) -> None:
+        """``n`` jobs that ended with ``outcome``."""
+        self.launches += n
+        self.jobs += n
+        if outcome == "completed":
+            self.completed += n
+        elif outcome == "wasted":
+            self.wasted += n
+        elif outcome in failing:
+            self.failed_jobs[outcome] += n
+            self.failed_by_phase[phase] += n
+        else:
+            self.other[outcome] += n
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "launches": self.launches, "failed_submissions": self.failed_submissions, "jobs": self.jobs,
             "completed": self.completed, "wasted": self.wasted, "failed_jobs": dict(self.failed_jobs),
             "failed_jobs_by_phase": dict(self.failed_by_phase), "other_outcomes": dict(self.other),
             "in_flight": self.in_flight, "unrecorded": self.unrecorded, "success_rate": self.success_rate,
-            "median_seconds_to_running": statistics.median(self.to_running) if self.to_running else None,
-            "median_seconds_to_claim": statistics.median(self.to_claim) if self.to_claim else None,
+            "median_seconds_to_running": self.to_running, "median_seconds_to_claim": self.to_claim,
         }
 
 
-def _count(tallies: Iterable[Tally], outcome: str, phase: str, failing: Sequence[str]) -> None:
-    for t in tallies:
-        if outcome == "completed":
-            t.completed += 1
-        elif outcome == "wasted":
-            t.wasted += 1
-        elif outcome in failing:
-            t.failed_jobs[outcome] += 1
-            t.failed_by_phase[phase] += 1
-        else:
-            t.other[outcome] += 1
+@dataclass(frozen=True)
+class History:
+    """What the report is made of: the ledger's endings (counted), its launches still in flight, the provider's
+    jobs the ledger does not hold, and the ledger's medians (``{"pool"|"udid": {name: seconds}}`` per measure)."""
+
+    endings: Sequence[Ending] = ()
+    in_flight: Sequence[Launch] = ()
+    jobs: Mapping[str, RemoteJob] = field(default_factory=dict)  # the provider's jobs, by id
+    unrecorded: Sequence[RemoteJob] = ()
+    to_running: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    to_claim: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+def read_history(ledger: Ledger, jobs: Iterable[RemoteJob], since: float) -> History:
+    jobs = {j.job_id: j for j in jobs}
+    known = ledger.known_job_ids(jobs)
+    return History(
+        endings(ledger, since), in_flight_since(ledger, since), jobs,
+        [j for j in jobs.values() if j.job_id not in known],
+        {by: medians(ledger, since, by, "ran_at") for by in ("pool", "udid")},
+        {by: medians(ledger, since, by, "claimed_at") for by in ("pool", "udid")},
+    )
 
 
 def build_report(
-    pools: Sequence[str], launches: Sequence[Launch], ran_at: Mapping[str, float], jobs: Iterable[RemoteJob],
-    failing: Sequence[str],
+    pools: Sequence[str], history: History, failing: Sequence[str],
 ) -> tuple[dict[str, Tally], dict[str, Tally], dict[str, set[str]]]:
-    """Tallies per pool and per phone (and the pools each phone served), from the ledger and the provider's jobs."""
+    """Tallies per pool and per phone (and the pools each phone served)."""
     by_pool = {name: Tally() for name in pools}
     by_phone: dict[str, Tally] = {}
     served: dict[str, set[str]] = {}
-    by_job = {j.job_id: j for j in jobs}
-    used: set[str] = set()
 
     def tallies(pool: str, udid: str) -> list[Tally]:
         out = [by_pool.setdefault(pool, Tally())]
@@ -95,46 +116,39 @@ def build_report(
             served.setdefault(udid, set()).add(pool)
         return out
 
-    for launch in launches:
-        if launch.state in (LaunchState.QUEUED, LaunchState.CANCELLED):
-            continue
-        job = by_job.get(launch.job_id) if launch.job_id else None
-        if job is not None:
-            used.add(job.job_id)
+    for e in history.endings:
+        for t in tallies(e.pool, e.udid):
+            if e.state == LaunchState.FAILED.value:
+                t.launches += e.n
+                t.failed_submissions += e.n
+            else:
+                t.count(e.outcome, "running" if e.ran else "starting", failing, e.n)
+    for launch in history.in_flight:  # the provider may know it ended meanwhile
+        job = history.jobs.get(launch.job_id) if launch.job_id else None
         ts = tallies(launch.pool, launch.udid or (job.udid if job else UNPLACED))
-        for t in ts:
-            t.launches += 1
-        if launch.state is LaunchState.FAILED:
+        if job is not None and job.state is JobState.ENDED:
             for t in ts:
-                t.failed_submissions += 1
-            continue
-        ran = ran_at.get(launch.id)
-        for t in ts:
-            t.jobs += 1
-            if ran is not None:
-                t.to_running.append(ran - launch.submitted_at)
-            if launch.claimed_at is not None:
-                t.to_claim.append(launch.claimed_at - launch.submitted_at)
-        outcome = launch.outcome if launch.state is LaunchState.ENDED else ""
-        if not outcome and job is not None and job.state is JobState.ENDED:
-            outcome = job.outcome or "ended"
-        if not outcome:
+                t.count(job.outcome or "ended", "running" if launch.ran_at is not None else "starting", failing)
+        else:
             for t in ts:
+                t.launches += 1
+                t.jobs += 1
                 t.in_flight += 1
+    for job in history.unrecorded:
+        if job.pool not in by_pool:
             continue
-        _count(ts, outcome, "running" if ran is not None else "starting", failing)
-
-    for job in by_job.values():
-        if job.job_id in used or job.pool not in by_pool:
-            continue
-        ts = tallies(job.pool, job.udid or UNPLACED)
-        for t in ts:
-            t.launches += 1
-            t.jobs += 1
+        for t in tallies(job.pool, job.udid or UNPLACED):
             t.unrecorded += 1
-            t.in_flight += job.state is not JobState.ENDED
-        if job.state is JobState.ENDED:
-            _count(ts, job.outcome or "ended", "unknown", failing)
+            if job.state is JobState.ENDED:
+                t.count(job.outcome or "ended", "unknown", failing)
+            else:
+                t.launches += 1
+                t.jobs += 1
+                t.in_flight += 1
+    for by, tally in (("pool", by_pool), ("udid", by_phone)):
+        for name, t in tally.items():
+            t.to_running = history.to_running.get(by, {}).get(name)
+            t.to_claim = history.to_claim.get(by, {}).get(name)
     return by_pool, by_phone, served
 
 
@@ -148,11 +162,10 @@ def worst_first(by_phone: Mapping[str, Tally]) -> list[str]:
 
 
 def report_data(
-    pool_names: Sequence[str], launches: Sequence[Launch], ran_at: Mapping[str, float], jobs: Iterable[RemoteJob],
-    holds: Sequence[Hold], held_now: Mapping[str, tuple[float, str]], failing: Sequence[str], since: float,
-    now: float, notes: Sequence[str],
+    pool_names: Sequence[str], history: History, holds: Sequence[Hold], held_now: Mapping[str, tuple[float, str]],
+    failing: Sequence[str], since: float, now: float, notes: Sequence[str],
 ) -> dict[str, Any]:
-    by_pool, by_phone, served = build_report(pool_names, launches, ran_at, jobs, failing)
+    by_pool, by_phone, served = build_report(pool_names, history, failing)
     hold_count = Counter(h.udid for h in holds if h.source in ("manual", "jobs"))
     for udid in list(hold_count) + list(held_now):
         by_phone.setdefault(udid, Tally())
@@ -238,17 +251,13 @@ def report(config_path: Path, window: float, as_json: bool) -> None:
                 notes.append(f"{name}: job history failed: {type(exc).__name__}: {exc}".splitlines()[0])
         if ledger is None:
             notes.append("no ledger yet: only the provider's job history")
-            launches, ran_at, holds, held_now = [], {}, [], {}
+            history, holds, held_now = History(jobs={j.job_id: j for j in jobs}, unrecorded=jobs), [], {}
         else:
-            earlier = ledger.since(since - 3600)  # a launch queued just before the window, its job created inside
-            launches = [launch for launch in earlier if launch.submitted_at >= since]
-            outside = {launch.job_id for launch in earlier if launch.job_id} - {launch.job_id for launch in launches}
-            jobs = [job for job in jobs if job.job_id not in outside]  # counted neither as ours nor as unrecorded
-            ran_at, holds = ledger.ran_at(since), ledger.hold_history(since)
+            history, holds = read_history(ledger, jobs, since), ledger.hold_history(since)
             provisioner = Provisioner(loaded.config, loaded.runtime, ledger, loaded.context.clock, dry_run=True, inline=True)
             held_now = provisioner.holds(now)
         data = report_data(
-            [p.name for p in loaded.runtime.pools], launches, ran_at, jobs, holds, held_now,
+            [p.name for p in loaded.runtime.pools], history, holds, held_now,
             loaded.config.settings.job_failure_outcomes, since, now, notes,
         )
     emit(data, as_json, print_report)

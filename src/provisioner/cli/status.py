@@ -126,7 +126,7 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     recent = ledger.since(now - 3600) if ledger is not None else []
     made = Counter(launch.pool for launch in recent if launch.state not in (LaunchState.QUEUED, LaunchState.CANCELLED))
     failed = Counter(launch.pool for launch in recent if launch.state is LaunchState.FAILED)
-    last_failures = ledger.last_failures() if ledger is not None else {}
+    last_failures = ledger.last_failures(now - 86400.0) if ledger is not None else {}
     pools = []
     for d in the_plan.decisions:
         last = last_failures.get(d.pool)

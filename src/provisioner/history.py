@@ -1,0 +1,111 @@
+"""The ledger's past: retention, and the aggregated reads ``report`` makes.
+
+Retention: a launch that left flight more than ``retention_days`` ago is folded into ``launch_days`` (one row a
+day, pool, phone and ending, with a count) and deleted, in small batches, each its own short transaction, so
+that the daemon's writes never wait long. Holds that ended before the horizon go too. The horizon's default
+(35 days) is longer than every window that reads single launches: the job look-back (2 h), phone health (3 h)
+and ``report``'s default (7 days).
+
+Report: counts come grouped from SQL (a month of launches is a million rows on a busy fleet: they are never
+loaded one by one); only the launches still in flight, and the provider's jobs the ledger does not hold, are
+looked at singly. Medians are computed in SQL too, for the days the ledger still holds singly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .ledger import Ledger
+from .model import Launch, LaunchState
+
+DAY = 86400.0
+BATCH = 1000  # launches folded per transaction
+ENDINGS = (LaunchState.ENDED.value, LaunchState.FAILED.value)
+GONE = (*ENDINGS, LaunchState.CANCELLED.value)
+
+
+def day_of(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def prune(ledger: Ledger, now: float, retention_days: float, batches: int = 10) -> int:
+    """Fold and delete up to ``batches`` x ``BATCH`` launches older than the horizon; returns how many went.
+
+    Call it again until it returns less than a full run; each batch is one short transaction."""
+    horizon = now - retention_days * DAY
+    marks = ",".join("?" * len(GONE))
+    gone = 0
+    for _ in range(batches):
+        with ledger.transaction() as db:
+            rows = db.execute(
+                f"SELECT id, pool, udid, state, outcome, submitted_at, ran_at FROM launches "
+                f"WHERE submitted_at < ? AND state IN ({marks}) ORDER BY submitted_at LIMIT ?",
+                (horizon, *GONE, BATCH),
+            ).fetchall()
+            folded: dict[tuple, int] = defaultdict(int)
+            for _id, pool, udid, state, outcome, submitted_at, ran_at in rows:
+                if state != LaunchState.CANCELLED.value:  # never submitted: not a launch, nothing to keep
+                    folded[day_of(submitted_at), pool, udid, state, outcome, int(ran_at is not None)] += 1
+            db.executemany(
+                "INSERT INTO launch_days (day, pool, udid, state, outcome, ran, n) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (day, pool, udid, state, outcome, ran) DO UPDATE SET n = n + excluded.n",
+                [(*key, n) for key, n in folded.items()],
+            )
+            db.executemany("DELETE FROM launches WHERE id = ?", [(row[0],) for row in rows])
+        gone += len(rows)
+        if len(rows) < BATCH:
+            with ledger.transaction() as db:  # holds over before the horizon (an operator's release included)
+                db.execute("DELETE FROM holds WHERE until < ? AND since < ?", (horizon, horizon))
+            break
+    return gone
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How many launches of a pool on a phone ended one way. ``state`` is ``ended`` or ``failed`` (submission)."""
+
+    pool: str
+    udid: str
+    state: str
+    outcome: str
+    ran: bool  # the job was seen running before it ended
+    n: int
+
+
+def endings(ledger: Ledger, since: float) -> list[Ending]:
+    """Launches submitted since ``since`` that ended or failed, counted by pool, phone and ending; with the days
+    already folded (whole days: a window that starts within a folded day counts all of it)."""
+    marks = ",".join("?" * len(ENDINGS))
+    rows = ledger.query(
+        f"SELECT pool, udid, state, outcome, ran_at IS NOT NULL, COUNT(*) FROM launches "
+        f"WHERE submitted_at >= ? AND state IN ({marks}) GROUP BY 1, 2, 3, 4, 5",
+        (since, *ENDINGS),
+    )
+    rows += ledger.query(
+        "SELECT pool, udid, state, outcome, ran, SUM(n) FROM launch_days WHERE day >= ? GROUP BY 1, 2, 3, 4, 5",
+        (day_of(since),),
+    )
+    return [Ending(pool, udid, state, outcome, bool(ran), n) for pool, udid, state, outcome, ran, n in rows]
+
+
+def in_flight_since(ledger: Ledger, since: float) -> list[Launch]:
+    return [launch for launch in ledger.in_flight() if launch.submitted_at >= since]
+
+
+def medians(ledger: Ledger, since: float, by: str, column: str) -> dict[str, float]:
+    """Median of ``column`` - submitted_at (``ran_at`` or ``claimed_at``) per ``by`` (``pool`` or ``udid``), over
+    the launches the ledger still holds singly. The median of an even count is the mean of the middle two."""
+    assert by in ("pool", "udid") and column in ("ran_at", "claimed_at")
+    rows = ledger.query(
+        f"""SELECT key, AVG(d) FROM (
+              SELECT {by} AS key, {column} - submitted_at AS d,
+                     ROW_NUMBER() OVER (PARTITION BY {by} ORDER BY {column} - submitted_at) AS i,
+                     COUNT(*) OVER (PARTITION BY {by}) AS n
+              FROM launches WHERE submitted_at >= ? AND {column} IS NOT NULL AND {by} != '')
+            WHERE i IN ((n + 1) / 2, (n + 2) / 2) GROUP BY key""",
+        (since,),
+    )
+    return dict(rows)
+
