@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS launches (
 );
 CREATE INDEX IF NOT EXISTS launches_state ON launches(state);
 CREATE INDEX IF NOT EXISTS launches_udid ON launches(udid, submitted_at);
+CREATE INDEX IF NOT EXISTS launches_udid_updated ON launches(udid, updated_at);
 CREATE INDEX IF NOT EXISTS launches_updated ON launches(updated_at);
 CREATE INDEX IF NOT EXISTS launches_submitted ON launches(submitted_at);
 CREATE TABLE IF NOT EXISTS holds (
@@ -303,19 +304,18 @@ class Ledger:
             rows = self._db.execute("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid")
             return dict(rows.fetchall())
 
-    def recent_failures(self, limit: int, since: float | None = None) -> dict[str, list[Launch]]:
-        """Per phone, its last ``limit`` submissions that left the queue, newest first.
-
-        With ``since``: only the phones with a failed submission at or after it (a cheap read on a long ledger)."""
-        recent = "" if since is None else "AND udid IN (SELECT udid FROM launches WHERE +state = ? AND updated_at >= ?)"
+    def recent_failures(self, limit: int, since: float) -> dict[str, list[Launch]]:
+        """Per phone with a failed submission at or after ``since``: its last ``limit`` submissions that left the
+        queue since then, newest first (bounded by time: a cheap read however long the ledger)."""
         with self._lock:
             rows = self._db.execute(
                 f"""SELECT {COLUMNS} FROM (
                      SELECT *, ROW_NUMBER() OVER (PARTITION BY udid ORDER BY submitted_at DESC) AS n
-                     FROM launches WHERE udid != '' AND state NOT IN (?, ?, ?) {recent})
+                     FROM launches WHERE udid != '' AND +state NOT IN (?, ?, ?) AND updated_at >= ?
+                       AND udid IN (SELECT udid FROM launches WHERE +state = ? AND updated_at >= ?))
                    WHERE n <= ? ORDER BY udid, submitted_at DESC""",
-                (LaunchState.QUEUED.value, LaunchState.SUBMITTING.value, LaunchState.CANCELLED.value,
-                 *(() if since is None else (LaunchState.FAILED.value, since)), limit),
+                (LaunchState.QUEUED.value, LaunchState.SUBMITTING.value, LaunchState.CANCELLED.value, since,
+                 LaunchState.FAILED.value, since, limit),
             ).fetchall()
         out: dict[str, list[Launch]] = {}
         for row in rows:
@@ -359,16 +359,18 @@ class Ledger:
             return {}
         marks = ",".join("?" * len(outcomes))
         ended = LaunchState.ENDED.value
-        # "+state": never the index on state (most launches have ended): by time, and by phone in the subquery
+        # "+state": never the index on state (most launches have ended): by time, and by phone and time in the
+        # subquery (an ending before ``since`` cuts no run of endings after it)
         with self._lock:
             rows = self._db.execute(
-                f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l
+                f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l INDEXED BY launches_updated
                     WHERE +l.state = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
                       AND l.updated_at > COALESCE((SELECT MAX(o.updated_at) FROM launches o
-                            WHERE o.udid = l.udid AND +o.state = ? AND o.outcome NOT IN ({marks})), 0)
+                            WHERE o.udid = l.udid AND o.updated_at >= ? AND +o.state = ?
+                              AND o.outcome NOT IN ({marks})), 0)
                       AND l.updated_at > COALESCE((SELECT MAX(h.since) FROM holds h WHERE h.udid = l.udid), 0)
                     GROUP BY l.udid HAVING COUNT(*) >= ?""",
-                (ended, since, *outcomes, ended, *outcomes, at_least),
+                (ended, since, *outcomes, since, ended, *outcomes, at_least),
             ).fetchall()
         return {udid: (n, last) for udid, n, last in rows}
 

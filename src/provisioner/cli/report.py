@@ -80,14 +80,14 @@ class Tally:
 @dataclass(frozen=True)
 class History:
     """What the report is made of: the ledger's endings (counted), its launches still in flight, the provider's
-    jobs the ledger does not hold, and the ledger's medians (``{"pool"|"udid": {name: seconds}}`` per measure)."""
+    jobs the ledger does not hold, and the ledger's medians per pool."""
 
     endings: Sequence[Ending] = ()
     in_flight: Sequence[Launch] = ()
     jobs: Mapping[str, RemoteJob] = field(default_factory=dict)  # the provider's jobs, by id
     unrecorded: Sequence[RemoteJob] = ()
-    to_running: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    to_claim: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    to_running: Mapping[str, float] = field(default_factory=dict)  # pool -> median seconds
+    to_claim: Mapping[str, float] = field(default_factory=dict)
 
 
 def read_history(ledger: Ledger, jobs: Iterable[RemoteJob], since: float) -> History:
@@ -96,8 +96,7 @@ def read_history(ledger: Ledger, jobs: Iterable[RemoteJob], since: float) -> His
     return History(
         endings(ledger, since), in_flight_since(ledger, since), jobs,
         [j for j in jobs.values() if j.job_id not in known],
-        {by: medians(ledger, since, by, "ran_at") for by in ("pool", "udid")},
-        {by: medians(ledger, since, by, "claimed_at") for by in ("pool", "udid")},
+        medians(ledger, since, "ran_at"), medians(ledger, since, "claimed_at"),
     )
 
 
@@ -145,10 +144,8 @@ def build_report(
                 t.launches += 1
                 t.jobs += 1
                 t.in_flight += 1
-    for by, tally in (("pool", by_pool), ("udid", by_phone)):
-        for name, t in tally.items():
-            t.to_running = history.to_running.get(by, {}).get(name)
-            t.to_claim = history.to_claim.get(by, {}).get(name)
+    for name, t in by_pool.items():
+        t.to_running, t.to_claim = history.to_running.get(name), history.to_claim.get(name)
     return by_pool, by_phone, served
 
 
