@@ -15,6 +15,8 @@ from pathlib import Path
 
 from provisioner import redact  # noqa: F401 - the launcher redacts through cli.redact
 
+from .environment import base_env
+
 LOCK_NAME = "hyperexecute-cli.lock"
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 # The CLI prints the job's dashboard link (the form third-party wrappers parse the id from); a separate
@@ -23,8 +25,6 @@ JOB_ID = re.compile(r"Job ID:\s*([0-9A-Za-z-]+)")
 JOB_LINK = re.compile(r"https://hyperexecute\.lambdatest\.com/hyperexecute/task\?jobId=([0-9A-Za-z-]+)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 JOB_URL = "https://hyperexecute.lambdatest.com/hyperexecute/task?jobId={}"
-# What the CLI may need of our environment besides its credentials: nothing else of ours reaches it.
-PASS_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,8 @@ class CliRun:
 
 
 def cli_env(environ: Mapping[str, str], username: str, access_key: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in environ.items()
-        if key in PASS_ENV or key.startswith("LC_") or key.lower() in ("http_proxy", "https_proxy", "no_proxy")
-    }
+    """The CLI's environment: ``base_env`` and its credentials; nothing else of ours reaches it."""
+    env = base_env(environ)
     env["LT_USERNAME"] = username
     env["LT_ACCESS_KEY"] = access_key
     return env
