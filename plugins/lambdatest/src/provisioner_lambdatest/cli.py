@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,22 +69,29 @@ def cli_lock(state_dir: Path, exclusive: bool) -> Iterator[None]:
         os.close(fd)
 
 
-def run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log: Path) -> CliRun:
+def run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log: Path,
+        on_start: Callable[[int], None] | None = None) -> CliRun:
     """Run ``argv`` with stdout and stderr into ``log`` (0600); kill its process group after ``timeout`` s.
 
-    Raises ``OSError`` when the program cannot be started.
+    ``on_start(pid)`` is called once it runs (its pid is its process group's id); if that raises, the CLI is
+    killed. Raises ``OSError`` when the program cannot be started.
     """
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as out:
         process = subprocess.Popen(
             argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, umask=0o077,  # what the CLI writes stays private too
         )
         try:
+            if on_start is not None:
+                on_start(process.pid)
             returncode: int | None = process.wait(timeout)
         except subprocess.TimeoutExpired:
             _kill(process)
             returncode = None
+        except BaseException:
+            _kill(process)
+            raise
     output = ANSI.sub("", log.read_text(encoding="utf-8", errors="replace"))
     return CliRun(returncode, output)
 
