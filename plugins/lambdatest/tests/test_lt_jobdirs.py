@@ -154,6 +154,8 @@ def test_a_symlinked_jobs_root_is_refused_with_one_warning(
     assert (outside / "J1" / LOG_NAME).read_text() == f"key {LT_KEY}"
     assert sorted(os.listdir(outside)) == ["J1"] and not fake_cli.ran()
     assert sum("is a symbolic link: refused, job directories are not swept" in line for line in logs) == 1
+    assert launcher.check([], network=False) == [
+        f"hyperexecute: {context.state_dir / 'jobs'} is a symbolic link: launches refuse to write through it"]
 
 
 def test_links_inside_the_jobs_root_are_never_followed(

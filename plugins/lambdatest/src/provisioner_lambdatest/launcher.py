@@ -18,7 +18,7 @@ from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool
 
 from . import cli
 from .http import credentials
-from .jobdirs import CLI_OWN_LOG, LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
+from .jobdirs import LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
 from .udid import valid_udid
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
 from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, verify
@@ -218,6 +218,8 @@ class HyperExecuteLauncher:
         for key in ("username_env", "access_key_env"):
             if not self._context.environ.get(self._options[key]):
                 problems.append(f"hyperexecute: environment variable {self._options[key]} ({key}) is not set")
+        if self._jobs_root.is_symlink():
+            problems.append(f"hyperexecute: {self._jobs_root} is a symbolic link: launches refuse to write through it")
         checked = [(pool, self._check_pool(pool, network)) for pool in pools]
         for pool, lines in checked:
             problems.extend(f"pool {pool.name}: {line}" for line in lines)
