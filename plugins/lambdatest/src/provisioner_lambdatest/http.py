@@ -26,6 +26,10 @@ class BodyTooLarge(Exception):
     """The answer is larger than ``max_body_bytes``."""
 
 
+class Overdue(requests.Timeout):
+    """One try had no complete answer within its overall deadline."""
+
+
 def credentials(environ: Mapping[str, str], username_env: str, access_key_env: str) -> tuple[str, str]:
     """The LambdaTest username and access key from the environment. ``KeyError`` names the first unset variable."""
     for name in (username_env, access_key_env):
@@ -176,10 +180,6 @@ class LambdaTestApi:
 
     def close(self) -> None:
         self.session.close()
-
-
-class Overdue(requests.Timeout):
-    """One try had no complete answer within its overall deadline."""
 
 
 def _decode(url: str, status: int, content: bytes) -> Any:

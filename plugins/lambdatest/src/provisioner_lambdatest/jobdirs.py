@@ -137,8 +137,9 @@ def scrub(dir_fd: int, secrets: Sequence[str]) -> None:
         redact_file(dir_fd, name, secrets)
 
 
-def redact_file(dir_fd: int, name: str, secrets: Sequence[str]) -> None:
-    """Replace ``secrets`` (and the host's) by ``***`` in the regular file ``name``; a link is not followed."""
+def redact_file(dir_fd: int | None, name: str | Path, secrets: Sequence[str]) -> None:
+    """Replace ``secrets`` (and the host's) by ``***`` in the regular file ``name`` (of ``dir_fd``, when given);
+    a link in its place is not followed."""
     try:
         fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:  # missing, or a symbolic link (ELOOP): nothing to redact through

@@ -19,10 +19,10 @@ from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool
 from . import cli
 from .http import credentials
 from .jobdirs import LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
-from .udid import valid_udid
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
 from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, verify
 from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
+from .udid import valid_udid
 
 CLEAN_INTERVAL = 600.0  # seconds between two sweeps of old job directories
 MASK = "***"
@@ -304,8 +304,7 @@ def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool
     with cli.cli_lock(context.state_dir, exclusive=True):
         done = cli.run([path, "update"], context.state_dir, cli.cli_env(context.environ, username, access_key),
                        float(options["cli_timeout"]), log)
-    with opened_dir(context.state_dir) as fd:
-        redact_file(fd, log.name, [access_key])
+    redact_file(None, log, [access_key])
     tail = cli.redact(done.tail(), [access_key])
     if done.returncode == 0:
         return True, f"hyperexecute: updated: {tail}"
