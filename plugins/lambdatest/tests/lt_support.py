@@ -61,9 +61,12 @@ if "--validate" in argv:
         sys.exit(1)
     print("hyperexecute.yaml is valid")
     sys.exit(0)
-if mode == "hang":
-    sys.stdout.flush()
-    os.execvp("sleep", ["sleep", "30"])
+if mode in ("hang", "hang-stubborn"):  # stays this script (its path in /proc/<pid>/cmdline) until killed
+    import signal, time
+    if mode == "hang-stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ready", flush=True)
+    time.sleep(30)
 if mode == "ok":
     print("\x1b[32mUploading job files\x1b[0m")
     print("Job ID: 0f8fad5b-d9cb-469f-a165-70867728950e")

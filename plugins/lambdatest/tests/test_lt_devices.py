@@ -40,8 +40,12 @@ def test_basic_auth_and_timeouts_are_sent(context: PluginContext, monkeypatch: p
         headers: dict[str, str] = {}
 
         @staticmethod
-        def json() -> Any:
-            return {"data": {"private_cloud_devices": []}}
+        def iter_content(size: int) -> Any:
+            return iter([b'{"data": {"private_cloud_devices": []}}'])
+
+        @staticmethod
+        def close() -> None:
+            pass
 
     def get(url: str, **kwargs: Any) -> Answer:
         seen.update(kwargs, url=url)
@@ -53,6 +57,7 @@ def test_basic_auth_and_timeouts_are_sent(context: PluginContext, monkeypatch: p
     assert seen["url"] == "https://staging.example/devices"
     assert seen["auth"] == (LT_USER, LT_KEY)
     assert seen["timeout"] == (3.0, 7.0)
+    assert seen["stream"] is True and seen["allow_redirects"] is False  # body read capped; no redirect followed
 
 
 @pytest.mark.vcr("devices_401.yaml")
@@ -189,3 +194,31 @@ def test_check_refuses_the_old_tools_tag_until_it_is_retired(context: PluginCont
     assert provider(context, old_tool_retired=True).check([], network=False) == []
     context.job_tag = "provisioner"
     assert provider(context).check([], network=False) == []
+
+
+BAD_UDIDS = [" ", "   ", "${{ .secrets.X }}", "R5CX\nINFO forged log line", "-rf", ".hidden", "a/b", "U" * 129, "é"]
+
+
+def test_invalid_udids_are_skipped_with_one_escaped_warning_each(context: PluginContext, logs: list[str]) -> None:
+    """Not 1..128 characters of [A-Za-z0-9._-], or starting with '-' or '.': never handed to the host."""
+    good = ["R5CXC1HZK0W", "emulator-5554", "192.168.1.7_5555", "a.b", "U" * 128, "7"]
+    body = {"data": {"private_cloud_devices": [{"udid": u, "status": "active"} for u in good + BAD_UDIDS]}}
+    warned: set[str] = set()
+    for _ in range(3):  # three cycles: one warning per udid, not per cycle
+        assert [p.udid for p in parse_phones(body, DEVICES_URL, warned)] == good
+    warnings = [line for line in logs if "invalid udid" in line]
+    assert len(warnings) == len(BAD_UDIDS)
+    assert all("\n" not in line.rstrip("\n") for line in warnings)  # repr: a newline cannot forge a log line
+    assert any("'R5CX\\nINFO forged log line'" in line for line in warnings)
+    assert any("'${{ .secrets.X }}'" in line for line in warnings)
+
+
+def test_the_provider_warns_once_per_invalid_udid_across_cycles(
+    context: PluginContext, monkeypatch: pytest.MonkeyPatch, logs: list[str]
+) -> None:
+    lt = provider(context)
+    body = {"data": {"private_cloud_devices": [{"udid": "bad udid", "status": "active"}, {"udid": "OK1"}]}}
+    monkeypatch.setattr(lt._api, "get_json", lambda url, **kwargs: body)
+    for _ in range(2):
+        assert [p.udid for p in lt.phones()] == ["OK1"]
+    assert sum("invalid udid 'bad udid'" in line for line in logs) == 1

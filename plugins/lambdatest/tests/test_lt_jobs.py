@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -147,3 +148,18 @@ def test_partially_completed_and_ignored_are_ended(status: str, logs: list[str])
 def test_times() -> None:
     assert epoch("2025-05-09T03:47:59") == epoch("2025-05-09T03:47:59Z") == epoch("2025-05-09T05:47:59+02:00")
     assert epoch("not a time") is None and epoch(None) is None and epoch("") is None
+
+
+@pytest.mark.parametrize("udid", [" ", "${{ .secrets.X }}", "R5CX\nINFO forged", "-x", ".x", "U" * 129])
+def test_a_job_with_an_invalid_udid_label_is_skipped_with_one_warning(
+    context: PluginContext, logs: list[str], udid: str
+) -> None:
+    lt = provider(context)
+    label = json.dumps(["tcdp", "a55-perf", udid])
+    raw = {"id": "j\n1", "job_number": 1, "created_at": "2025-05-09T03:00:00Z", "status": "running", "job_label": label}
+    for _ in range(2):
+        assert lt._parse_job(raw) is None
+    (warning,) = [line for line in logs if "skipped" in line]
+    assert f"job 'j\\n1': invalid udid label {udid!r}, skipped" in warning
+    assert "\n" not in warning.rstrip("\n")
+    assert lt._parse_job({**raw, "job_label": '["tcdp","a55-perf","R5CXC1HZK0W"]'}).udid == "R5CXC1HZK0W"

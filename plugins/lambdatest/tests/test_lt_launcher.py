@@ -13,7 +13,7 @@ import pytest
 
 from provisioner import LaunchRequest, PluginContext, Pool, Selector
 from provisioner_lambdatest import HyperExecuteLauncher, update_cli
-from provisioner_lambdatest.launcher import CLI_OWN_LOG, LOG_NAME
+from provisioner_lambdatest.jobdirs import CLI_OWN_LOG, LOG_NAME, PID_FILE
 
 from lt_support import LT_KEY, LT_USER, SECRETS, TC_CLIENT, TC_TOKEN, FakeCli
 
@@ -94,6 +94,7 @@ def test_a_pinned_launch(context: PluginContext, fake_cli: FakeCli, logs: list[s
     assert doc["env"]["TC_VERSION"] == "87.0.0"  # production's pin, the default of launch.tc_version
 
     assert not (directory / "hyperexecute.yaml").exists()  # the secret-bearing file is gone
+    assert not (directory / PID_FILE).exists()  # the CLI's record goes with it
     assert JOB_ID in (directory / LOG_NAME).read_text()
     assert_private(directory)
     assert_no_secret(*logs)
@@ -151,6 +152,7 @@ def test_a_hung_cli_is_killed_after_the_timeout(context: PluginContext, fake_cli
     assert time.monotonic() - started < 1.0
     assert not result.ok and result.detail.startswith("hyperexecute killed after 0.3s without finishing")
     assert fake_cli.ran() and not (job_dir(context) / "hyperexecute.yaml").exists()
+    assert not (job_dir(context) / PID_FILE).exists()
     assert_no_secret(*logs)
 
 
@@ -182,6 +184,9 @@ def test_bad_requests_fail_the_launch(context: PluginContext, fake_cli: FakeCli)
     comma = LaunchRequest(launch_id="L2", pool=make_pool(), udid=UDID, labels=("tcdp", "a,b", UDID))
     assert "comma" in launcher.launch(comma).detail
     assert "cannot name a directory" in launcher.launch(make_request(launch_id="../x")).detail
+    for udid in (" ", "${{ .secrets.X }}", "U1\nforged", "-x"):
+        detail = launcher.launch(make_request(udid=udid, launch_id="L9")).detail
+        assert detail.startswith(f"udid {udid!r} is not a UDID") and "\n" not in detail
     assert launcher.launch(make_request(launch_id="L3")).ok
     assert "already exists" in launcher.launch(make_request(launch_id="L3")).detail
 
@@ -234,8 +239,10 @@ def test_old_job_directories_are_removed(context: PluginContext, fake_cli: FakeC
     launcher = make_launcher(context, fake_cli)
     assert launcher.launch(make_request()).ok
     assert not (jobs / "old").exists()
+    # the first launch of a process deletes every secret file an earlier process left, however recent
     assert (jobs / "crashed").is_dir() and not (jobs / "crashed" / "hyperexecute.yaml").exists()
-    assert (jobs / "fresh" / "hyperexecute.yaml").exists() and (jobs / "L1").is_dir()
+    assert (jobs / "fresh").is_dir() and not (jobs / "fresh" / "hyperexecute.yaml").exists()
+    assert (jobs / "L1").is_dir() and (jobs / "stray-file").exists()
     # the sweep runs at most every few minutes on launches; `check` changes nothing on disk
     os.utime(jobs / "fresh", (now - 9 * 86400, now - 9 * 86400))
     assert launcher.launch(make_request(launch_id="L2")).ok and (jobs / "fresh").exists()

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,42 @@ def test_a_local_payload_that_fails_verification_fails_the_launch(
 
 def test_merge_is_deep() -> None:
     assert merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == {"a": {"b": 3, "c": 2}, "d": [2]}
+
+
+FAKE_GIT = """#!{python}
+import json, os, sys
+with open(os.path.join(os.path.dirname(__file__), "env.json"), "w") as out:
+    json.dump(dict(os.environ), out)
+print("fatal: repository not found", file=sys.stderr)
+sys.exit(128)
+"""
+
+
+def test_git_runs_with_a_minimal_environment(context: PluginContext, tmp_path: Path, fake_cli: FakeCli) -> None:
+    """A fake git on PATH dumps its environment: none of the daemon's secrets reaches it."""
+    bin_dir = tmp_path / "git-bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(FAKE_GIT.replace("{python}", sys.executable))
+    (bin_dir / "git").chmod(0o755)
+    environ = dict(context.environ)
+    environ.update(PATH=str(bin_dir), LANG="C.UTF-8", LC_CTYPE="C.UTF-8", https_proxy="http://proxy.example:3128",
+                   NO_PROXY="localhost", SSL_CERT_FILE="/etc/ssl/ca.pem", GIT_DIR="/elsewhere", GIT_CONFIG_GLOBAL="/x",
+                   AWS_SECRET_ACCESS_KEY="aws-secret", TASKCLUSTER_ACCESS_TOKEN="tc-default-token")
+    context.environ = environ
+    launcher = HyperExecuteLauncher({"cli": str(fake_cli.path)}, context)
+    pool = Pool(name="p", queue="proj/wt", queue_source="taskcluster", device_provider="lambdatest",
+                launcher="hyperexecute", udids=("U1",),
+                launch={"client_id_env": "TC_CLIENT_A55", "access_token_env": "TC_TOKEN_A55",
+                        "payload": "https://git.example/payload.git", "payload_ref": "v1"})
+    result = launcher.launch(LaunchRequest(launch_id="L1", pool=pool, udid="U1", labels=("tcdp", "p", "U1")))
+    assert not result.ok and "git clone failed: fatal: repository not found" in result.detail
+    env = json.loads((bin_dir / "env.json").read_text())
+    secrets = {"LT_ACCESS_KEY", "LT_USERNAME", "TC_TOKEN_A55", "TC_CLIENT_A55", "UNRELATED_SECRET",
+               "AWS_SECRET_ACCESS_KEY", "TASKCLUSTER_ACCESS_TOKEN", "GIT_DIR", "GIT_CONFIG_GLOBAL"}
+    assert not secrets & set(env)
+    assert not {environ[name] for name in secrets} & set(env.values())
+    assert env["PATH"] == str(bin_dir) and env["HOME"] == environ["HOME"] and env["GIT_TERMINAL_PROMPT"] == "0"
+    assert (env["https_proxy"], env["NO_PROXY"], env["SSL_CERT_FILE"]) == (
+        "http://proxy.example:3128", "localhost", "/etc/ssl/ca.pem")
+    assert (env["LANG"], env["LC_CTYPE"], env["LC_ALL"]) == ("C.UTF-8", "C.UTF-8", "C")
+    assert not fake_cli.ran()

@@ -9,11 +9,13 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner import redact  # noqa: F401 - the launcher redacts through cli.redact
+
+from .environment import base_env
 
 LOCK_NAME = "hyperexecute-cli.lock"
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -23,8 +25,6 @@ JOB_ID = re.compile(r"Job ID:\s*([0-9A-Za-z-]+)")
 JOB_LINK = re.compile(r"https://hyperexecute\.lambdatest\.com/hyperexecute/task\?jobId=([0-9A-Za-z-]+)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 JOB_URL = "https://hyperexecute.lambdatest.com/hyperexecute/task?jobId={}"
-# What the CLI may need of our environment besides its credentials: nothing else of ours reaches it.
-PASS_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,8 @@ class CliRun:
 
 
 def cli_env(environ: Mapping[str, str], username: str, access_key: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in environ.items()
-        if key in PASS_ENV or key.startswith("LC_") or key.lower() in ("http_proxy", "https_proxy", "no_proxy")
-    }
+    """The CLI's environment: ``base_env`` and its credentials; nothing else of ours reaches it."""
+    env = base_env(environ)
     env["LT_USERNAME"] = username
     env["LT_ACCESS_KEY"] = access_key
     return env
@@ -72,22 +69,29 @@ def cli_lock(state_dir: Path, exclusive: bool) -> Iterator[None]:
         os.close(fd)
 
 
-def run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log: Path) -> CliRun:
+def run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log: Path,
+        on_start: Callable[[int], None] | None = None) -> CliRun:
     """Run ``argv`` with stdout and stderr into ``log`` (0600); kill its process group after ``timeout`` s.
 
-    Raises ``OSError`` when the program cannot be started.
+    ``on_start(pid)`` is called once it runs (its pid is its process group's id); if that raises, the CLI is
+    killed. Raises ``OSError`` when the program cannot be started.
     """
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as out:
         process = subprocess.Popen(
             argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, umask=0o077,  # what the CLI writes stays private too
         )
         try:
+            if on_start is not None:
+                on_start(process.pid)
             returncode: int | None = process.wait(timeout)
         except subprocess.TimeoutExpired:
             _kill(process)
             returncode = None
+        except BaseException:
+            _kill(process)
+            raise
     output = ANSI.sub("", log.read_text(encoding="utf-8", errors="replace"))
     return CliRun(returncode, output)
 

@@ -12,8 +12,9 @@ from loguru import logger
 
 from provisioner import JobState, Phone, PhoneState, PluginContext, Pool, RemoteError, RemoteJob
 
-from .http import LambdaTestApi
-from .options import OLD_TOOL_TAG, PROVIDER_OPTIONS, with_defaults
+from .http import LambdaTestApi, url_problem
+from .options import OLD_TOOL_TAG, PROVIDER_BOUNDS, PROVIDER_OPTIONS, bounds_problems, with_defaults
+from .udid import valid_udid
 
 PHONE_STATES = {
     "active": PhoneState.IDLE,
@@ -89,6 +90,7 @@ def epoch(value: Any) -> float | None:
 
 
 def parse_phone(raw: Any) -> Phone | None:
+    """The phone of one device entry (its udid unchecked), None when the entry has no udid."""
     if not isinstance(raw, dict) or not isinstance(raw.get("udid"), str) or not raw["udid"]:
         return None
     status = str(raw.get("status") or "")
@@ -101,7 +103,10 @@ def parse_phone(raw: Any) -> Phone | None:
     )
 
 
-def parse_phones(body: Any, url: str) -> list[Phone]:
+def parse_phones(body: Any, url: str, warned: set[str] | None = None) -> list[Phone]:
+    """The phones of a device list; a device whose udid is not a valid UDID is skipped, warned once per udid
+    (``warned`` keeps the udids already warned about across calls)."""
+    warned = set() if warned is None else warned
     data = body.get("data") if isinstance(body, dict) else None
     devices = data.get("private_cloud_devices") if isinstance(data, dict) else None
     if not isinstance(devices, list):
@@ -111,6 +116,10 @@ def parse_phones(body: Any, url: str) -> list[Phone]:
         phone = parse_phone(raw)
         if phone is None:
             logger.warning("GET {}: device #{} has no udid, skipped", url, index)
+        elif not valid_udid(phone.udid):
+            if phone.udid not in warned:
+                warned.add(phone.udid)
+                logger.warning("GET {}: device #{} has an invalid udid {!r}, skipped", url, index, phone.udid[:200])
         else:
             phones.append(phone)
     return phones
@@ -136,24 +145,39 @@ class LambdaTestDevices:
 
     def __init__(self, options: Mapping[str, Any], context: PluginContext) -> None:
         options = with_defaults(PROVIDER_OPTIONS, options)
+        problems = bounds_problems("lambdatest", options, PROVIDER_BOUNDS)
+        if problems:
+            raise ValueError("; ".join(problems))
         self._options = options
         self._context = context
         self._api = LambdaTestApi(options, context)
         self._devices_url: str = options["devices_url"]
         self._jobs_url: str = options["jobs_url"]
-        self._page_size = max(1, int(options["jobs_page_size"]))
-        self._max_pages = max(1, int(options["jobs_max_pages"]))
+        self._page_size = int(options["jobs_page_size"])
+        self._max_pages = int(options["jobs_max_pages"])
         self._budget = float(options["time_budget"])
+        # A URL that check refuses is never called (plain http off loopback would send the key in clear text).
+        self._refused = {
+            key: url_problem(key, options[key], bool(options["allow_http"])) for key in ("devices_url", "jobs_url")
+        }
         self._warned_jobs: set[str] = set()
+        self._warned_udids: set[str] = set()
+
+    def _refuse(self, key: str) -> None:
+        if self._refused[key]:
+            raise RemoteError(f"lambdatest: {self._refused[key]}; not called")
 
     # -- phones -------------------------------------------------------------------------------
     def phones(self) -> list[Phone]:
+        self._refuse("devices_url")
         deadline = self._context.clock.now() + self._budget
-        return parse_phones(self._api.get_json(self._devices_url, deadline=deadline), self._devices_url)
+        body = self._api.get_json(self._devices_url, deadline=deadline)
+        return parse_phones(body, self._devices_url, self._warned_udids)
 
     # -- jobs ---------------------------------------------------------------------------------
     def jobs(self, since: float) -> list[RemoteJob]:
         """Our jobs created at or after ``since``, newest first, read page by page until older ones show."""
+        self._refuse("jobs_url")
         found: list[RemoteJob] = []
         cursor: Any = None
         deadline = self._context.clock.now() + self._budget  # for all the pages together
@@ -198,7 +222,7 @@ class LambdaTestDevices:
     def _warn_job(self, job_id: str, message: str) -> None:
         if job_id not in self._warned_jobs:
             self._warned_jobs.add(job_id)
-            logger.warning("GET {}: job {}: {}, skipped", self._jobs_url, job_id, message)
+            logger.warning("GET {}: job {!r}: {}, skipped", self._jobs_url, job_id[:200], message)
 
     def _parse_job(self, raw: Mapping[str, Any]) -> RemoteJob | None:
         """One of our jobs, or None for someone else's job or a malformed one (warned once per job)."""
@@ -216,12 +240,16 @@ class LambdaTestDevices:
         if created is None or not isinstance(raw.get("id"), str):
             self._warn_job(job_id, "no id or no valid created_at")
             return None
+        udid = labels[2] if len(labels) > 2 else ""
+        if udid and not valid_udid(udid):
+            self._warn_job(job_id, f"invalid udid label {udid[:200]!r}")
+            return None
         ended_at = epoch(raw.get("end_time"))
         state, outcome = job_state(str(raw.get("status") or ""), ended_at is not None)
         return RemoteJob(
             job_id=raw["id"],
             pool=labels[1],
-            udid=labels[2] if len(labels) > 2 else "",
+            udid=udid,
             state=state,
             created_at=created,
             ended_at=ended_at if state is JobState.ENDED else None,
@@ -230,7 +258,8 @@ class LambdaTestDevices:
 
     # -- host hooks ---------------------------------------------------------------------------
     def check(self, pools: Sequence[Pool], network: bool) -> list[str]:
-        problems = [
+        problems = [f"lambdatest: {problem}" for problem in self._refused.values() if problem]
+        problems += [
             f"lambdatest: environment variable {self._options[key]} ({key}) is not set"
             for key in ("username_env", "access_key_env")
             if not self._context.environ.get(self._options[key])

@@ -1,7 +1,12 @@
-"""GET JSON from LambdaTest with basic auth, timeouts and bounded retries; failures become ``RemoteError``."""
+"""GET JSON from LambdaTest: basic auth; per try, an overall deadline (connect, headers and body together) and a
+cap on the answer's size; no redirect followed; bounded retries on the host's clock. Failures become
+``RemoteError`` (one line, no secret)."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +15,19 @@ from loguru import logger
 
 from provisioner import PluginContext, RemoteError
 
+from .deadline import DeadlineAdapter, deadline, left
+
 MAX_DELAY = 60.0  # no wait between two tries is longer than this, whatever Retry-After says
+MIN_TRY = 0.5  # seconds: a try clamped to what is left of the budget never gets less than this
+CHUNK = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The answer is larger than ``max_body_bytes``."""
+
+
+class Overdue(requests.Timeout):
+    """One try had no complete answer within its overall deadline."""
 
 
 def credentials(environ: Mapping[str, str], username_env: str, access_key_env: str) -> tuple[str, str]:
@@ -21,6 +38,67 @@ def credentials(environ: Mapping[str, str], username_env: str, access_key_env: s
     return environ[username_env], environ[access_key_env]
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(key: str, url: str, allow_http: bool) -> str:
+    """One line when ``url`` must never be called: not an http(s) URL, user info in it, or plain http on a host
+    that is not loopback unless ``allow_http`` (basic auth would travel in clear text). "" when it may be."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"{key} is not a URL"
+    if "@" in parts.netloc:
+        return f"{key} must not carry user info: the credentials come from environment variables"
+    if parts.scheme not in ("https", "http") or not host:
+        return f"{key} is not an https URL"
+    if parts.scheme == "http" and not (allow_http or is_loopback(host)):
+        return (f"{key} is plain http on {host}, which is not loopback: the access key would travel in clear text; "
+                "use https (or set allow_http = true)")
+    return ""
+
+
+def new_session() -> requests.Session:
+    """A session whose connections honour ``deadline()``."""
+    session = requests.Session()
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, DeadlineAdapter())
+    return session
+
+
+def read_capped(response: requests.Response, cap: int) -> bytes:
+    """The (decoded) body of a streamed response, refusing more than ``cap`` bytes without reading them."""
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > cap:
+        raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def redirect_target(response: requests.Response) -> str:
+    """`` to https://host`` of a redirect's Location: scheme and host only (a path or query may hold a token)."""
+    try:
+        location = urllib.parse.urljoin(response.url or "", response.headers.get("Location", ""))
+        parts = urllib.parse.urlsplit(location)
+        host = parts.hostname
+    except ValueError:
+        return ""
+    return f" to {parts.scheme}://{host}" if parts.scheme and host else ""
+
+
 class LambdaTestApi:
     """A small JSON client. One instance per provider; not shared across threads."""
 
@@ -29,9 +107,11 @@ class LambdaTestApi:
         self._username_env: str = options["username_env"]
         self._access_key_env: str = options["access_key_env"]
         self._timeout = (float(options["connect_timeout"]), float(options["read_timeout"]))
-        self._retries = max(0, int(options["retries"]))
+        self._request_timeout = float(options["request_timeout"])
+        self._max_body = int(options["max_body_bytes"])
+        self._retries = int(options["retries"])
         self._backoff = float(options["retry_backoff"])
-        self.session = requests.Session()
+        self.session = new_session()
 
     def _auth(self, url: str) -> tuple[str, str]:
         try:
@@ -47,15 +127,16 @@ class LambdaTestApi:
         reason = ""
         clock = self._context.clock
         for attempt in range(tries):
-            left = float("inf") if deadline is None else deadline - clock.now()
-            if left <= 0:
+            rest = float("inf") if deadline is None else deadline - clock.now()
+            if rest <= 0:
                 raise RemoteError(f"GET {url}: out of time for this cycle ({reason or 'no answer yet'})")
             delay = min(MAX_DELAY, self._backoff * 2**attempt)
-            timeout = (min(self._timeout[0], left), min(self._timeout[1], left))
             try:
-                response = self.session.get(url, params=params, auth=auth, timeout=timeout)
-            except requests.Timeout:
-                reason = "timed out"
+                response, content = self._try(url, params, auth, max(MIN_TRY, min(self._request_timeout, rest)))
+            except BodyTooLarge:
+                raise RemoteError(f"GET {url}: answer larger than max_body_bytes ({self._max_body}); not read") from None
+            except requests.Timeout as exc:
+                reason = "timed out" + (f" ({exc.args[0]})" if isinstance(exc, Overdue) else "")
             except requests.ConnectionError:
                 reason = "connection failed"
             except requests.RequestException as exc:
@@ -67,8 +148,10 @@ class LambdaTestApi:
                         f"GET {url}: HTTP 401, the credentials were refused "
                         f"(check {self._username_env} and {self._access_key_env})"
                     )
+                if 300 <= status < 400:
+                    raise RemoteError(f"GET {url}: HTTP {status} redirect{redirect_target(response)} not followed")
                 if status != 429 and status < 500:
-                    return _decode(url, response)
+                    return _decode(url, status, content)
                 reason = f"HTTP {status}"
                 delay = _retry_after(response, delay)
             if attempt + 1 < tries:
@@ -78,15 +161,32 @@ class LambdaTestApi:
                 clock.sleep(delay)
         raise RemoteError(f"GET {url}: {reason} ({tries} tries)")
 
+    def _try(self, url: str, params: Mapping[str, Any] | None, auth: tuple[str, str],
+             limit: float) -> tuple[requests.Response, bytes]:
+        """One try: connect, headers and body within ``limit`` seconds (real time), the body read whole, capped."""
+        timeout = (min(self._timeout[0], limit), min(self._timeout[1], limit))
+        with deadline(limit):
+            try:
+                response = self.session.get(url, params=params, auth=auth, timeout=timeout, stream=True,
+                                            allow_redirects=False)
+                try:
+                    return response, read_capped(response, self._max_body)
+                finally:
+                    response.close()
+            except requests.RequestException:
+                if (left() or 0.0) <= 0:
+                    raise Overdue(f"no complete answer within {limit:g}s") from None
+                raise
+
     def close(self) -> None:
         self.session.close()
 
 
-def _decode(url: str, response: requests.Response) -> Any:
-    if response.status_code >= 400:
-        raise RemoteError(f"GET {url}: HTTP {response.status_code}")
+def _decode(url: str, status: int, content: bytes) -> Any:
+    if status >= 400:
+        raise RemoteError(f"GET {url}: HTTP {status}")
     try:
-        return response.json()
+        return json.loads(content)
     except ValueError:
         raise RemoteError(f"GET {url}: the answer is not JSON") from None
 

@@ -18,13 +18,12 @@ from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool
 
 from . import cli
 from .http import credentials
+from .jobdirs import LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
 from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, verify
 from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
+from .udid import valid_udid
 
-LOG_NAME = "cli-output.log"
-CLI_OWN_LOG = "hyperexecute-cli.log"
-SECRET_FILES = (RENDERED,)
 CLEAN_INTERVAL = 600.0  # seconds between two sweeps of old job directories
 MASK = "***"
 NO_VALIDATE = "no --validate"
@@ -44,11 +43,14 @@ class HyperExecuteLauncher:
         self._options = with_defaults(LAUNCHER_OPTIONS, options)
         self._context = context
         self._jobs_root = context.state_dir / "jobs"
-        self._payloads = PayloadCache(context.state_dir / "payloads")
+        self._job_dirs = JobDirs(self._jobs_root)
+        self._payloads = PayloadCache(context.state_dir / "payloads", context.environ)
         self._timeout = float(self._options["cli_timeout"])
         self._max_age = float(self._options["job_dir_max_age_days"]) * 86400.0
         self._clean_lock = threading.Lock()
         self._last_clean: float | None = None
+        self._recovered = False  # the first launch recovers what a killed launcher left (not the factory:
+        # `provisioner check` builds the launcher too, and must change nothing)
 
     # -- launching ----------------------------------------------------------------------------
     def launch(self, request: LaunchRequest) -> LaunchResult:
@@ -89,8 +91,10 @@ class HyperExecuteLauncher:
         )
 
     def _launch(self, request: LaunchRequest, secrets: list[str]) -> LaunchResult:
-        self.clean_job_dirs()
         launch = with_defaults(POOL_OPTIONS, request.pool.launch)
+        environ = self._context.environ
+        self.clean_job_dirs()  # first: recovering changes the mtime of the directories it cleans
+        self.recover([environ.get(self._options["access_key_env"], ""), environ.get(launch["access_token_env"], "")])
         _check_request(request)
         username, access_key = self._lt_credentials()
         secrets.append(access_key)
@@ -104,9 +108,13 @@ class HyperExecuteLauncher:
             _write_private(job_dir / RENDERED, dump(document))
             argv = self._argv(request, job_dir / RENDERED)
             logger.info("hyperexecute: launch {} for pool {}: {}", request.launch_id, request.pool.name, shlex.join(argv))
-            return self._submit(argv, job_dir, cli.cli_env(self._context.environ, username, access_key), secrets)
+            secret_env = [self._options["access_key_env"]]
+            secret_env += [] if launch["access_token_secret"] else [launch["access_token_env"]]
+            return self._submit(argv, job_dir, cli.cli_env(environ, username, access_key), secrets, secret_env)
         finally:
-            _remove_secret_files(job_dir)
+            with opened_dir(job_dir) as fd:
+                scrub(fd, secrets)  # the yaml goes, the CLI's logs are redacted: only then is its record dropped
+            forget_cli(job_dir)
 
     def _document(
         self, payload: Path, request: LaunchRequest, launch: Mapping[str, Any], env: Mapping[str, str]
@@ -120,14 +128,15 @@ class HyperExecuteLauncher:
         return [self._cli_path(), "--no-track", "--disable-updates", "--labels", ",".join(request.labels),
                 "--config", str(config)]
 
-    def _submit(self, argv: list[str], job_dir: Path, env: Mapping[str, str], secrets: Sequence[str]) -> LaunchResult:
+    def _submit(self, argv: list[str], job_dir: Path, env: Mapping[str, str], secrets: Sequence[str],
+                secret_env: Sequence[str]) -> LaunchResult:
+        """Run the CLI, its process group recorded in ``cli.pid`` (with the names of ``secret_env``) while it runs."""
         try:
             with cli.cli_lock(self._context.state_dir, exclusive=False):
-                done = cli.run(argv, job_dir, env, self._timeout, job_dir / LOG_NAME)
+                done = cli.run(argv, job_dir, env, self._timeout, job_dir / LOG_NAME,
+                               on_start=lambda pid: record_cli(job_dir, pid, argv[0], secret_env))
         except OSError as exc:
             raise LaunchError(f"cannot run {argv[0]}: {exc.strerror or type(exc).__name__}") from None
-        _redact_file(job_dir / LOG_NAME, secrets)
-        _redact_file(job_dir / CLI_OWN_LOG, secrets)
         tail = cli.redact(done.tail(), secrets)
         if done.returncode is None:
             raise LaunchError(f"hyperexecute killed after {self._timeout:g}s without finishing: {tail}")
@@ -172,6 +181,8 @@ class HyperExecuteLauncher:
     def _job_dir(self, launch_id: str) -> Path:
         if not launch_id or launch_id in (".", "..") or "/" in launch_id:
             raise LaunchError(f"launch id {launch_id!r} cannot name a directory")
+        if self._jobs_root.is_symlink():
+            raise LaunchError(f"{self._jobs_root} is a symbolic link: no job directory is written through it")
         self._jobs_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         job_dir = self._jobs_root / launch_id
         try:
@@ -181,24 +192,22 @@ class HyperExecuteLauncher:
         return job_dir
 
     # -- housekeeping -------------------------------------------------------------------------
+    def recover(self, known: Sequence[str]) -> None:
+        """Once per process, before its first launch: end the CLIs a killed launcher left running, delete its
+        secret files and redact its CLI logs (see ``jobdirs``). ``known``: the secrets this launch knows."""
+        with self._clean_lock:
+            if not self._recovered:
+                self._recovered = True
+                self._job_dirs.recover(known, self._context.environ)
+
     def clean_job_dirs(self, force: bool = False) -> None:
-        """Remove job directories older than ``job_dir_max_age_days`` and secrets a crash may have left behind."""
+        """Remove job directories older than ``job_dir_max_age_days`` (at most every CLEAN_INTERVAL s)."""
         now = self._context.clock.now()
         with self._clean_lock:
             if not force and self._last_clean is not None and now - self._last_clean < CLEAN_INTERVAL:
                 return
             self._last_clean = now
-            if not self._jobs_root.is_dir():
-                return
-            for job_dir in self._jobs_root.iterdir():
-                if not job_dir.is_dir() or job_dir.is_symlink():
-                    continue
-                age = now - job_dir.stat().st_mtime
-                if age > self._max_age:
-                    logger.debug("hyperexecute: removing old job directory {}", job_dir)
-                    shutil.rmtree(job_dir, ignore_errors=True)
-                elif age > self._timeout + CLEAN_INTERVAL:
-                    _remove_secret_files(job_dir)
+            self._job_dirs.remove_old(now, self._max_age)
 
     def check(self, pools: Sequence[Pool], network: bool) -> list[str]:
         """Problems, one line each. With ``network``, the CLI's own ``--validate`` also reads each pool's yaml."""
@@ -209,6 +218,8 @@ class HyperExecuteLauncher:
         for key in ("username_env", "access_key_env"):
             if not self._context.environ.get(self._options[key]):
                 problems.append(f"hyperexecute: environment variable {self._options[key]} ({key}) is not set")
+        if self._jobs_root.is_symlink():
+            problems.append(f"hyperexecute: {self._jobs_root} is a symbolic link: launches refuse to write through it")
         checked = [(pool, self._check_pool(pool, network)) for pool in pools]
         for pool, lines in checked:
             problems.extend(f"pool {pool.name}: {line}" for line in lines)
@@ -293,7 +304,7 @@ def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool
     with cli.cli_lock(context.state_dir, exclusive=True):
         done = cli.run([path, "update"], context.state_dir, cli.cli_env(context.environ, username, access_key),
                        float(options["cli_timeout"]), log)
-    _redact_file(log, [access_key])
+    redact_file(None, log, [access_key])
     tail = cli.redact(done.tail(), [access_key])
     if done.returncode == 0:
         return True, f"hyperexecute: updated: {tail}"
@@ -312,6 +323,8 @@ def runner_preview(payload: Path, env: Mapping[str, str], udid: str) -> str:
 def _check_request(request: LaunchRequest) -> None:
     if any("," in label for label in request.labels):
         raise LaunchError(f"labels {request.labels!r} hold a comma, which --labels cannot carry")
+    if request.udid and not valid_udid(request.udid):
+        raise LaunchError(f"udid {request.udid!r} is not a UDID (1-128 of A-Z a-z 0-9 . _ -, not starting with - or .)")
     if request.pool.targeting != "selector" and not request.udid:
         raise LaunchError(f"pool {request.pool.name} pins phones but the launch names no udid")
 
@@ -320,16 +333,3 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
-
-
-def _remove_secret_files(job_dir: Path) -> None:
-    for name in SECRET_FILES:
-        (job_dir / name).unlink(missing_ok=True)
-
-
-def _redact_file(path: Path, secrets: Sequence[str]) -> None:
-    if path.is_file():
-        text = path.read_text(encoding="utf-8", errors="replace")
-        clean = cli.redact(text, secrets)
-        if clean != text:
-            path.write_text(clean, encoding="utf-8")

@@ -16,6 +16,19 @@ WST_AUDIENCE = "firefoxcitc"
 WST_SERVER_URL = "https://firefoxci-websocktunnel.services.mozilla.com/"
 RUNTIME = {"python": "3.12", "java": "17", "node": "20"}  # what the task harness needs on the phone's host
 OLD_TOOL_TAG = "tcdp"  # the job tag of the devicepool tool Mozilla runs in production today
+MIB = 1024 * 1024
+# Sane bounds of the device provider's numbers (inclusive): a value outside them stops the plugin from starting.
+PROVIDER_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "connect_timeout": (0.1, 300.0, "seconds"),
+    "read_timeout": (0.1, 600.0, "seconds"),
+    "request_timeout": (0.5, 600.0, "seconds"),
+    "max_body_bytes": (1024, 256 * MIB, "bytes"),
+    "retries": (0, 10, "tries"),
+    "retry_backoff": (0.0, 60.0, "seconds"),
+    "time_budget": (1.0, 3600.0, "seconds"),
+    "jobs_page_size": (1, 1000, "jobs"),
+    "jobs_max_pages": (1, 1000, "pages"),
+}
 
 CREDENTIALS = {
     "username_env": Option(str, "LT_USERNAME", "variable holding the LambdaTest username (the short one)", env=True),
@@ -26,8 +39,12 @@ PROVIDER_OPTIONS: dict[str, Option] = {
     **CREDENTIALS,
     "devices_url": Option(str, DEVICES_URL, "private cloud device list endpoint"),
     "jobs_url": Option(str, JOBS_URL, "HyperExecute job list endpoint"),
+    "allow_http": Option(bool, False, "call a plain-http devices_url or jobs_url on a host that is not loopback "
+                         "(basic auth then travels in clear text)"),
     "connect_timeout": Option((int, float), 10.0, "seconds to connect"),
     "read_timeout": Option((int, float), 30.0, "seconds to wait for an answer"),
+    "request_timeout": Option((int, float), 30.0, "seconds one try may take, connect, headers and body together"),
+    "max_body_bytes": Option(int, 16 * MIB, "largest answer read, in bytes (a larger one is refused unread)"),
     "retries": Option(int, 2, "extra tries on 5xx, 429 and connection errors"),
     "retry_backoff": Option((int, float), 1.0, "seconds before the first retry, doubled each time"),
     "time_budget": Option((int, float), 60.0, "seconds one read (all its tries and pages) may take in all"),
@@ -79,3 +96,16 @@ def with_defaults(options: Mapping[str, Option], given: Mapping[str, Any]) -> di
     filled = {key: option.default for key, option in options.items() if not option.required}
     filled.update(given)
     return filled
+
+
+def bounds_problems(role: str, options: Mapping[str, Any], bounds: Mapping[str, tuple[float, float, str]]) -> list[str]:
+    """One line per option outside its declared bounds."""
+    return [
+        f"{role}: option {name} must be {_number(low)} to {_number(high)} {unit}, not {options[name]!r}"
+        for name, (low, high, unit) in bounds.items()
+        if isinstance(options[name], bool) or not low <= options[name] <= high
+    ]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

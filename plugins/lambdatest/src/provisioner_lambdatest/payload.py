@@ -17,12 +17,13 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .environment import base_env
 from .render import template_problems
 
 TEMPLATE = "job-template.json"
@@ -103,8 +104,10 @@ def copy_private(source: Path, target: Path) -> None:
 class PayloadCache:
     """Resolves a pool's payload to a local directory; git payloads are fetched once into ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, environ: Mapping[str, str] | None = None) -> None:
         self.root = root
+        self._environ = os.environ if environ is None else environ
+        self._env = git_env(self._environ)
         self._lock = threading.Lock()
 
     def resolve(self, location: str, ref: str, fetch: bool = True) -> Path | None:
@@ -135,7 +138,7 @@ class PayloadCache:
             yield path
             return
         with tempfile.TemporaryDirectory(prefix="provisioner-payload-") as tmp:
-            fetched = PayloadCache(Path(tmp)).resolve(location, ref)
+            fetched = PayloadCache(Path(tmp), self._environ).resolve(location, ref)
             assert fetched is not None
             yield fetched
 
@@ -144,9 +147,9 @@ class PayloadCache:
         work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self.root))
         try:
             clone = work / "clone"
-            _git(repo, "clone", "--quiet", "--no-checkout", "--", repo, str(clone))
-            commit = _pinned_commit(repo, clone, ref)
-            _git(repo, "-C", str(clone), "checkout", "--quiet", "--detach", commit)
+            _git(self._env, repo, "clone", "--quiet", "--no-checkout", "--", repo, str(clone))
+            commit = _pinned_commit(self._env, repo, clone, ref)
+            _git(self._env, repo, "-C", str(clone), "checkout", "--quiet", "--detach", commit)
             files = work / "files"
             files.mkdir(mode=0o700)
             copy_private(clone, files)
@@ -156,30 +159,33 @@ class PayloadCache:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _pinned_commit(repo: str, clone: Path, ref: str) -> str:
+def _pinned_commit(env: Mapping[str, str], repo: str, clone: Path, ref: str) -> str:
     """The commit of ``ref``, a tag or a commit SHA; a branch is refused (a version is a commit, not a branch)."""
     where = safe_location(repo)
-    tag = _git_quiet(clone, f"refs/tags/{ref}^{{commit}}")
+    tag = _git_quiet(env, clone, f"refs/tags/{ref}^{{commit}}")
     if tag:
         return tag
-    if _git_quiet(clone, f"refs/remotes/origin/{ref}"):
+    if _git_quiet(env, clone, f"refs/remotes/origin/{ref}"):
         raise PayloadError(f"payload {where}: payload_ref {ref!r} is a branch; pin a tag or a commit SHA")
-    commit = _git_quiet(clone, f"{ref}^{{commit}}") if SHA.fullmatch(ref) else ""
+    commit = _git_quiet(env, clone, f"{ref}^{{commit}}") if SHA.fullmatch(ref) else ""
     if not commit:
         raise PayloadError(f"payload {where}: payload_ref {ref!r} is neither a tag nor a commit of the repository")
     return commit
 
 
-def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", LC_ALL="C")
+def git_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """git's environment: ``base_env`` (PATH, HOME, locale, proxies, TLS), git's own CA settings and the ssh
+    agent's socket (for ``git@`` payloads), never prompting; none of the daemon's secrets, no other ``GIT_*``."""
+    env = base_env(environ, "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSH_AUTH_SOCK")
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", SSH_ASKPASS="true", GCM_INTERACTIVE="never",
+               GIT_SSH_COMMAND="ssh -o BatchMode=yes", LC_ALL="C")
     return env
 
 
-def _git(repo: str, *args: str) -> str:
+def _git(env: Mapping[str, str], repo: str, *args: str) -> str:
     try:
         done = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, env=_git_env(), stdin=subprocess.DEVNULL
+            ["git", *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PayloadError(f"payload {safe_location(repo)}: git {args[0]} failed ({type(exc).__name__})") from None
@@ -189,10 +195,10 @@ def _git(repo: str, *args: str) -> str:
     return done.stdout.strip()
 
 
-def _git_quiet(clone: Path, name: str) -> str:
+def _git_quiet(env: Mapping[str, str], clone: Path, name: str) -> str:
     """The object id ``name`` resolves to in ``clone``, or "" when it does not."""
     done = subprocess.run(
         ["git", "-C", str(clone), "rev-parse", "--verify", "--quiet", name],
-        capture_output=True, text=True, timeout=GIT_TIMEOUT, env=_git_env(), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env, stdin=subprocess.DEVNULL,
     )
     return done.stdout.strip() if done.returncode == 0 else ""
