@@ -44,7 +44,7 @@ class HyperExecuteLauncher:
         self._options = with_defaults(LAUNCHER_OPTIONS, options)
         self._context = context
         self._jobs_root = context.state_dir / "jobs"
-        self._payloads = PayloadCache(context.state_dir / "payloads")
+        self._payloads = PayloadCache(context.state_dir / "payloads", context.resolve)
         self._timeout = float(self._options["cli_timeout"])
         self._max_age = float(self._options["job_dir_max_age_days"]) * 86400.0
         self._clean_lock = threading.Lock()
