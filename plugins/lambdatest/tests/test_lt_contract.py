@@ -76,3 +76,22 @@ class TestHyperExecuteLauncher(JobLauncherContract):
         if targeting == "pinned":
             return Pool(udids=(UDID,), **common)
         return Pool(selector=Selector(model="Galaxy A55"), targeting="selector", **common)
+
+
+def test_a_relative_payload_is_under_the_config_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from provisioner_lambdatest.payload import builtin_payload
+
+    etc = tmp_path / "etc"
+    shutil.copytree(builtin_payload(), etc / "payloads" / "a55")
+    context = make_context(tmp_path, environ=ENVIRON, config_dir=etc, job_tag="tcdp")
+    fake = FakeCli(tmp_path / "bin", context.state_dir / "hyperexecute-cli.lock")
+    launcher = HyperExecuteLauncher({"cli": str(fake.path)}, context)
+    monkeypatch.chdir("/")  # as under systemd
+    common = dict(name="a55-perf", queue="proj-autophone/gecko-t-lambda-perf-a55", queue_source="taskcluster",
+                  device_provider="lambdatest", launcher="hyperexecute", udids=(UDID,))
+    good = Pool(launch={**POOL_LAUNCH, "payload": "payloads/a55"}, **common)
+    missing = Pool(launch={**POOL_LAUNCH, "payload": "payloads/gone"}, **common)
+    assert launcher.check([good], network=False) == []
+    assert launcher.check([missing], network=False) == [f"pool a55-perf: payload {etc / 'payloads' / 'gone'}: not a directory"]

@@ -91,3 +91,40 @@ def test_render_shows_the_command_and_starts_nothing(tmp_path: Path, rack: Rack)
     text = provider.render(request())
     assert text.startswith("ANDROID_SERIAL=R5CX10AAA01 ") and "L1" in text
     assert not (rack.dir / "runs").exists()
+
+
+def test_one_pool_per_phone_through_the_installed_entry_point(tmp_path: Path, rack: Rack,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    from click.testing import CliRunner
+
+    from provisioner.cli import cli
+
+    config = tmp_path / "etc" / "config.toml"
+    config.parent.mkdir()
+    (config.parent / "phones.txt").write_text("R5CX10AAA01\nR5CX10AAA02\n")
+    pools = "".join(f"""
+[pools.a55-{udid}]
+queue = "proj/rack-{udid}"
+udid = "{udid}"
+queue_source = "sim"
+device_provider = "usbrack"
+launcher = "usbrack"
+""" for udid in ("R5CX10AAA01", "R5CX10AAA02"))
+    config.write_text(f"""
+[provisioner]
+state_dir = "state"
+[plugins.sim.queues]
+"proj/rack-R5CX10AAA01" = {{ burst = 1 }}
+[plugins.usbrack]
+adb = "{rack.adb}"
+worker = ["{rack.worker}", "{{launch_id}}", "{{pool}}", "{{udid}}", "{{queue}}"]
+phones_file = "phones.txt"
+""" + pools)
+    monkeypatch.chdir("/")
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["check", "-c", str(config)])
+    assert checked.exit_code == 0, checked.output
+    dry = runner.invoke(cli, ["run", "-c", str(config), "--dry-run", "--once"])
+    assert dry.exit_code == 0, dry.output
+    assert "would launch for pool a55-R5CX10AAA01 on R5CX10AAA01:\nANDROID_SERIAL=R5CX10AAA01 " in dry.output
+    assert not (rack.dir / "runs").exists()  # a dry run starts no worker
