@@ -92,3 +92,13 @@ def test_the_host_never_imports_the_cli():
             if any(t == "provisioner.cli" or t.startswith("provisioner.cli.") for t in targets):
                 bad.append(f"{path.relative_to(REPO)}:{line}: imports {module} {names}")
     assert bad == []
+
+
+def test_the_test_kit_is_a_pytest_plugin(provisioner_context, provisioner_clock, tmp_path: Path):
+    """Loaded through its ``pytest11`` entry point: its fixtures are there without any conftest."""
+    assert provisioner_context.clock is provisioner_clock
+    assert provisioner_context.state_dir == tmp_path / "state" and provisioner_context.state_dir.is_dir()
+    assert provisioner_context.environ == {} and provisioner_context.config_dir == tmp_path
+    start = provisioner_clock.now()
+    provisioner_clock.sleep(30)
+    assert provisioner_clock.now() == start + 30
