@@ -1,5 +1,13 @@
-"""provisioner: keeps a fleet of real phones in a device cloud busy with CI tasks."""
+"""provisioner: keeps a fleet of real phones in a device cloud busy with CI tasks.
 
+This package's top level is the public API for plugins: everything a queue source, device provider, job launcher
+or observer needs is importable from ``provisioner`` (see ``__all__``); the submodules are the host's and may
+change. ``provisioner.testing`` holds the test kit (a virtual clock, a context factory, contract suites).
+See docs/writing-a-plugin.md.
+"""
+
+from .clock import Clock, SystemClock, VirtualClock
+from .config import ConfigError, ConfigProblem, validate_options
 from .hookspecs import hookimpl
 from .logs import redact
 from .model import (
@@ -16,11 +24,18 @@ from .model import (
     Selector,
     Worker,
 )
-from .types import Option, PluginContext, RemoteError, RoleSpec
+from .runtime import plugin_options
+from .types import DeviceProvider, JobLauncher, Option, PluginContext, QueueSource, RemoteError, RoleSpec
+from .values import name_problem
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Clock",
+    "ConfigError",
+    "ConfigProblem",
+    "DeviceProvider",
+    "JobLauncher",
     "JobState",
     "Launch",
     "LaunchRequest",
@@ -32,11 +47,17 @@ __all__ = [
     "PluginContext",
     "Pool",
     "QueueCounts",
+    "QueueSource",
     "RemoteError",
     "RemoteJob",
     "RoleSpec",
     "Selector",
+    "SystemClock",
+    "VirtualClock",
     "Worker",
     "hookimpl",
+    "name_problem",
+    "plugin_options",
     "redact",
+    "validate_options",
 ]

@@ -34,6 +34,8 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class ConfigProblem:
+    """One problem of a config file: the file, the key path (``plugins.usbrack.adb``) and the reason, one line."""
+
     file: str
     key: str
     reason: str
@@ -43,6 +45,8 @@ class ConfigProblem:
 
 
 class ConfigError(Exception):
+    """A config that cannot be used: ``problems`` holds every problem found, one ``ConfigProblem`` each."""
+
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(map(str, problems)))
@@ -203,6 +207,20 @@ def validate_table(
                 problems.append(ConfigProblem(file, key_path(prefix, key), "missing (required)"))
             else:
                 out[key] = option.default
+    return out
+
+
+def validate_options(table: Any, options: Mapping[str, Option], file: str = "", prefix: str = "") -> dict[str, Any]:
+    """``table`` checked against the declared ``options``, with defaults filled in; raises ``ConfigError`` with
+    every problem (unknown keys, wrong types, numbers out of bounds, required keys missing). What the host does to
+    a ``[plugins.<name>]`` table before the factory sees it; for a plugin's own commands and tests. Example::
+
+        validate_options({"adb": "/usr/bin/adb"}, OPTIONS, "config.toml", "plugins.usbrack")
+    """
+    problems: list[ConfigProblem] = []
+    out = validate_table(table, options, file, prefix, problems)
+    if problems:
+        raise ConfigError(problems)
     return out
 
 

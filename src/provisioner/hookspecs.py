@@ -10,6 +10,9 @@ the entry point group ``provisioner``::
 Role hooks return the implementations the plugin offers (``RoleSpec``: a name, a factory and the options
 it accepts). Pools name them in the config. Event hooks are called by the loop; an observer plugin
 (metrics, alerting, error reporting) implements only those. A plugin implements any subset.
+
+A plugin imports only what ``provisioner`` exports (``provisioner.__all__``) and tests itself with
+``provisioner.testing``; docs/writing-a-plugin.md walks through one.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class ProvisionerSpecs:
     def provisioner_queue_sources(self) -> Iterable[RoleSpec]:
         """Queue sources this plugin offers.
 
-        The factory's object implements ``provisioner.types.QueueSource``. Example::
+        The factory's object implements ``provisioner.QueueSource``. Example::
 
             @hookimpl
             def provisioner_queue_sources():
@@ -47,7 +50,7 @@ class ProvisionerSpecs:
     def provisioner_device_providers(self) -> Iterable[RoleSpec]:
         """Device providers this plugin offers.
 
-        The factory's object implements ``provisioner.types.DeviceProvider``. Example::
+        The factory's object implements ``provisioner.DeviceProvider``. Example::
 
             @hookimpl
             def provisioner_device_providers():
@@ -58,7 +61,7 @@ class ProvisionerSpecs:
     def provisioner_job_launchers(self) -> Iterable[RoleSpec]:
         """Job launchers this plugin offers.
 
-        The factory's object implements ``provisioner.types.JobLauncher``; ``pool_options`` declares the
+        The factory's object implements ``provisioner.JobLauncher``; ``pool_options`` declares the
         keys a pool's ``launch`` table may hold for it. Example::
 
             @hookimpl

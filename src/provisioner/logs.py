@@ -18,7 +18,11 @@ TEXT_FORMAT = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> <level>{level: <7}</lev
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """``text`` with every secret (by default: every one registered) replaced by ``***``, longest first."""
+    """``text`` with every secret (by default: every one registered) replaced by ``***``, longest first.
+
+    The host registers the values of every variable a config names with an ``env=True`` option; a plugin passes
+    what else it holds, e.g. ``redact(cli_output, [access_key])`` before it goes into a ``LaunchResult.detail``.
+    """
     ordered = _secrets if secrets is None else sorted({s for s in secrets if s}, key=len, reverse=True)
     for secret in ordered:
         text = text.replace(secret, "***")

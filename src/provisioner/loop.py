@@ -467,10 +467,9 @@ class Provisioner:
         return held
 
     # -- one cycle -----------------------------------------------------------------------------------
-    def cycle(self) -> CycleReport:
-        self.cycles += 1
-        t0 = time.perf_counter()
-        now = self.clock.now()
+    def observation(self, now: float) -> tuple[Observation, list[str], Mapping[str, Sequence[Worker] | None]]:
+        """What the planner plans from at ``now``: the remote reads, the ledger brought up to date (in one
+        transaction; a dry run writes nothing) and the phones held back. A cycle and ``provisioner status`` share it."""
         obs, unknown, jobs, workers = self.observe(now)
         with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
             in_flight = self.reconcile(jobs, workers, now)
@@ -479,6 +478,13 @@ class Provisioner:
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
         )
+        return obs, unknown, workers
+
+    def cycle(self) -> CycleReport:
+        self.cycles += 1
+        t0 = time.perf_counter()
+        now = self.clock.now()
+        obs, unknown, workers = self.observation(now)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
         t2 = time.perf_counter()
@@ -643,7 +649,8 @@ class Provisioner:
                     break
                 self.clock.sleep(max(0.0, began + self.settings.interval - self.clock.now()), stop)
         finally:
-            self.submitter.close(cancel=stop.is_set())
+            self.submitter.close(cancel=stop.is_set())  # the submissions in flight return first,
+            self.runtime.close()  # then each plugin object is closed, once
 
 
 

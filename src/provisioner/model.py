@@ -41,9 +41,16 @@ class JobState(str, enum.Enum):
 class RemoteJob:
     """A job the device provider reports, found to be one of ours by its labels.
 
-    ``pool`` and ``udid`` come from the labels the launcher attached (``udid`` is empty for a job
-    that targeted a selector and has not been placed). ``outcome`` is the provider's own final status
-    (``completed``, ``failed``, ...) once ended.
+    ``pool`` and ``udid`` come from the labels the launcher attached (``LaunchRequest.labels``): ``udid`` is empty
+    for a job whose launch named no phone and that has not been placed (or whose cloud never says where it runs).
+    ``outcome`` is the provider's own final status (``completed``, ``failed``, ...) once ended.
+
+    What the host matches on: ``job_id`` (the id ``launch()`` returned) follows a launch. A launch left
+    ``submitting`` by a process that died before it recorded the id is adopted by a job that is not ended, of the
+    same ``pool``, of the same ``udid`` when the launch names one, created at or after the launch was written less
+    ``adopt_clock_skew_seconds``, and held by no other launch (the newest such job). So ``created_at`` is the
+    cloud's creation time (seconds since the epoch), ``ended_at`` is set for every ``ENDED`` job, and ``state``
+    moves only forward: ``STARTING`` -> ``RUNNING`` -> ``ENDED``.
     """
 
     job_id: str
@@ -172,7 +179,14 @@ class Launch:
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """What a job launcher is asked to start."""
+    """What a job launcher is asked to start.
+
+    ``labels`` is ``(job_tag, pool name, udid)``: the job must carry them so that the pool's device provider can
+    report it back (``RemoteJob.pool``, ``RemoteJob.udid``). ``udid`` (and the last label) is empty when the pool
+    targets a selector: the launch names no phone and the cloud picks one matching ``pool.selector``.
+    ``pool.launch`` holds the pool's ``launch`` table, validated against the launcher's ``pool_options``.
+    ``dry_run`` is set on the requests a dry run hands to ``render()``.
+    """
 
     launch_id: str
     pool: Pool

@@ -24,6 +24,7 @@ class Runtime:
     pools: tuple[Pool, ...]
     objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in PROTOCOLS})
     observers: dict[str, Any] = field(default_factory=dict)  # built observers, registered as hook plugins
+    closed: bool = False
 
     def queue_source(self, name: str) -> QueueSource:
         return self.objects["queue_source"][name]
@@ -42,9 +43,15 @@ class Runtime:
                     seen.add(id(obj))
                     yield role, name, obj
         for name, obj in self.observers.items():
-            yield "observer", name, obj
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                yield "observer", name, obj
 
     def close(self) -> None:
+        """Close every object that has a ``close()``, each once, however often this is called."""
+        if self.closed:
+            return
+        self.closed = True
         for _, name, obj in self.each():
             close = getattr(obj, "close", None)
             if callable(close):

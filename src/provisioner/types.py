@@ -46,24 +46,56 @@ class Option:
 
 @dataclass
 class PluginContext:
-    """What the host hands to every factory: the clock, where to keep state, and the environment."""
+    """What the host hands to every factory (``factory(options, context)``), one per process.
+
+    Fields:
+
+    - ``clock``: the one source of time (``Clock``). Read ``clock.now()`` and wait with ``clock.sleep(s)``, never
+      ``time.time()``/``time.sleep()``: tests and ``provisioner simulate`` run the host on a ``VirtualClock``.
+    - ``state_dir``: the directory (0700) where the ledger lives; a plugin keeps its own files under it (e.g.
+      ``state_dir / "jobs"``). Absolute once the config is loaded.
+    - ``config_dir``: the directory of the config file. A relative path in a plugin's options is relative to it,
+      not to the working directory (systemd starts the daemon in ``/``): use ``resolve(path)``.
+    - ``environ``: the environment to read secrets from (variables named by ``Option(..., env=True)`` keys).
+      Never read ``os.environ`` directly: tests hand in their own mapping.
+    - ``seed``: the config's seed (``[provisioner] seed``), for plugins that draw random numbers.
+    - ``job_tag``: the first label of every job the host launches (see ``LaunchRequest.labels``); how a device
+      provider tells our jobs from others.
+    - ``dry_run``: the daemon runs with ``--dry-run`` (or serves ``provisioner status``): ``launch()`` will not be
+      called; a plugin must not start or write anything it would not in a real run either.
+    - ``shared``: a dict where plugins that cooperate (the simulated queue, phones and launcher) share objects;
+      key it by your distribution's name.
+    """
 
     clock: Clock = field(default_factory=SystemClock)
     state_dir: Path = Path("state")
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     seed: int = 0
-    job_tag: str = "provisioner"  # first label of every job we launch; how our jobs are told from others
+    job_tag: str = "provisioner"
     dry_run: bool = False
-    # A place for plugins that cooperate (e.g. the simulated queue, phones and launcher) to share objects.
     shared: dict[str, Any] = field(default_factory=dict)
+    config_dir: Path = field(default_factory=Path.cwd)
 
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` as the config means it: ``~`` expanded; absolute stays, relative is under ``config_dir``.
+
+        Example: with the config in ``/etc/provisioner/``, ``resolve("phones.txt")`` is
+        ``/etc/provisioner/phones.txt`` whatever the working directory.
+        """
+        expanded = Path(path).expanduser()
+        return expanded if expanded.is_absolute() else Path(self.config_dir) / expanded
 
 
 @runtime_checkable
 class QueueSource(Protocol):
     """Reports, per queue, the pending and claimed counts and what it records of each worker.
 
-    The host calls each method once per cycle with every queue of the pools that name this source.
+    The host calls each method once per cycle with every queue of the pools that name this source. Both return a
+    mapping with an entry for every queue asked (a missing one counts as unknown). A remote call that fails, times
+    out or answers garbage makes the queues it concerns ``None`` (unknown: no launch for their pools this cycle);
+    raising ``RemoteError`` makes every queue of the call unknown. Any other exception is a plugin error, logged
+    and treated as unknown too. Each call returns within the cycle's time (``interval``), retries included,
+    waiting only with ``context.clock.sleep``.
     """
 
     def counts(self, queues: Sequence[str]) -> Mapping[str, QueueCounts | None]:
@@ -82,28 +114,52 @@ class QueueSource(Protocol):
 
 @runtime_checkable
 class DeviceProvider(Protocol):
-    """Reports the phones and the provider's live (and recently ended) jobs."""
+    """Reports the phones and the provider's live (and recently ended) jobs.
+
+    **The contract with the launcher.** Every job the host launches carries the labels of its
+    ``LaunchRequest``: ``(job_tag, pool, udid)``, where ``udid`` is empty when the launch names no phone (a pool
+    with ``targeting = "selector"``: the cloud picks the phone from a device group). ``jobs()`` finds our jobs by
+    the first label (``context.job_tag``) and reports each as a ``RemoteJob`` with ``pool`` and ``udid`` read back
+    from the labels (``udid`` may stay empty, or be the phone the cloud placed the job on, once known). How the
+    labels travel (job tags, a name, a file) is the launcher's and provider's business, as long as they agree.
+    See ``RemoteJob`` for what the host matches on.
+    """
 
     def phones(self) -> Sequence[Phone]:
-        """Every phone of the cloud with its state. Raises ``RemoteError`` when the list is unknown."""
+        """Every phone of the cloud with its state, each UDID once and a valid name (``provisioner.values``).
+
+        Raises ``RemoteError`` when the list is unknown, never returns an empty list for it: an empty list says
+        the cloud has no phone.
+        """
         ...
 
     def jobs(self, since: float) -> Sequence[RemoteJob]:
-        """Our jobs (found by their labels) created at or after ``since``, live or ended.
+        """Our jobs (found by their labels) created at or after ``since``, live or ended (with ``ended_at``).
 
-        Raises ``RemoteError`` when the list is unknown.
+        Raises ``RemoteError`` when the list is unknown (then which phones are free is unknown too: no launch).
         """
         ...
 
 
 @runtime_checkable
 class JobLauncher(Protocol):
-    """Starts one job for one pool on one phone (or on a selector) and reports how the submission went."""
+    """Starts one job for one pool on one phone (or on a selector) and reports how the submission went.
+
+    The job carries ``request.labels`` (``(job_tag, pool, udid)``; see ``DeviceProvider``) so that the pool's
+    device provider lists it in ``jobs()``. ``request.udid`` is empty when the pool targets a selector: the launch
+    names no phone, and the launcher must accept that where its cloud can place the job itself.
+
+    **Dry run.** The host never calls ``launch()`` in a dry run (``run --dry-run``, ``status``). A launcher may
+    define ``render(request) -> str``: the host calls it once per pool and logs the text (secrets redacted) as
+    what it would launch. ``render`` must start nothing, submit nothing and write nothing outside a temporary
+    directory it removes.
+    """
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         """Submit the job. May block (the host calls it on a worker thread); must return, never hang.
 
-        A failure is a ``LaunchResult(ok=False, detail=...)``, not an exception.
+        Success: ``LaunchResult(ok=True, job_id=...)``, the id ``jobs()`` will report. A failure is a
+        ``LaunchResult(ok=False, detail=...)`` with a one-line reason that holds no secret, not an exception.
         """
         ...
 
@@ -113,8 +169,14 @@ class RoleSpec:
     """A named implementation of one role, as returned by a role hook.
 
     ``factory(options, context)`` builds the object from the validated ``[plugins.<name>]`` table. It must
-    not touch the network. The built object may also define ``check(pools, network: bool) -> list[str]``
-    (problems as one-line strings, for ``provisioner check``) and ``close()``.
+    not touch the network. The built object may also define:
+
+    - ``check(pools, network: bool) -> list[str]``: problems as one-line strings, for ``provisioner check``
+      (and ``run`` before its first cycle); with ``network`` it may call the remote service.
+    - ``close()``: release what the object holds (HTTP sessions, processes, threads). The host calls it exactly
+      once when it is done with the object: when the daemon stops, after the submissions in flight have
+      returned (``Provisioner.run``), and after ``check``, ``status`` or a simulation. An exception in it is
+      logged, never fatal.
     ``pool_options`` declares the keys a pool may give this plugin in its ``launch`` table (launchers).
     """
 

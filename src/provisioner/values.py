@@ -46,6 +46,10 @@ def one_line(text: str) -> str:
 
 
 def name_problem(value: Any, what: str = "name") -> str | None:
+    """Why ``value`` cannot be a name (a UDID, a pool, a label): see the rule above; None when it can.
+
+    The host skips a phone or a job whose names fail it; a plugin may check with it first, e.g.
+    ``name_problem(serial, "UDID")``."""
     if not isinstance(value, str):
         return f"a {what} must be a string, not {type(value).__name__} {show(value)}"
     if not _NAME.fullmatch(value):

@@ -22,9 +22,10 @@ from ..ledger import Ledger
 from ..logs import setup
 from ..loop import Provisioner
 from ..model import LaunchState
-from ..planner import Observation, plan
+from ..planner import plan
 from ..plugins import Runtime
-from .common import Loaded, config_option, fail, load_all
+from ..runtime import Loaded, load_all
+from .common import config_option, fail
 
 LEDGER_FILE = "ledger.sqlite3"
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -116,11 +117,8 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     """What every pool looks like now, and what the next cycle would do. Writes nothing, starts nothing."""
     p = Provisioner(config, runtime, ledger, clock, dry_run=True, inline=True)
     now = clock.now()
-    obs, unknown, jobs, workers = p.observe(now)
-    in_flight = p.reconcile(jobs, workers, now)  # a dry run: reads the ledger, writes nothing
-    holds = p.holds(now)
-    last_used = ledger.last_used() if ledger is not None else {}
-    obs = Observation(obs.counts, obs.quarantined, obs.phones, in_flight, {u: t for u, (t, _) in holds.items()}, last_used)
+    obs, unknown, _ = p.observation(now)  # what a cycle plans from; a dry run: reads the ledger, writes nothing
+    holds = p.holds(now)  # the same phones as obs.held, with why
     the_plan = plan(tuple(p.pools.values()), obs, config.settings.limits, now, seed=p.seed)
 
     recent = ledger.since(now - 3600) if ledger is not None else []

@@ -38,9 +38,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..clock import Clock
-from ..model import JobState, LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Selector, Worker
-from ..types import RemoteError
+from provisioner import (
+    Clock, JobState, LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteError, RemoteJob, Selector, Worker,
+)
 from .config import FaultSpec, FleetConfig, QueueSpec
 from .job import CloudPhone, Job, Phase
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 
-from ..model import JobState, LaunchRequest, Phone, PhoneState, RemoteJob
+from provisioner import JobState, LaunchRequest, Phone, PhoneState, RemoteJob
 
 
 class Phase(str, enum.Enum):

@@ -24,9 +24,10 @@ from typing import Any
 
 from loguru import logger
 
-from ..hookspecs import hookimpl
-from ..model import LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Worker
-from ..types import Option, PluginContext, RemoteError, RoleSpec
+from provisioner import (
+    LaunchRequest, LaunchResult, Option, Phone, PluginContext, Pool, QueueCounts, RemoteError, RemoteJob, RoleSpec, Worker,
+    hookimpl,
+)
 from .config import FleetConfig
 from .fleet import Fleet
 

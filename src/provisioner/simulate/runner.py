@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 
@@ -19,13 +19,11 @@ from ..config import Settings
 from ..ledger import Ledger
 from ..loop import CycleReport, Provisioner
 from ..model import Phone, Pool
+from ..runtime import Loaded, load_all
 from ..sim.fleet import Fleet, FleetConfig
 from .baseline import Baseline
 from .scenario import Scenario, ScenarioError, compose
 from .tomlout import dumps
-
-if TYPE_CHECKING:
-    from ..cli.common import Loaded
 
 Progress = Callable[[float], None]  # called with the fleet time elapsed so far
 
@@ -90,8 +88,6 @@ def _scratch_dir() -> str | None:
 
 @contextmanager
 def _loaded(settings: Mapping[str, Any], scenario: Scenario, seed: int | None) -> Iterator[tuple[Loaded, VirtualClock, Path]]:
-    from ..cli.common import load_all  # what `run` loads a config with (imported late: the CLI imports us)
-
     clock = VirtualClock()
     with tempfile.TemporaryDirectory(prefix="provisioner-sim-", dir=_scratch_dir()) as tmp:
         state = Path(tmp) / "state"

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import click
-from provisioner import PluginContext
-from provisioner.config import ConfigError, load, validate_table
+from provisioner import ConfigError, plugin_options
 
 from .launcher import update_cli
 from .options import LAUNCHER_OPTIONS
@@ -19,18 +18,11 @@ from .options import LAUNCHER_OPTIONS
 def hyperexecute_update(config_path: Path) -> None:
     """Update the hyperexecute CLI in place, waiting until no launch is running it (a lock in the state dir)."""
     try:
-        config, problems = load(config_path)
+        options, context = plugin_options(config_path, "hyperexecute", LAUNCHER_OPTIONS)
     except ConfigError as exc:
-        problems = exc.problems
-    else:
-        options = validate_table(
-            config.plugin_options.get("hyperexecute", {}), LAUNCHER_OPTIONS, str(config_path), "plugins.hyperexecute",
-            problems,
-        )
-    if problems:
-        for problem in problems:
+        for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(2)
-    ok, message = update_cli(options, PluginContext(state_dir=config.settings.state_dir))
+    ok, message = update_cli(options, context)
     click.echo(message, err=not ok)
     sys.exit(0 if ok else 1)

@@ -44,7 +44,7 @@ class HyperExecuteLauncher:
         self._context = context
         self._jobs_root = context.state_dir / "jobs"
         self._job_dirs = JobDirs(self._jobs_root)
-        self._payloads = PayloadCache(context.state_dir / "payloads", context.environ)
+        self._payloads = PayloadCache(context.state_dir / "payloads", context.environ, context.resolve)
         self._timeout = float(self._options["cli_timeout"])
         self._max_age = float(self._options["job_dir_max_age_days"]) * 86400.0
         self._clean_lock = threading.Lock()

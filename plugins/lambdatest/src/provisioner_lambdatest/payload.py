@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -104,10 +104,12 @@ def copy_private(source: Path, target: Path) -> None:
 class PayloadCache:
     """Resolves a pool's payload to a local directory; git payloads are fetched once into ``root``."""
 
-    def __init__(self, root: Path, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, root: Path, environ: Mapping[str, str] | None = None,
+                 where: Callable[[Path], Path] = Path) -> None:
         self.root = root
         self._environ = os.environ if environ is None else environ
         self._env = git_env(self._environ)
+        self._where = where  # a payload directory's path as the config means it (``PluginContext.resolve``)
         self._lock = threading.Lock()
 
     def resolve(self, location: str, ref: str, fetch: bool = True) -> Path | None:
@@ -119,7 +121,7 @@ class PayloadCache:
         if not ref:
             if "://" in location or location.startswith("git@"):
                 raise PayloadError(f"payload {safe_location(location)}: a git payload needs payload_ref (tag or commit)")
-            return Path(location).expanduser()
+            return self._where(Path(location).expanduser())
         target = self.root / hashlib.sha256(f"{location}\0{ref}".encode()).hexdigest()[:20]
         with self._lock:
             if (target / MARKER).is_file():

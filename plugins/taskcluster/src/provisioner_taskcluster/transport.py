@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from provisioner.clock import Clock
+from provisioner import Clock
 
 from .deadline import deadline, left
 
