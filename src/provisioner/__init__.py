@@ -30,10 +30,22 @@ from .values import name_problem
 
 __version__ = "0.1.0"
 
+_LAZY = {"DeadlineAdapter", "deadline", "deadline_left"}  # from .httpdeadline: imported on first use (it loads requests)
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(".httpdeadline", __name__), name)
+    raise AttributeError(f"module 'provisioner' has no attribute {name!r}")
+
+
 __all__ = [
     "Clock",
     "ConfigError",
     "ConfigProblem",
+    "DeadlineAdapter",
     "DeviceProvider",
     "JobLauncher",
     "JobState",
@@ -55,6 +67,8 @@ __all__ = [
     "SystemClock",
     "VirtualClock",
     "Worker",
+    "deadline",
+    "deadline_left",
     "hookimpl",
     "name_problem",
     "plugin_options",

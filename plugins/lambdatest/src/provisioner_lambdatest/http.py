@@ -13,9 +13,8 @@ from typing import Any
 import requests
 from loguru import logger
 
-from provisioner import PluginContext, RemoteError
+from provisioner import DeadlineAdapter, PluginContext, RemoteError, deadline, deadline_left
 
-from .deadline import DeadlineAdapter, deadline, left
 
 MAX_DELAY = 60.0  # no wait between two tries is longer than this, whatever Retry-After says
 MIN_TRY = 0.5  # seconds: a try clamped to what is left of the budget never gets less than this
@@ -174,7 +173,7 @@ class LambdaTestApi:
                 finally:
                     response.close()
             except requests.RequestException:
-                if (left() or 0.0) <= 0:
+                if (deadline_left() or 0.0) <= 0:
                     raise Overdue(f"no complete answer within {limit:g}s") from None
                 raise
 

@@ -140,7 +140,7 @@ class PayloadCache:
             yield path
             return
         with tempfile.TemporaryDirectory(prefix="provisioner-payload-") as tmp:
-            fetched = PayloadCache(Path(tmp), self._environ).resolve(location, ref)
+            fetched = PayloadCache(Path(tmp), self._environ, self._where).resolve(location, ref)
             assert fetched is not None
             yield fetched
 

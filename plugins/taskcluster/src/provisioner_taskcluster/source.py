@@ -11,10 +11,9 @@ import requests
 import taskcluster
 from loguru import logger
 
-from provisioner import PluginContext, QueueCounts, Worker
+from provisioner import DeadlineAdapter, PluginContext, QueueCounts, Worker
 
 from . import __version__
-from .deadline import DeadlineAdapter
 from .settings import Credentials, Settings, certificate_expired, root_url_problem
 from .transport import Budget, CallError, Signer, Transport, describe
 from .urls import Urls

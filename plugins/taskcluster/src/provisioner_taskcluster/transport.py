@@ -27,9 +27,8 @@ from typing import Any
 
 import requests
 
-from provisioner import Clock
+from provisioner import Clock, deadline, deadline_left
 
-from .deadline import deadline, left
 
 # Sign(method, url, body) -> value of the Authorization header.
 Signer = Callable[[str, str, bytes | None], str]
@@ -234,7 +233,7 @@ class Transport:
                 finally:
                     response.close()
             except requests.RequestException:
-                if (left() or 0.0) <= 0:
+                if (deadline_left() or 0.0) <= 0:
                     raise DeadlineExceeded(f"no complete answer within {limit:g} s") from None
                 raise
 

@@ -1,4 +1,7 @@
-"""One overall deadline per request, across connect, headers and body together (issue 11).
+"""One overall deadline per HTTP request, across connect, headers and body together: for plugins' sessions.
+
+Usage: mount ``DeadlineAdapter()`` on a ``requests.Session`` for ``https://`` and ``http://``, then make each
+request inside ``with deadline(seconds):``; ``deadline_left()`` tells what remains (e.g. while streaming a body).
 
 ``requests``' ``timeout=(connect, read)`` bounds each socket operation, not the request: a server that sends one
 byte every 0.4 s never trips a 15 s read timeout and holds the loop for as long as it likes. So every socket our
@@ -41,7 +44,7 @@ def deadline(seconds: float) -> Iterator[None]:
         _current.at = None
 
 
-def left() -> float | None:
+def deadline_left() -> float | None:
     """Seconds left before this thread's deadline; None outside ``deadline()``."""
     at = getattr(_current, "at", None)
     return None if at is None else at - time.monotonic()
@@ -62,7 +65,7 @@ class DeadlineSocket:
         return self._timeout
 
     def _arm(self) -> None:
-        remaining = left()
+        remaining = deadline_left()
         if remaining is None:
             self._sock.settimeout(self._timeout)
             return
@@ -123,6 +126,8 @@ POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class DeadlineAdapter(HTTPAdapter):
+    """A ``requests`` transport adapter whose sockets honour this thread's ``deadline()``."""
+
     """``requests`` transport adapter whose connections honour ``deadline()`` (directly or through a proxy)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
