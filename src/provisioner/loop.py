@@ -207,7 +207,7 @@ class Provisioner:
             counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads, QueueCounts) or {})
             answer = _guard(lambda: source.workers(queues), f"{source_name}: workers", unknown, reads, Sequence) or {}
             for q, listed in answer.items():
-                if listed is not None and not all(isinstance(w, Worker) for w in listed):
+                if listed is not None and not all(type(w) is Worker or isinstance(w, Worker) for w in listed):
                     unknown.append(f"{source_name}: workers: plugin error: {q}: not a list of Worker")
                     reads[f"{source_name}: workers"] = "plugin_error"
                     listed = None
@@ -224,11 +224,14 @@ class Provisioner:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
             if phones[name] is not None:
-                phones[name] = self._dedupe(name, [p for p in phones[name] if self._valid(name, "phone", p.udid)])
+                good = self._good_names
+                phones[name] = self._dedupe(
+                    name, [p for p in phones[name] if p.udid in good or self._valid(name, "phone", p.udid)])
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
             if jobs[name] is not None:  # a job's pool and phone come from its labels: foreign text is skipped
-                jobs[name] = [j for j in jobs[name] if self._valid(name, "job", j.pool) and
-                              (not j.udid or self._valid(name, "job", j.udid))]
+                good = self._good_names
+                jobs[name] = [j for j in jobs[name] if (j.pool in good or self._valid(name, "job", j.pool)) and
+                              (not j.udid or j.udid in good or self._valid(name, "job", j.udid))]
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
@@ -251,6 +254,8 @@ class Provisioner:
 
     def _dedupe(self, provider: str, phones: list[Phone]) -> list[Phone]:
         """One phone per UDID: a phone listed twice takes its busiest state, and is warned of once."""
+        if len({p.udid for p in phones}) == len(phones):
+            return phones
         kept: dict[str, Phone] = {}
         for phone in phones:
             seen = kept.get(phone.udid)
@@ -260,7 +265,7 @@ class Provisioner:
                 self._warned.add((provider, phone.udid))
                 logger.warning("{}: phone {} is listed more than once; taken as {}", provider, phone.udid,
                                kept[phone.udid].state.value)
-        return list(kept.values()) if len(kept) < len(phones) else phones
+        return list(kept.values())
 
     # -- record --------------------------------------------------------------------------------------
     def reconcile(

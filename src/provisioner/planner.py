@@ -60,20 +60,18 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
 
     # One global order of phones: least recently used first, ties in a seeded random order.
     free: dict[str, dict[str, Phone]] = {}  # provider -> udid -> idle phone with nothing in flight
-    rank: dict[str, dict[str, tuple[float, float]]] = {}  # provider -> udid -> its place in the order
+    rank = _Ranks(obs.last_used, rng.random)  # udid -> its place in the order, drawn when first asked
     index: dict[str, _Index] = {}
-    never, last_used, draw, idle = float("-inf"), obs.last_used, rng.random, PhoneState.IDLE
+    idle = PhoneState.IDLE
     for provider, phones in obs.phones.items():
         if phones is None:
             continue
         mine = free[provider] = {}
-        ranks = rank[provider] = {}
         index[provider] = _Index(phones)
-        for phone in phones:  # only free phones are ranked: they are the only ones a launch may take
+        for phone in phones:
             u = phone.udid
             if phone.state is idle and u not in booked and u not in held:
                 mine[u] = phone
-                ranks[u] = (last_used.get(u, never), draw())
 
     decisions: dict[str, dict] = {}
     wants: dict[str, int] = {}
@@ -92,7 +90,7 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
             quarantined = obs.quarantined.get(pool.queue) or frozenset()
             pool_free = free[pool.device_provider]
             mine = [p.udid for p in pool_phones if p.udid in pool_free and p.udid not in quarantined]
-            mine.sort(key=rank[pool.device_provider].__getitem__)
+            mine.sort(key=rank.__getitem__)  # only the candidates of pools that launch are ever ranked
             candidates[pool.name] = mine
             wants[pool.name] = want
     # Selector launches not yet placed will take some matching idle phone: keep that many aside.
@@ -184,6 +182,18 @@ def _observe_pool(pool: Pool, obs: Observation, phones, free, booked, held, star
         "claimed": counts.claimed if counts else None,
         "idle": idle, "busy": busy, "starting": starting, "quarantined": q if listed is not None else None, "held": h,
     }
+
+
+class _Ranks(dict):
+    """udid -> (last launch on it, a seeded random draw): least recently used first, ties in random order."""
+
+    def __init__(self, last_used: Mapping[str, float], draw) -> None:
+        super().__init__()
+        self.last_used, self.draw = last_used, draw
+
+    def __missing__(self, udid: str) -> tuple[float, float]:
+        rank = self[udid] = (self.last_used.get(udid, float("-inf")), self.draw())
+        return rank
 
 
 class _Index:
