@@ -58,6 +58,7 @@ ESTIMATE_SAMPLES = 50  # the latest claims of a pool that make its estimate
 PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
 PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
 GOOD_NAMES_MAX = 1_000_000  # valid names remembered, so that each is checked once
+STEADY = {JobState.STARTING: LaunchState.STARTING, JobState.RUNNING: LaunchState.RUNNING}  # nothing to record
 BUSIEST = {PhoneState.IDLE: 0, PhoneState.UNAVAILABLE: 1, PhoneState.BUSY: 2}
 
 
@@ -287,25 +288,19 @@ class Provisioner:
             if pool is None:  # its pool left the config: nothing will follow it any more
                 launch = self._end(launch, now, "pool removed", "its pool is no longer in the config")
                 continue
-            provider_jobs = jobs.get(pool.device_provider)
             job = by_id.get(launch.job_id) if launch.job_id else None
             here = launch.id in active
-            if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING and not here:
-                job = self._adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
-            if job is not None:
-                matched.add(job.job_id)
-                launch = self._follow(launch, job, now)
-            elif provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
-                if now - launch.submitted_at >= self.settings.max_startup_seconds and not here:
-                    launch = self._end(launch, now, "never seen", "not in the provider's job list in time")
-            elif provider_jobs is not None and launch.state is LaunchState.RUNNING:
-                if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
-                    launch = self._end(launch, now, "unknown", "fell out of the provider's job list")
-            if launch.state.in_flight:
+            if job is None or STEADY.get(job.state) is not launch.state or (job.udid and not launch.udid):
+                launch = self._record_one(launch, pool, job, jobs, matched, here, now)  # something changed
+                if not launch.state.in_flight:
+                    continue
+            if launch.claimed_at is None:
                 launch = self._claim(launch, by_worker.get(pool.queue), now)
                 in_flight.append(self._covering(launch, here, pool.queue in by_worker, now))
-                if not launch.job_id:
-                    unrecorded.append(launch)
+            else:  # claimed: covers nothing, books its phone
+                in_flight.append(InFlight(launch.pool, launch.udid, False, launch.submitted_at))
+            if not launch.job_id:
+                unrecorded.append(launch)
         skew = self.settings.adopt_clock_skew_seconds
         for js in jobs.values():
             for job in js or ():
@@ -333,6 +328,25 @@ class Provisioner:
                     "daemon with this tag on this account, or a lost ledger? Run one daemon per account and tag",
                     job.job_id, job.pool, job.udid or "-", self.settings.job_tag)
         self._strangers_warned = {j.job_id for j in jobs}
+
+    def _record_one(
+        self, launch: Launch, pool: Pool, job: RemoteJob | None, jobs: Mapping[str, list[RemoteJob] | None],
+        matched: set[str], here: bool, now: float,
+    ) -> Launch:
+        """A launch whose job is new, changed state, ended, or is missing: follow it, adopt it, or end it."""
+        provider_jobs = jobs.get(pool.device_provider)
+        if job is None and provider_jobs is not None and launch.state is LaunchState.SUBMITTING and not here:
+            job = self._adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
+        if job is not None:
+            matched.add(job.job_id)
+            return self._follow(launch, job, now)
+        if provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
+            if now - launch.submitted_at >= self.settings.max_startup_seconds and not here:
+                return self._end(launch, now, "never seen", "not in the provider's job list in time")
+        elif provider_jobs is not None and launch.state is LaunchState.RUNNING:
+            if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
+                return self._end(launch, now, "unknown", "fell out of the provider's job list")
+        return launch
 
     def _adopt(self, launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
         """The job a launch left in ``submitting`` (by a process that died) became: a live job of its pool (and
@@ -670,8 +684,9 @@ def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[s
     The answer is a list of ``kind`` or a mapping to ``kind`` (or None); anything else is a plugin error."""
     try:
         answer = call()
-        values = answer.values() if isinstance(answer, Mapping) else answer
-        bad = [v for v in values if not (isinstance(v, kind) or (v is None and isinstance(answer, Mapping)))]
+        mapping = isinstance(answer, Mapping)
+        values = answer.values() if mapping else answer
+        bad = [v for v in values if type(v) is not kind and not (isinstance(v, kind) or (v is None and mapping))]
         if bad:
             raise TypeError(f"answered {type(bad[0]).__name__}, not {kind.__name__}")
     except RemoteError as exc:

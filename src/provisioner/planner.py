@@ -62,23 +62,17 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     free: dict[str, dict[str, Phone]] = {}  # provider -> udid -> idle phone with nothing in flight
     rank = _Ranks(obs.last_used, rng.random)  # udid -> its place in the order, drawn when first asked
     index: dict[str, _Index] = {}
-    idle = PhoneState.IDLE
     for provider, phones in obs.phones.items():
-        if phones is None:
-            continue
-        mine = free[provider] = {}
-        index[provider] = _Index(phones)
-        for phone in phones:
-            u = phone.udid
-            if phone.state is idle and u not in booked and u not in held:
-                mine[u] = phone
+        if phones is not None:
+            index[provider] = _Index(phones, booked, held)
+            free[provider] = index[provider].free
 
     decisions: dict[str, dict] = {}
     wants: dict[str, int] = {}
     candidates: dict[str, list[str]] = {}
     for pool in pools:
-        pool_phones = index[pool.device_provider].of(pool) if pool.device_provider in index else None
-        d = _observe_pool(pool, obs, pool_phones, free, booked, held, starting_by_pool[pool.name])
+        pool_index = index.get(pool.device_provider)
+        d = _observe_pool(pool, obs, pool_index, booked, held, starting_by_pool[pool.name])
         decisions[pool.name] = d
         want, reason = _want(pool, obs, d)
         if want > 0 and pool.max_starting is not None:
@@ -89,7 +83,8 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
         if want > 0:
             quarantined = obs.quarantined.get(pool.queue) or frozenset()
             pool_free = free[pool.device_provider]
-            mine = [p.udid for p in pool_phones if p.udid in pool_free and p.udid not in quarantined]
+            mine = [p.udid for p in index[pool.device_provider].of(pool)
+                    if p.udid in pool_free and p.udid not in quarantined]
             mine.sort(key=rank.__getitem__)  # only the candidates of pools that launch are ever ranked
             candidates[pool.name] = mine
             wants[pool.name] = want
@@ -160,23 +155,25 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     return Plan(tuple(launches), tuple(out))
 
 
-def _observe_pool(pool: Pool, obs: Observation, phones, free, booked, held, starting: int) -> dict:
+def _observe_pool(pool: Pool, obs: Observation, index: _Index | None, booked, held, starting: int) -> dict:
+    """The pool's line: pending and claimed, and its phones idle, busy, quarantined and held (None: unknown).
+    Counted per group of phones (a kind, or a pool's own UDIDs) once a cycle, so that pools sharing a model cost
+    no more than one pass over its phones."""
     counts = obs.counts.get(pool.queue)
     listed = obs.quarantined.get(pool.queue)
-    quarantined = listed or frozenset()
     idle = busy = q = h = None  # unknown, never 0, while the phones are
-    if phones is not None:
-        idle = busy = q = h = 0
-        pool_free = free.get(pool.device_provider, {})
-        for phone in phones:
-            if phone.udid in quarantined:
+    if index is not None:
+        tally = [0, 0, 0, 0]  # idle, busy, held, neither
+        for group in index.groups(pool):
+            for i, n in enumerate(index.counts(group)):
+                tally[i] += n
+        q = 0
+        for udid in listed or ():  # few: take the pool's quarantined phones out of their state
+            phone = index.by_udid.get(udid)
+            if phone is not None and pool.owns(phone):
+                tally[index.category(phone)] -= 1
                 q += 1
-            elif phone.udid in held:
-                h += 1
-            elif phone.udid in pool_free:
-                idle += 1
-            elif phone.state is PhoneState.BUSY or phone.udid in booked:
-                busy += 1
+        idle, busy, h = tally[0], tally[1], tally[2]
     return {
         "pending": counts.pending if counts else None,
         "claimed": counts.claimed if counts else None,
@@ -197,15 +194,39 @@ class _Ranks(dict):
 
 
 class _Index:
-    """A provider's phones by UDID and by model and OS version, so that a pool finds its own in time proportional
-    to their number: planning stays linear in phones plus pools."""
+    """A provider's phones, free or not, by UDID and in groups (one per model and OS version, or a pool's own
+    UDIDs), made in one pass: a pool finds its own, and counts them, in time proportional to its groups, so
+    planning stays linear in phones plus pools.
 
-    def __init__(self, phones: Sequence[Phone]) -> None:
-        self.all = phones
+    A phone's category: 0 idle (free to take: idle, booked by no launch, not held), 1 busy (taken, or booked),
+    2 held back, 3 neither (faulty, offline...)."""
+
+    def __init__(self, phones: Sequence[Phone], booked: set[str], held: set[str]) -> None:
+        self.all, self.booked, self.held = phones, booked, held
+        self.free: dict[str, Phone] = {}
         self._by_udid: dict[str, Phone] | None = None
-        self._by_kind: dict[tuple[str, str], list[Phone]] | None = None
-        self._by_field: dict[tuple[int, str], list[list[Phone]]] = {}
-        self._of: dict[str, list[Phone]] = {}
+        self.by_kind: dict[tuple[str, str], list[Phone]] = defaultdict(list)
+        self._counts: dict[int, list[int]] = {}
+        idle, busy, free, by_kind = PhoneState.IDLE, PhoneState.BUSY, self.free, self.by_kind
+        kind_counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for phone in phones:
+            u, kind = phone.udid, (phone.model, phone.os_version)
+            by_kind[kind].append(phone)
+            if u in held:
+                kind_counts[kind][2] += 1
+            elif u in booked:
+                kind_counts[kind][1] += 1
+            elif phone.state is idle:
+                free[u] = phone
+                kind_counts[kind][0] += 1
+            else:
+                kind_counts[kind][1 if phone.state is busy else 3] += 1
+        self._by_field: dict[tuple[int, str], list[list[Phone]]] = defaultdict(list)
+        for kind, group in by_kind.items():
+            self._counts[id(group)] = kind_counts[kind]
+            self._by_field[0, kind[0]].append(group)
+            self._by_field[1, kind[1]].append(group)
+        self._groups: dict[str, list[list[Phone]]] = {}
 
     @property
     def by_udid(self) -> dict[str, Phone]:
@@ -213,39 +234,43 @@ class _Index:
             self._by_udid = {p.udid: p for p in self.all}
         return self._by_udid
 
-    @property
-    def by_kind(self) -> dict[tuple[str, str], list[Phone]]:
-        """Phones by (model, OS version): few kinds, many phones. ``_by_field``: a model's (or an OS version's)
-        kinds, for a selector that names one field only."""
-        if self._by_kind is None:
-            self._by_kind = defaultdict(list)
-            for p in self.all:
-                self._by_kind[p.model, p.os_version].append(p)
-            self._by_field = defaultdict(list)
-            for kind, ps in self._by_kind.items():
-                self._by_field[0, kind[0]].append(ps)
-                self._by_field[1, kind[1]].append(ps)
-        return self._by_kind
-
-    def of(self, pool: Pool) -> list[Phone]:
-        found = self._of.get(pool.name)
+    def groups(self, pool: Pool) -> list[list[Phone]]:
+        found = self._groups.get(pool.name)
         if found is None:
-            found = self._of[pool.name] = self._find(pool)
+            found = self._groups[pool.name] = self._find(pool)
         return found
 
-    def _find(self, pool: Pool) -> list[Phone]:
+    def of(self, pool: Pool) -> list[Phone]:
+        return [p for group in self.groups(pool) for p in group]
+
+    def _find(self, pool: Pool) -> list[list[Phone]]:
         if pool.udids:
-            return [self.by_udid[u] for u in pool.udids if u in self.by_udid]
+            return [[self.by_udid[u] for u in pool.udids if u in self.by_udid]]
         s = pool.selector
         if s is None:
             return []
         if s.model and s.os_version:
-            return list(self.by_kind.get((s.model, s.os_version), ()))
+            return [self.by_kind.get((s.model, s.os_version), [])]
         if s.model or s.os_version:
-            self.by_kind  # noqa: B018 - builds _by_field
-            kinds = self._by_field.get((0, s.model) if s.model else (1, s.os_version), ())
-            return [p for ps in kinds for p in ps]
-        return list(self.all)
+            return self._by_field.get((0, s.model) if s.model else (1, s.os_version), [])
+        return list(self.by_kind.values())
+
+    def category(self, phone: Phone) -> int:
+        u = phone.udid
+        if u in self.held:
+            return 2
+        if u in self.free:
+            return 0
+        return 1 if phone.state is PhoneState.BUSY or u in self.booked else 3
+
+    def counts(self, group: list[Phone]) -> list[int]:
+        """How many phones of ``group`` are in each category (a kind's were counted in the first pass)."""
+        found = self._counts.get(id(group))
+        if found is None:
+            found = self._counts[id(group)] = [0, 0, 0, 0]
+            for phone in group:
+                found[self.category(phone)] += 1
+        return found
 
 
 def _want(pool: Pool, obs: Observation, d: dict) -> tuple[int, str]:
