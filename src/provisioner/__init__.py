@@ -30,7 +30,8 @@ from .values import name_problem
 
 __version__ = "0.1.0"
 
-_LAZY = {"DeadlineAdapter", "deadline", "deadline_left"}  # from .httpdeadline: imported on first use (it loads requests)
+_LAZY = {"BodyTooLarge", "DeadlineAdapter", "deadline", "deadline_left", "is_loopback", "read_capped",
+         "redirect_target"}  # from .httpdeadline: imported on first use (it loads requests)
 
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562
@@ -42,6 +43,7 @@ def __getattr__(name: str):  # noqa: ANN202 - PEP 562
 
 
 __all__ = [
+    "BodyTooLarge",
     "Clock",
     "ConfigError",
     "ConfigProblem",
@@ -70,8 +72,11 @@ __all__ = [
     "deadline",
     "deadline_left",
     "hookimpl",
+    "is_loopback",
     "name_problem",
     "plugin_options",
+    "read_capped",
     "redact",
+    "redirect_target",
     "validate_options",
 ]

@@ -2,6 +2,8 @@
 
 Usage: mount ``DeadlineAdapter()`` on a ``requests.Session`` for ``https://`` and ``http://``, then make each
 request inside ``with deadline(seconds):``; ``deadline_left()`` tells what remains (e.g. while streaming a body).
+With it, what every careful read needs: ``read_capped`` (a body size cap, ``BodyTooLarge``), ``redirect_target``
+(a redirect named without its path or query) and ``is_loopback`` (where plain http may be allowed).
 
 ``requests``' ``timeout=(connect, read)`` bounds each socket operation, not the request: a server that sends one
 byte every 0.4 s never trips a 15 s read timeout and holds the loop for as long as it likes. So every socket our
@@ -20,6 +22,8 @@ own connection classes).
 from __future__ import annotations
 
 import io
+import ipaddress
+import urllib.parse
 import socket
 import threading
 import time
@@ -27,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -139,3 +144,43 @@ class DeadlineAdapter(HTTPAdapter):
         if not proxy.lower().startswith("socks"):
             manager.pool_classes_by_scheme = dict(POOLS)
         return manager
+
+
+class BodyTooLarge(Exception):
+    """An answer larger than the cap given to ``read_capped``."""
+
+
+def read_capped(response: requests.Response, cap: int) -> bytes:
+    """The (decoded) body of a streamed response (``stream=True``); ``BodyTooLarge`` past ``cap`` bytes, before
+    reading them when ``Content-Length`` says so."""
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > cap:
+        raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def redirect_target(response: requests.Response) -> str:
+    """`` to https://host`` of a redirect's Location: scheme and host only (a path or query may hold a token)."""
+    try:
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(response.url or "", response.headers.get("Location", "")))
+        host = parts.hostname
+    except ValueError:
+        return ""
+    return f" to {parts.scheme}://{host}" if parts.scheme and host else ""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

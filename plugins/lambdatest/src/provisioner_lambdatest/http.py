@@ -4,7 +4,6 @@ cap on the answer's size; no redirect followed; bounded retries on the host's cl
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -13,16 +12,15 @@ from typing import Any
 import requests
 from loguru import logger
 
-from provisioner import DeadlineAdapter, PluginContext, RemoteError, deadline, deadline_left
+from provisioner import (
+    BodyTooLarge, DeadlineAdapter, PluginContext, RemoteError, deadline, deadline_left, is_loopback, read_capped,
+    redirect_target,
+)
 
 
 MAX_DELAY = 60.0  # no wait between two tries is longer than this, whatever Retry-After says
 MIN_TRY = 0.5  # seconds: a try clamped to what is left of the budget never gets less than this
-CHUNK = 64 * 1024
 
-
-class BodyTooLarge(Exception):
-    """The answer is larger than ``max_body_bytes``."""
 
 
 class Overdue(requests.Timeout):
@@ -36,14 +34,6 @@ def credentials(environ: Mapping[str, str], username_env: str, access_key_env: s
             raise KeyError(name)
     return environ[username_env], environ[access_key_env]
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def url_problem(key: str, url: str, allow_http: bool) -> str:
@@ -72,30 +62,6 @@ def new_session() -> requests.Session:
     return session
 
 
-def read_capped(response: requests.Response, cap: int) -> bytes:
-    """The (decoded) body of a streamed response, refusing more than ``cap`` bytes without reading them."""
-    length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > cap:
-        raise BodyTooLarge
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def redirect_target(response: requests.Response) -> str:
-    """`` to https://host`` of a redirect's Location: scheme and host only (a path or query may hold a token)."""
-    try:
-        location = urllib.parse.urljoin(response.url or "", response.headers.get("Location", ""))
-        parts = urllib.parse.urlsplit(location)
-        host = parts.hostname
-    except ValueError:
-        return ""
-    return f" to {parts.scheme}://{host}" if parts.scheme and host else ""
 
 
 class LambdaTestApi:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from provisioner import Option
+from provisioner import Option, is_loopback
 
 from .transport import RetryPolicy
 
@@ -163,14 +162,6 @@ def certificate_expired(certificate: str, now: float) -> str:
         return ""
     return datetime.fromtimestamp(expiry / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def root_url_problem(root_url: str, source: str, allow_http: bool = False) -> str:

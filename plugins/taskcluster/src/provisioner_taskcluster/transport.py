@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import random
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from provisioner import Clock, deadline, deadline_left
+from provisioner import BodyTooLarge, Clock, deadline, deadline_left, read_capped, redirect_target
 
 
 # Sign(method, url, body) -> value of the Authorization header.
@@ -79,32 +78,7 @@ class DeadlineExceeded(requests.Timeout):
     """One attempt had no complete answer within its overall deadline."""
 
 
-class BodyTooLarge(Exception):
-    """The answer is larger than ``max_body_bytes``."""
 
-
-def read_capped(response: requests.Response, cap: int) -> bytes:
-    """The (decoded) body of a streamed response, refusing more than ``cap`` bytes."""
-    length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > cap:
-        raise BodyTooLarge
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def redirect_target(response: requests.Response) -> str:
-    """`` to https://host`` of a redirect's Location (scheme and host only: a query may hold a token)."""
-    try:
-        parts = urllib.parse.urlsplit(urllib.parse.urljoin(response.url or "", response.headers.get("Location", "")))
-    except ValueError:
-        return ""
-    return f" to {parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else ""
 
 
 def is_retryable(status: int) -> bool:
