@@ -13,14 +13,13 @@ from pathlib import Path
 from lt_support import ENVIRON, LT_KEY, SECRETS, TC_TOKEN, FakeCli
 
 
-def test_run_once_launches_through_the_cli_and_records_the_job(tmp_path: Path):
-    state = tmp_path / "state"
-    cli = FakeCli(tmp_path / "bin", state / "hyperexecute-cli.lock")
+def write_config(tmp_path: Path, state: Path, cli: FakeCli, tag: str) -> Path:
+    """One pinned pool on the simulated queue and phones, launched through the real launcher and a fake CLI."""
     config = tmp_path / "c.toml"
     config.write_text(f"""
 [provisioner]
 state_dir = "{state}"
-job_tag = "tcdp"
+job_tag = "{tag}"
 seed = 1
 [pools.a55-perf]
 queue = "proj-autophone/gecko-t-lambda-perf-a55"
@@ -36,6 +35,13 @@ phones = 1
 [plugins.sim.queues]
 "proj-autophone/gecko-t-lambda-perf-a55" = {{ burst = 1 }}
 """)
+    return config
+
+
+def test_run_once_launches_through_the_cli_and_records_the_job(tmp_path: Path):
+    state = tmp_path / "state"
+    cli = FakeCli(tmp_path / "bin", state / "hyperexecute-cli.lock")
+    config = write_config(tmp_path, state, cli, "tcdp")
     env = dict(ENVIRON, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-m", "provisioner", "run", "-c", str(config), "--once", "--log-level", "TRACE"],
                           capture_output=True, text=True, env=env, timeout=120)
@@ -62,26 +68,7 @@ phones = 1
 def test_a_dry_run_shows_the_rendered_yaml_and_runner_file_with_secrets_masked(tmp_path: Path):
     state = tmp_path / "state"
     cli = FakeCli(tmp_path / "bin", tmp_path / "lock" / "hyperexecute-cli.lock")
-    config = tmp_path / "c.toml"
-    config.write_text(f"""
-[provisioner]
-state_dir = "{state}"
-job_tag = "provisioner"
-seed = 1
-[pools.a55-perf]
-queue = "proj-autophone/gecko-t-lambda-perf-a55"
-udids = ["SIM0000"]
-queue_source = "sim"
-device_provider = "sim"
-launcher = "hyperexecute"
-launch = {{ client_id_env = "TC_CLIENT_A55", access_token_env = "TC_TOKEN_A55" }}
-[plugins.hyperexecute]
-cli = "{cli.path}"
-[plugins.sim]
-phones = 1
-[plugins.sim.queues]
-"proj-autophone/gecko-t-lambda-perf-a55" = {{ burst = 1 }}
-""")
+    config = write_config(tmp_path, state, cli, "provisioner")
     env = dict(ENVIRON, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-m", "provisioner", "run", "-c", str(config), "--once", "--dry-run"],
                           capture_output=True, text=True, env=env, timeout=120)
