@@ -35,7 +35,7 @@ from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
 from .values import name_problem, one_line
-from .warm import WARM, Arrivals, idle_timeout, warm_target
+from .warm import WARM, Arrivals, demand_claim_seconds, idle_timeout, warm_target
 
 
 @dataclass
@@ -383,9 +383,10 @@ class Provisioner:
         return InFlight(launch.pool, launch.udid, covering, launch.submitted_at, unsubmitted, limit)
 
     def claim_estimate(self, pool: str, now: float) -> float:
-        """The pool's median launch-to-claim time over the last day (``claim_seconds`` until some are known)."""
+        """The pool's median launch-to-claim time over the last day, of its demand launches (``claim_seconds``
+        until some are known)."""
         if self._estimates is None or now - self._estimates[0] >= ESTIMATE_REFRESH:
-            learned = self.ledger.claim_seconds(now - 86400.0) if self.ledger is not None else {}
+            learned = demand_claim_seconds(self.ledger, now - 86400.0) if self.ledger is not None else {}
             self._estimates = (now, {p: statistics.median(v[-ESTIMATE_SAMPLES:]) for p, v in learned.items()})
         return self._estimates[1].get(pool, self.settings.claim_seconds)
 

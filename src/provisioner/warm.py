@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from .ledger import Ledger
 from .model import Launch, LaunchState, Pool, QueueCounts
 
 DEMAND, WARM = "demand", "warm"
@@ -77,6 +78,20 @@ class Arrivals:
         if covered <= 0:
             return None
         return sum(n for _, _, n in intervals) / covered
+
+
+def demand_claim_seconds(ledger: Ledger, since: float) -> dict[str, list[float]]:
+    """Per pool, launch-to-claim times of the *demand* launches submitted since ``since``, oldest first. A warm
+    launch's time to claim includes its wait for a task: learning from it would feed the warm target back into
+    itself."""
+    rows = ledger.query(
+        "SELECT pool, claimed_at - submitted_at FROM launches WHERE submitted_at >= ? AND claimed_at IS NOT NULL "
+        "AND kind = ? ORDER BY submitted_at", (since, DEMAND),
+    )
+    out: dict[str, list[float]] = {}
+    for pool, seconds in rows:
+        out.setdefault(pool, []).append(seconds)
+    return out
 
 
 def warm_target(pool: Pool, rate: float | None, claim_seconds: float, safety: float) -> int:

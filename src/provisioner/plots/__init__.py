@@ -36,5 +36,6 @@ def pyplot() -> Any:
 
 
 def save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
     fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=100, bbox_inches="tight")
     pyplot().close(fig)
