@@ -68,7 +68,7 @@ class Arrivals:
         arrived = max(0, counts.pending - pending + claims, counts.pending + counts.claimed - pending - claimed)
         intervals = self._intervals.setdefault(queue, deque())
         intervals.append((now, now - when, arrived))
-        while intervals and intervals[0][0] - intervals[0][1] < now - self.window:
+        while intervals and intervals[0][0] < now - self.window:
             intervals.popleft()
 
     def rate(self, queue: str) -> float | None:
