@@ -27,14 +27,15 @@ def test_arrival_rate_from_pending_and_claims_over_the_window():
     assert a.rate("q") is None  # one reading is no rate
     a.observe("q", 60, QueueCounts(2, 0))  # 2 arrived
     a.observe("q", 120, QueueCounts(1, 3), claims=3)  # 2 more: pending fell by 1 while 3 were claimed
-    assert a.rate("q") == pytest.approx(4 / 120)
+    assert a.rate("q") == pytest.approx(4 / 300)  # over half the window at least: 120 s of readings is not enough
     a.observe("q", 180, QueueCounts(0, 1), claims=0)  # a claim not seen yet, tasks done: never negative
-    assert a.rate("q") == pytest.approx(4 / 180)
-    a.observe("q", 240, None)  # unknown: the interval around it is left out, not guessed
-    a.observe("q", 300, QueueCounts(50, 0))
-    assert a.rate("q") == pytest.approx(4 / 180)
-    a.observe("q", 360, QueueCounts(50, 0))
-    a.observe("q", 1200, QueueCounts(50, 0))  # the window moved on: only quiet intervals are left
+    a.observe("q", 420, QueueCounts(0, 1))
+    assert a.rate("q") == pytest.approx(4 / 420)
+    a.observe("q", 440, None)  # unknown: the interval around it is left out, not guessed
+    a.observe("q", 500, QueueCounts(50, 0))
+    assert a.rate("q") == pytest.approx(4 / 420)
+    a.observe("q", 560, QueueCounts(50, 0))
+    a.observe("q", 1400, QueueCounts(50, 0))  # the window moved on: only quiet intervals are left
     assert a.rate("q") == 0
 
 
@@ -44,6 +45,7 @@ def test_warm_target_fixed_auto_and_capped():
     auto = Pool("p", "q", "s", "d", "l", warm="auto")
     assert warm_target(auto, None, 300, 1.5) == 0  # no rate yet: demand only
     assert warm_target(auto, 100 / 3600, 300, 1.5) == 13  # 100 an hour x 5 min x 1.5 = 12.5
+    assert warm_target(auto, 3 / 3600, 210, 1.5) == 0  # 0.26 of a task: a warm worker would mostly idle out
     assert warm_target(Pool("p", "q", "s", "d", "l", warm="auto", warm_max=4), 100 / 3600, 300, 1.5) == 4
 
 

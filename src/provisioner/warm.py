@@ -3,7 +3,7 @@
 A pool's ``warm`` is a number of workers to keep started and waiting beyond its pending tasks, or ``"auto"``:
 the tasks expected to arrive within one launch-to-claim time,
 
-    warm = ceil(arrival rate x launch-to-claim time x warm_safety_factor), capped by ``warm_max``
+    warm = round(arrival rate x launch-to-claim time x warm_safety_factor), capped by ``warm_max``
 
 where the launch-to-claim time is the one the loop learns from the ledger (``Provisioner.claim_estimate``) and
 the arrival rate is measured by :class:`Arrivals` from the queue's counts over ``warm_window_seconds``. The
@@ -47,8 +47,9 @@ class Arrivals:
     our launches' workers make in between), and ``pending + claimed`` only grows by arrivals (it shrinks as tasks
     finish). Both are lower bounds that never go negative (a count that is an upper bound, or a claim seen a cycle
     late, cannot make arrivals negative); together they stay close when one of them misses (another tool's
-    workers claiming, tasks finishing). The rate is the arrivals over the time the window's intervals cover; a
-    cycle whose counts are unknown breaks the chain (the interval around it is left out, not guessed).
+    workers claiming, tasks finishing). The rate is the arrivals over the time the window's intervals cover (at
+    least half the window); a cycle whose counts are unknown breaks the chain (the interval around it is left out,
+    not guessed).
     """
 
     def __init__(self, window: float) -> None:
@@ -72,12 +73,13 @@ class Arrivals:
             intervals.popleft()
 
     def rate(self, queue: str) -> float | None:
-        """Tasks per second over the window, or None before two readings in a row."""
+        """Tasks per second over the window, or None before two readings in a row. Until half the window is
+        covered, as if it were: a few arrivals in the first cycles after a start make no burst of warm workers."""
         intervals = self._intervals.get(queue)
         covered = sum(seconds for _, seconds, _ in intervals) if intervals else 0.0
         if covered <= 0:
             return None
-        return sum(n for _, _, n in intervals) / covered
+        return sum(n for _, _, n in intervals) / max(covered, self.window / 2)
 
 
 def demand_claim_seconds(ledger: Ledger, since: float) -> dict[str, list[float]]:
@@ -97,7 +99,9 @@ def demand_claim_seconds(ledger: Ledger, since: float) -> dict[str, list[float]]
 def warm_target(pool: Pool, rate: float | None, claim_seconds: float, safety: float) -> int:
     """How many workers the pool keeps waiting beyond its pending tasks (see the module's docstring)."""
     if pool.warm == "auto":
-        wanted = math.ceil(rate * claim_seconds * safety - 1e-9) if rate else 0
+        # rounded to the nearest: a pool expecting under half a task per launch-to-claim time keeps none (its
+        # warm worker would mostly idle out)
+        wanted = math.floor(rate * claim_seconds * safety + 0.5 + 1e-9) if rate else 0
     else:
         wanted = int(pool.warm)
     if pool.warm_max is not None:
