@@ -91,7 +91,7 @@ def test_report_command(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("report from ") and lines[0].endswith("(7d00h)")
-    assert lines[2].split() == ["perf", "3", "0", "3", "2", "0", "1", "(running", "1)", "0", "67%", "3m", "5m"]
+    assert lines[2].split() == ["perf", "3", "0", "3", "2", "0", "0", "0", "1", "(running", "1)", "0", "67%", "3m", "5m"]
     assert lines[3].split()[:3] == ["unit", "1", "1"]
     phones = lines[lines.index("phones, worst first:") + 2:]
     assert [line.split()[0] for line in phones] == ["SIM0001", "SIM0002"]

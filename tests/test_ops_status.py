@@ -68,7 +68,7 @@ def test_status_command_table_and_json(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[1].split() == ["POOL", "PENDING", "CLAIMED", "IDLE", "BUSY", "STARTING", "QUARANTINED", "HELD",
-                                "LAUNCHES/1H", "LAST", "FAILURE"]
+                                "LAUNCHES/1H", "WARM", "IDLE-OUTS/1H", "LAST", "FAILURE"]
     assert lines[2].split()[:2] == ["perf", "3"]
     assert "no ledger yet" in result.output
     assert not (tmp_path / "state" / "ledger.sqlite3").exists()  # status creates nothing

@@ -180,11 +180,12 @@ def worlds(draw):
                    for i in range(n_pools)}
     in_flight = [
         InFlight(f"pool{draw(st.integers(0, n_pools - 1))}", u, draw(st.booleans()), NOW - draw(st.integers(0, 2000)),
-                 draw(st.booleans()))
+                 draw(st.booleans()), draw(st.none() | st.integers(0, 3000)))  # a warm launch's own limit
         for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=6))
     ]
     held = {u: NOW + draw(st.integers(-100, 100)) for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=3))}
-    o = Observation(counts, quarantined, {"prov": phone_list}, in_flight, held)
+    warm = {f"pool{i}": draw(st.integers(0, 6)) for i in range(n_pools) if draw(st.booleans())}
+    o = Observation(counts, quarantined, {"prov": phone_list}, in_flight, held, warm=warm)
     limits = Limits(draw(st.integers(0, 20)), draw(st.integers(0, 20)), 900)
     return pools, o, limits, draw(st.integers(0, 1000))
 
@@ -198,7 +199,8 @@ def test_invariants(world):
     state = {p.udid: p.state for p in o.phones["prov"]}
     booked = {f.udid for f in o.in_flight}  # every launch in flight books its phone, however old
     starting = Counter(
-        f.pool for f in o.in_flight if f.starting and (f.unsubmitted or NOW - f.since < limits.max_startup_seconds)
+        f.pool for f in o.in_flight if f.starting and (
+            f.unsubmitted or NOW - f.since < (limits.max_startup_seconds if f.max_startup is None else f.max_startup))
     )
     made = Counter(launch.pool for launch in result.launches)
 
@@ -215,7 +217,9 @@ def test_invariants(world):
         p = by_name[name]
         counts = o.counts[p.queue]
         assert counts is not None and o.quarantined[p.queue] is not None
-        assert n <= counts.pending - starting[name], "more than pending"
+        assert n <= counts.pending + o.warm.get(name, 0) - starting[name], "more than pending + warm"
+        demand = sum(1 for launch in result.launches if launch.pool == name and launch.kind == "demand")
+        assert demand <= max(0, counts.pending - starting[name]), "more demand launches than pending"
         if p.max_starting is not None:
             assert n + starting[name] <= p.max_starting
     assert len(result.launches) <= limits.max_launches_per_cycle
@@ -230,6 +234,24 @@ def test_invariants(world):
                 if p.max_starting is not None:
                     wanted = min(wanted, p.max_starting - starting[p.name])
                 assert made[p.name] >= wanted or o.quarantined[p.queue] is None, "priority order broken"
+    # warm launches come after every pool's demand: none took a phone some pool's pending task could use
+    for launch in result.launches:
+        if launch.kind != "warm":
+            continue
+        for p in pools:
+            counts = o.counts[p.queue]
+            if not p.enabled or counts is None or o.quarantined[p.queue] is None or launch.udid not in p.udids:
+                continue
+            if launch.udid in (o.quarantined[p.queue] or ()):
+                continue
+            wanted = counts.pending - starting[p.name]
+            if p.max_starting is not None:
+                wanted = min(wanted, p.max_starting - starting[p.name])
+            demand = sum(1 for la in result.launches if la.pool == p.name and la.kind == "demand")
+            assert demand >= wanted, "a warm launch took a phone a pending task could use"
+    # the demand launches come first in the plan
+    kinds = [launch.kind for launch in result.launches]
+    assert kinds == sorted(kinds), "a warm launch planned before a demand launch"
 
 
 @settings(max_examples=100, deadline=None)
@@ -250,3 +272,40 @@ def test_never_more_than_pending_minus_starting(pending, starting, idle, seed):
     p = pool(udids=ids + [f.udid for f in flying])
     result = plan([p], obs({"q": (pending, 0)}, phones(*ids), in_flight=flying), LIMITS, NOW, seed)
     assert len(result.launches) == min(idle, max(0, pending - starting))
+
+
+def test_warm_workers_beyond_pending():
+    ids = [f"u{i}" for i in range(10)]
+    p = pool(udids=ids)
+    o = obs({"q": (2, 0)}, phones(*ids), in_flight=[InFlight("p", "u0", True, NOW - 10)], warm={"p": 3})
+    result = plan([p], o, LIMITS, NOW)
+    assert [launch.kind for launch in result.launches] == ["demand", "warm", "warm", "warm"]  # 2 + 3 - 1
+    d = result.decisions[0]
+    assert (d.warm_target, d.warm_launches, d.warm) == (3, 3, 0)
+    # no task pending: the warm workers alone; enough in flight: nothing
+    assert len(plan([p], obs({"q": (0, 0)}, phones(*ids), warm={"p": 2}), LIMITS, NOW).launches) == 2
+    flying = [InFlight("p", u, True, NOW - 10) for u in ("u0", "u1")]
+    result = plan([p], obs({"q": (0, 0)}, phones(*ids), in_flight=flying, warm={"p": 2}), LIMITS, NOW)
+    assert result.launches == () and result.decisions[0].warm == 2
+
+
+def test_warm_never_takes_a_phone_a_lower_priority_pools_task_could_use():
+    shared = ["s0", "s1", "s2"]
+    hi, lo = pool("hi", "qh", udids=shared, priority=10), pool("lo", "ql", udids=shared)
+    result = plan([hi, lo], obs({"qh": (0, 0), "ql": (2, 0)}, phones(*shared), warm={"hi": 5}), LIMITS, NOW)
+    assert sorted((launch.pool, launch.kind) for launch in result.launches) == [
+        ("hi", "warm"), ("lo", "demand"), ("lo", "demand")]
+
+
+def test_warm_respects_caps_and_unknown_counts():
+    ids = [f"u{i}" for i in range(10)]
+    assert len(plan([pool(udids=ids, max_starting=2)], obs({"q": (1, 0)}, phones(*ids), warm={"p": 5}), LIMITS, NOW).launches) == 2
+    assert plan([pool(udids=ids)], obs({"q": None}, phones(*ids), warm={"p": 5}), LIMITS, NOW).launches == ()
+    assert len(plan([pool(udids=ids)], obs({"q": (1, 0)}, phones(*ids), warm={"p": 5}), Limits(3, 100, 900), NOW).launches) == 3
+
+
+def test_a_warm_launch_covers_until_its_own_limit():
+    ids = ["a", "b"]
+    flying = [InFlight("p", "a", True, NOW - 1000, max_startup=1200)]  # past max_startup_seconds, not its own
+    result = plan([pool(udids=ids)], obs({"q": (0, 0)}, phones(*ids), in_flight=flying, warm={"p": 1}), LIMITS, NOW)
+    assert result.launches == ()

@@ -76,6 +76,8 @@ class Settings:
     job_failure_window_seconds: float = 3 * 3600.0
     job_failure_hold_seconds: float = 2 * 3600.0
     job_failure_outcomes: tuple[str, ...] = ("failed", "lambda_error", "timeout")
+    warm_window_seconds: float = 1800.0
+    warm_safety_factor: float = 1.5
 
     @property
     def limits(self) -> Limits:
@@ -108,6 +110,8 @@ SETTINGS: dict[str, Option] = {
     "job_failure_outcomes": Option(
         list, list(_D.job_failure_outcomes), "the provider's job outcomes that count as a failure of the phone"
     ),
+    "warm_window_seconds": Option(_SECONDS, _D.warm_window_seconds, "a pool's task arrival rate (warm = \"auto\") is measured over this window", min=60, max=DAY),
+    "warm_safety_factor": Option(_SECONDS, _D.warm_safety_factor, "warm = \"auto\": arrivals expected within one launch-to-claim time, times this", min=1, max=10),
 }
 
 POOL_KEYS: dict[str, Option] = {
@@ -123,6 +127,10 @@ POOL_KEYS: dict[str, Option] = {
     "disabled": Option(bool, False, "a disabled pool is observed but gets no launch"),
     "max_starting": Option(int, None, "cap on this pool's launches still starting", min=0, max=100_000),
     "launch": Option(dict, {}, "the launcher's own keys for this pool"),
+    "warm": Option((int, str), 0, 'workers to keep started and waiting beyond the pending tasks, or "auto"', min=0, max=10_000),
+    "warm_max": Option(int, None, "cap on the pool's warm workers (also caps \"auto\")", min=0, max=10_000),
+    "idle_timeout": Option(int, None, "seconds a worker waits for a task before it exits (idleTimeoutSecs); "
+                           "unset: the launcher's own default", min=1, max=7 * 86400),
 }
 ROLE_KEYS = {"queue_source": "queue_source", "device_provider": "device_provider", "launcher": "launcher"}
 
@@ -326,6 +334,8 @@ def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problem
         problems.append(ConfigProblem(file, prefix, "names no phones: give udids, udid or selector"))
     if p.get("targeting") == "selector" and selector is None:
         problems.append(ConfigProblem(file, f"{prefix}.targeting", "'selector' targeting needs a selector"))
+    if isinstance(p.get("warm"), str) and p["warm"] != "auto":
+        problems.append(ConfigProblem(file, f"{prefix}.warm", f'must be a number of workers or "auto", not {show(p["warm"])}'))
     env = p["launch"].get("env")
     if isinstance(env, Mapping):  # the worker's non-secret environment, whatever the launcher
         for key, why in env_table_problems(dict(env)):
@@ -336,6 +346,7 @@ def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problem
         name=name, queue=p["queue"], queue_source=p["queue_source"], device_provider=p["device_provider"],
         launcher=p["launcher"], udids=tuple(udids), selector=selector, targeting=p["targeting"],
         priority=p["priority"], enabled=not p["disabled"], max_starting=p["max_starting"], launch=dict(p["launch"]),
+        warm=p["warm"], warm_max=p["warm_max"], idle_timeout=p["idle_timeout"],
     )
 
 

@@ -83,6 +83,7 @@ ADDED_COLUMNS = (
     ("claimed_at", "REAL"),  # when its worker was seen to have claimed a task
     ("claim_baseline", "TEXT"),  # the worker's latest task when the launch was planned (NULL: not known)
     ("submit_seconds", "REAL"),  # how long the launcher took to submit it
+    ("kind", "TEXT NOT NULL DEFAULT 'demand'"),  # demand: for a pending task; warm: started ahead of demand
 )
 UNIQUE_JOB_ID = "CREATE UNIQUE INDEX IF NOT EXISTS launches_job_id ON launches(job_id) WHERE job_id != ''"
 # Covering indexes for report's counts and medians (a month of launches read from the index alone, in order)
@@ -90,7 +91,7 @@ REPORT_INDEXES = (
     "CREATE INDEX IF NOT EXISTS launches_endings ON launches(pool, udid, state, outcome, ran_at, submitted_at)",
     "CREATE INDEX IF NOT EXISTS launches_times ON launches(pool, submitted_at, ran_at, claimed_at)",
 )
-COLUMNS = "id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, claim_baseline, ran_at"
+COLUMNS = "id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, claim_baseline, ran_at, kind"
 
 
 class Ledger:
@@ -140,14 +141,14 @@ class Ledger:
             self._db.close()
 
     # -- writes --------------------------------------------------------------------------------------
-    def add(self, pool: str, udid: str, now: float, claim_baseline: str | None = None) -> Launch:
+    def add(self, pool: str, udid: str, now: float, claim_baseline: str | None = None, kind: str = "demand") -> Launch:
         launch = Launch(uuid.uuid4().hex, pool, udid, LaunchState.QUEUED, now, updated_at=now,
-                        claim_baseline=claim_baseline)
+                        claim_baseline=claim_baseline, kind=kind)
         with self._lock:
             self._write(
-                "INSERT INTO launches (id, pool, udid, state, submitted_at, updated_at, claim_baseline) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (launch.id, pool, udid, launch.state.value, now, now, claim_baseline),
+                "INSERT INTO launches (id, pool, udid, state, submitted_at, updated_at, claim_baseline, kind) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (launch.id, pool, udid, launch.state.value, now, now, claim_baseline, kind),
             )
             if self._flight is not None:
                 self._flight[launch.id] = launch
@@ -437,9 +438,9 @@ class Ledger:
 
 
 def _launch(row) -> Launch:
-    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, baseline, ran_at = row
+    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, baseline, ran_at, kind = row
     return Launch(
         id=id_, pool=pool, udid=udid, state=LaunchState(state), submitted_at=submitted_at,
         job_id=job_id, updated_at=updated_at, outcome=outcome, detail=detail, claimed_at=claimed_at,
-        claim_baseline=baseline, ran_at=ran_at,
+        claim_baseline=baseline, ran_at=ran_at, kind=kind,
     )

@@ -14,7 +14,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import statistics
@@ -35,6 +35,7 @@ from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
 from .values import name_problem, one_line
+from .warm import WARM, Arrivals, demand_claim_seconds, idle_timeout, warm_target
 
 
 @dataclass
@@ -182,6 +183,8 @@ class Provisioner:
         self._good_names: set[str] = set()
         self._pruned_at = float("-inf")  # names from providers already found valid
         self._estimates: tuple[float, dict[str, float]] | None = None
+        self.arrivals = Arrivals(self.settings.warm_window_seconds)  # per queue, for warm = "auto"
+        self._claims_seen: Counter[str] = Counter()  # per pool, claims seen since the last observation
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
         )
@@ -291,7 +294,7 @@ class Provisioner:
             job = by_id.get(launch.job_id) if launch.job_id else None
             here = launch.id in active
             if job is None or STEADY.get(job.state) is not launch.state or (job.udid and not launch.udid):
-                launch = self._record_one(launch, pool, job, jobs, matched, here, now)  # something changed
+                launch = self._record_one(launch, pool, job, jobs, by_worker.get(pool.queue), matched, here, now)
                 if not launch.state.in_flight:
                     continue
             if launch.claimed_at is None:
@@ -331,7 +334,7 @@ class Provisioner:
 
     def _record_one(
         self, launch: Launch, pool: Pool, job: RemoteJob | None, jobs: Mapping[str, list[RemoteJob] | None],
-        matched: set[str], here: bool, now: float,
+        workers: Mapping[str, Worker] | None, matched: set[str], here: bool, now: float,
     ) -> Launch:
         """A launch whose job is new, changed state, ended, or is missing: follow it, adopt it, or end it."""
         provider_jobs = jobs.get(pool.device_provider)
@@ -339,6 +342,8 @@ class Provisioner:
             job = self._adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
         if job is not None:
             matched.add(job.job_id)
+            if job.state is JobState.ENDED and launch.udid:  # a claim since the last cycle counts before the end
+                launch = self._claim(launch, workers, now)
             return self._follow(launch, job, now)
         if provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
             if now - launch.submitted_at >= self.settings.max_startup_seconds and not here:
@@ -371,6 +376,7 @@ class Provisioner:
         worker = workers.get(launch.udid)
         if claimed(launch, worker, self.settings.adopt_clock_skew_seconds):
             self._record(self.ledger.mark, launch.id, claimed_at=now)
+            self._claims_seen[launch.pool] += 1
             logger.debug("launch {} of pool {}: worker {} claimed a task", launch.id[:8], launch.pool, launch.udid)
             return replace(launch, claimed_at=now)
         if launch.claim_baseline is None:  # the phone just became known: what its worker did before is not ours
@@ -386,14 +392,20 @@ class Provisioner:
         learned launch-to-claim time stands in."""
         unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and here)
         covering = launch.claimed_at is None
+        estimate = self.claim_estimate(launch.pool, now)
+        limit = None
+        if launch.kind == WARM:  # its worker waits for a task up to its idle timeout: it covers one until then
+            limit = estimate + idle_timeout(self.pools[launch.pool]) + self.settings.interval
+            limit = max(limit, self.settings.max_startup_seconds)
         if covering and not unsubmitted and not (claims_known and launch.udid):
-            covering = now - launch.submitted_at < self.claim_estimate(launch.pool, now)
-        return InFlight(launch.pool, launch.udid, covering, launch.submitted_at, unsubmitted)
+            covering = now - launch.submitted_at < (estimate if limit is None else limit)
+        return InFlight(launch.pool, launch.udid, covering, launch.submitted_at, unsubmitted, limit)
 
     def claim_estimate(self, pool: str, now: float) -> float:
-        """The pool's median launch-to-claim time over the last day (``claim_seconds`` until some are known)."""
+        """The pool's median launch-to-claim time over the last day, of its demand launches (``claim_seconds``
+        until some are known)."""
         if self._estimates is None or now - self._estimates[0] >= ESTIMATE_REFRESH:
-            learned = self.ledger.claim_seconds(now - 86400.0) if self.ledger is not None else {}
+            learned = demand_claim_seconds(self.ledger, now - 86400.0) if self.ledger is not None else {}
             self._estimates = (now, {p: statistics.median(v[-ESTIMATE_SAMPLES:]) for p, v in learned.items()})
         return self._estimates[1].get(pool, self.settings.claim_seconds)
 
@@ -496,8 +508,20 @@ class Provisioner:
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
+            warm=self.warm_targets(obs.counts, now),
         )
         return obs, unknown, workers
+
+    def warm_targets(self, counts: Mapping[str, QueueCounts | None], now: float) -> dict[str, int]:
+        """Each pool's warm target this cycle (see ``warm``); the queues' arrivals are measured first."""
+        claims, self._claims_seen = self._claims_seen, Counter()
+        targets = {}
+        for pool in self.pools.values():
+            self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
+            if pool.warm:
+                targets[pool.name] = warm_target(pool, self.arrivals.rate(pool.queue), self.claim_estimate(pool.name, now),
+                                                 self.settings.warm_safety_factor)
+        return targets
 
     def cycle(self) -> CycleReport:
         self.cycles += 1
@@ -539,6 +563,8 @@ class Provisioner:
             line = (f"pool {d.pool}: pending {_n(d.pending)} claimed {_n(d.claimed)} | idle {_n(d.idle)} busy {_n(d.busy)} "
                     f"starting {d.starting} quarantined {_n(d.quarantined)} held {_n(d.held)} | "
                     f"{'would launch' if self.dry_run else 'launched'} {d.launches} ({d.reason})")
+            if d.warm_target or d.warm:
+                line += f" | warm {_n(d.warm)} of {d.warm_target}"
             changed = self._last_lines.get(d.pool) != line
             self._last_lines[d.pool] = line
             logger.log("INFO" if changed or d.launches else "DEBUG", "{}", line)
@@ -559,7 +585,8 @@ class Provisioner:
                 baseline = None
                 if planned.udid and listed is not None:  # what the phone's worker last claimed, before this launch
                     baseline = next((w.latest_task for w in listed if w.worker_id == planned.udid), "")
-                self.submitter.put(self.ledger.add(planned.pool, planned.udid, now, claim_baseline=baseline))
+                self.submitter.put(self.ledger.add(planned.pool, planned.udid, now, claim_baseline=baseline,
+                                                   kind=planned.kind))
 
     def _would_launch(self, planned: PlannedLaunch, launch_id: str) -> None:
         """A dry run's launch: the host never calls ``launch()``; a launcher that can ``render`` shows what it would
@@ -604,7 +631,7 @@ class Provisioner:
     def _submit_one(self, launch: Launch) -> None:
         assert self.ledger is not None
         pool = self.pools[launch.pool]
-        request = LaunchRequest(launch.id, pool, launch.udid, self._labels(pool, launch.udid))
+        request = LaunchRequest(launch.id, pool, launch.udid, self._labels(pool, launch.udid), kind=launch.kind)
         self._write(self.ledger.update, launch.id, LaunchState.SUBMITTING, self.clock.now())
         try:
             result = self.runtime.launcher(pool.launcher).launch(request)

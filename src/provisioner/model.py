@@ -121,6 +121,9 @@ class Pool:
     enabled: bool = True
     max_starting: int | None = None  # cap on this pool's launches still starting
     launch: dict = field(default_factory=dict, compare=False, hash=False)  # launcher's own keys
+    warm: int | str = 0  # workers to keep started and waiting beyond the pending tasks, or "auto" (see warm.py)
+    warm_max: int | None = None  # cap on the warm workers
+    idle_timeout: int | None = None  # seconds a worker waits for a task before it exits (None: launcher's default)
 
     def owns(self, phone: Phone) -> bool:
         if self.udids:
@@ -175,6 +178,7 @@ class Launch:
     # The worker's latest task when the launch was planned (or when its phone became known): a change means a
     # claim. "" when the worker had none; None when not known (no phone named yet, or the queue unread).
     claim_baseline: str | None = None
+    kind: str = "demand"  # demand | warm (``PlannedLaunch.kind``)
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,7 @@ class LaunchRequest:
     udid: str  # the phone to pin the job to; empty when the pool targets a selector
     labels: tuple[str, ...]  # to attach to the job, so that the provider's job list names pool and phone
     dry_run: bool = False
+    kind: str = "demand"  # demand: for a pending task; warm: started ahead of demand (it may idle out)
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,7 @@ class LaunchResult:
 class PlannedLaunch:
     pool: str
     udid: str  # empty for a selector launch
+    kind: str = "demand"  # demand: for a pending task; warm: a worker started ahead of demand
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,9 @@ class PoolDecision:
     starting: int = 0
     quarantined: int | None = 0
     held: int | None = 0
+    warm: int | None = 0  # workers started and not claimed beyond the pending tasks (None: pending unknown)
+    warm_target: int = 0  # how many the loop asked the planner to keep
+    warm_launches: int = 0  # of ``launches``, how many are warm
 
 
 @dataclass(frozen=True)

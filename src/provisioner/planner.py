@@ -1,8 +1,11 @@
 """Decides which launches to make this cycle. A pure function of its inputs: no I/O, no clock, no globals.
 
-For each pool: at most ``pending - starting`` launches, on phones that are idle, belong to the pool, are not
-quarantined in its queue, carry no launch in flight and are not held back. Pools of higher priority choose
-first; pools of equal priority take one phone each in turn, so none starves. Phones are picked least
+For each pool: at most ``pending + warm - starting`` launches, on phones that are idle, belong to the pool, are
+not quarantined in its queue, carry no launch in flight and are not held back. ``warm`` is the pool's warm
+target (``Observation.warm``, computed by the loop): workers to keep started and waiting beyond the pending
+tasks. Demand (``pending - starting``) is planned first for every pool, then the warm launches: a warm launch
+never takes a phone that any pool's pending task could use this cycle. In each pass, pools of higher priority
+choose first; pools of equal priority take one phone each in turn, so none starves. Phones are picked least
 recently used first, ties broken by a seeded shuffle, never in the provider's order.
 """
 
@@ -26,6 +29,7 @@ class InFlight(NamedTuple):
     starting: bool  # covers a pending task: its worker has not claimed one yet
     since: float  # when it was submitted (or created, for a provider's job)
     unsubmitted: bool = False  # queued or being submitted: starting, however long the queue takes
+    max_startup: float | None = None  # its own limit instead of ``Limits.max_startup_seconds`` (a warm launch waits)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Observation:
     in_flight: Sequence[InFlight] = ()
     held: Mapping[str, float] = field(default_factory=dict)  # udid -> held back until
     last_used: Mapping[str, float] = field(default_factory=dict)  # udid -> last launch on it
+    warm: Mapping[str, int] = field(default_factory=dict)  # pool -> workers to keep waiting beyond pending (0)
 
 
 def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, seed: int = 0) -> Plan:
@@ -47,7 +52,8 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     booked: set[str] = set()
     for f in obs.in_flight:
         # A launch stops counting as starting once seen running, or after the maximum startup time...
-        starting = f.starting and (f.unsubmitted or now - f.since < limits.max_startup_seconds)
+        limit = limits.max_startup_seconds if f.max_startup is None else f.max_startup
+        starting = f.starting and (f.unsubmitted or now - f.since < limit)
         if starting:
             starting_by_pool[f.pool] += 1
         # ...but its phone stays booked for as long as it is in flight at all.
@@ -68,26 +74,33 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
             free[provider] = index[provider].free
 
     decisions: dict[str, dict] = {}
-    wants: dict[str, int] = {}
+    wants: dict[str, int] = {}  # pool -> demand launches wanted
+    warm_wants: dict[str, int] = {}  # pool -> warm launches wanted
     candidates: dict[str, list[str]] = {}
     for pool in pools:
         pool_index = index.get(pool.device_provider)
         d = _observe_pool(pool, obs, pool_index, booked, held, starting_by_pool[pool.name])
+        d["warm_target"] = target = max(0, obs.warm.get(pool.name, 0))
         decisions[pool.name] = d
-        want, reason = _want(pool, obs, d)
-        if want > 0 and pool.max_starting is not None:
-            if d["starting"] >= pool.max_starting:
-                want, reason = 0, f"pool cap: {d['starting']} starting"
-            want = min(want, max(0, pool.max_starting - d["starting"]))
+        demand, warm, reason = _want(pool, obs, d, target)
+        if demand + warm > 0 and pool.max_starting is not None:
+            room = max(0, pool.max_starting - d["starting"])
+            if room == 0:
+                reason = f"pool cap: {d['starting']} starting"
+            demand = min(demand, room)
+            warm = min(warm, room - demand)
         d["reason"] = reason
-        if want > 0:
+        if demand + warm > 0:
             quarantined = obs.quarantined.get(pool.queue) or frozenset()
             pool_free = free[pool.device_provider]
             mine = [p.udid for p in index[pool.device_provider].of(pool)
                     if p.udid in pool_free and p.udid not in quarantined]
             mine.sort(key=rank.__getitem__)  # only the candidates of pools that launch are ever ranked
             candidates[pool.name] = mine
-            wants[pool.name] = want
+            if demand:
+                wants[pool.name] = demand
+            if warm:
+                warm_wants[pool.name] = warm
     # Selector launches not yet placed will take some matching idle phone: keep that many aside.
     for pool in pools:
         for _ in range(unplaced_by_pool[pool.name]):
@@ -101,12 +114,45 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
 
     budget = max(0, min(limits.max_launches_per_cycle, limits.max_starting - total_starting))
     launches: list[PlannedLaunch] = []
-    made: dict[str, int] = defaultdict(int)
     by_name = {p.name: p for p in pools}
+    cut_by_budget: set[str] = set()
+    made, budget = _fill(wants, "demand", by_name, candidates, free, budget, rng, launches, cut_by_budget)
+    made_warm, budget = _fill(warm_wants, "warm", by_name, candidates, free, budget, rng, launches, cut_by_budget)
+
+    out = []
+    for pool in pools:
+        d = decisions[pool.name]
+        n, w = made[pool.name], made_warm[pool.name]
+        if pool.name in wants or pool.name in warm_wants:
+            want = wants.get(pool.name, 0) + warm_wants.get(pool.name, 0)
+            warm_note = f", {w} warm" if w else ""
+            if n + w == want:
+                d["reason"] = f"launching {n + w} for {d['pending']} pending, {d['starting']} starting{warm_note}"
+            elif pool.name in cut_by_budget or (budget == 0 and n + w < want):
+                d["reason"] = f"launching {n + w} of {want}{warm_note}: " + (
+                    "global starting cap" if total_starting + len(launches) >= limits.max_starting else "cycle cap"
+                )
+            elif n + w == 0:
+                d["reason"] = f"{want} wanted, no eligible idle phone"
+            else:
+                d["reason"] = f"launching {n + w} of {want}{warm_note}: no more eligible idle phones"
+        pending = d["pending"]
+        d["warm"] = None if pending is None else max(0, d["starting"] - pending)
+        out.append(PoolDecision(pool=pool.name, launches=n + w, warm_launches=w, **d))
+    return Plan(tuple(launches), tuple(out))
+
+
+def _fill(
+    wants: Mapping[str, int], kind: str, by_name: Mapping[str, Pool], candidates: Mapping[str, list[str]],
+    free: dict[str, dict[str, Phone]], budget: int, rng: random.Random, launches: list[PlannedLaunch],
+    cut_by_budget: set[str],
+) -> tuple[dict[str, int], int]:
+    """One pass: pools by priority, taking turns within a priority, each up to its wants; returns what each made
+    and the budget left. Phones taken leave ``free``; launches are appended to ``launches``."""
+    made: dict[str, int] = defaultdict(int)
     tiers: dict[int, list[str]] = defaultdict(list)
     for name in wants:
         tiers[by_name[name].priority].append(name)
-    cut_by_budget: set[str] = set()
     for priority in sorted(tiers, reverse=True):
         turn = tiers[priority]
         rng.shuffle(turn)
@@ -128,31 +174,13 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
                 udid = mine[i]
                 cursor[name] = i + 1
                 del pool_free[udid]
-                launches.append(PlannedLaunch(name, "" if pool.targeting == "selector" else udid))
+                launches.append(PlannedLaunch(name, "" if pool.targeting == "selector" else udid, kind))
                 made[name] += 1
                 budget -= 1
                 if made[name] < wants[name]:
                     still.append(name)
             active = still
-
-    out = []
-    for pool in pools:
-        d = decisions[pool.name]
-        n = made[pool.name]
-        if pool.name in wants:
-            want = wants[pool.name]
-            if n == want:
-                d["reason"] = f"launching {n} for {d['pending']} pending, {d['starting']} starting"
-            elif pool.name in cut_by_budget or (budget == 0 and n < want):
-                d["reason"] = f"launching {n} of {want}: " + (
-                    "global starting cap" if total_starting + len(launches) >= limits.max_starting else "cycle cap"
-                )
-            elif n == 0:
-                d["reason"] = f"{want} wanted, no eligible idle phone"
-            else:
-                d["reason"] = f"launching {n} of {want}: no more eligible idle phones"
-        out.append(PoolDecision(pool=pool.name, launches=n, **d))
-    return Plan(tuple(launches), tuple(out))
+    return made, budget
 
 
 def _observe_pool(pool: Pool, obs: Observation, index: _Index | None, booked, held, starting: int) -> dict:
@@ -273,18 +301,23 @@ class _Index:
         return found
 
 
-def _want(pool: Pool, obs: Observation, d: dict) -> tuple[int, str]:
+def _want(pool: Pool, obs: Observation, d: dict, warm: int) -> tuple[int, int, str]:
+    """(demand launches, warm launches, why none): the pool wants ``pending + warm - starting`` launches, demand
+    first (``pending - starting``), the rest warm."""
     if not pool.enabled:
-        return 0, "disabled"
+        return 0, 0, "disabled"
     if obs.phones.get(pool.device_provider) is None:
-        return 0, "phones or jobs unknown: no launch"
+        return 0, 0, "phones or jobs unknown: no launch"
     if obs.counts.get(pool.queue) is None:
-        return 0, "pending unknown: no launch"
+        return 0, 0, "pending unknown: no launch"
     if obs.quarantined.get(pool.queue) is None:
-        return 0, "quarantine unknown: no launch"
-    if d["pending"] == 0:
-        return 0, "no task pending"
-    want = d["pending"] - d["starting"]
-    if want <= 0:
-        return 0, f"{d['starting']} starting cover {d['pending']} pending"
-    return want, ""
+        return 0, 0, "quarantine unknown: no launch"
+    pending, starting = d["pending"], d["starting"]
+    if pending == 0 and warm == 0:
+        return 0, 0, "no task pending"
+    total = pending + warm - starting
+    if total <= 0:
+        extra = f" and {warm} warm" if warm else ""
+        return 0, 0, f"{starting} starting cover {pending} pending{extra}"
+    demand = max(0, pending - starting)
+    return demand, total - demand, ""

@@ -239,3 +239,13 @@ def test_check_network_says_so_when_the_cli_has_no_validate(
     assert make_launcher(context, fake_cli).check(pools, network=True) == []
     said = [line for line in logs if "--validate" in line]
     assert len(said) == 1 and "the CLI has no --validate flag: the rendered yaml was not validated" in said[0]
+
+
+def test_the_pools_idle_timeout_reaches_the_worker_and_the_launch_option_is_the_fallback() -> None:
+    from provisioner_lambdatest.options import POOL_OPTIONS
+    from provisioner_lambdatest.render import worker_env
+
+    launch = {k: o.default for k, o in POOL_OPTIONS.items()} | dict(POOL_LAUNCH)
+    assert worker_env(make_request(), launch, "c", "t")["TC_IDLE_TIMEOUT"] == str(launch["idle_timeout"])
+    pool = make_pool(idle_timeout=240)
+    assert worker_env(make_request(pool), launch, "c", "t")["TC_IDLE_TIMEOUT"] == "240"

@@ -19,10 +19,12 @@ from typing import Any
 import click
 
 from ..history import Ending, endings, in_flight_since, medians
+from ..idle_outs import daily, idle_outs_by_phone, warm_minutes
 from ..ledger import Hold, Ledger
 from ..loop import Provisioner
 from ..model import JobState, Launch, LaunchState, RemoteJob
 from ..types import RemoteError
+from ..plots import plot_check
 from .common import config_option
 from .status import Duration, emit, loaded_with_ledger, render, span, stamp
 
@@ -36,6 +38,8 @@ class Tally:
     jobs: int = 0
     completed: int = 0
     wasted: int = 0
+    idle_outs: int = 0  # warm launches whose worker never claimed (not wasted, not failed, not completed)
+    warm_minutes: float = 0.0  # phone-minutes warm launches spent before serving a task
     failed_jobs: Counter = field(default_factory=Counter)  # outcome -> n
     failed_by_phase: Counter = field(default_factory=Counter)  # starting | running | unknown -> n
     other: Counter = field(default_factory=Counter)  # other outcomes -> n
@@ -70,7 +74,8 @@ class Tally:
     def as_dict(self) -> dict[str, Any]:
         return {
             "launches": self.launches, "failed_submissions": self.failed_submissions, "jobs": self.jobs,
-            "completed": self.completed, "wasted": self.wasted, "failed_jobs": dict(self.failed_jobs),
+            "completed": self.completed, "wasted": self.wasted, "idle_outs": self.idle_outs,
+            "warm_minutes": round(self.warm_minutes, 1), "failed_jobs": dict(self.failed_jobs),
             "failed_jobs_by_phase": dict(self.failed_by_phase), "other_outcomes": dict(self.other),
             "in_flight": self.in_flight, "unrecorded": self.unrecorded, "success_rate": self.success_rate,
             "median_seconds_to_running": self.to_running, "median_seconds_to_claim": self.to_claim,
@@ -88,6 +93,8 @@ class History:
     unrecorded: Sequence[RemoteJob] = ()
     to_running: Mapping[str, float] = field(default_factory=dict)  # pool -> median seconds
     to_claim: Mapping[str, float] = field(default_factory=dict)
+    idle_outs: Sequence[tuple[str, str, str, int]] = ()  # (pool, udid, outcome, n): endings that were idle-outs
+    warm_minutes: Mapping[str, float] = field(default_factory=dict)  # pool -> phone-minutes
 
 
 def read_history(ledger: Ledger, jobs: Iterable[RemoteJob], since: float) -> History:
@@ -97,6 +104,7 @@ def read_history(ledger: Ledger, jobs: Iterable[RemoteJob], since: float) -> His
         endings(ledger, since), in_flight_since(ledger, since), jobs,
         [j for j in jobs.values() if j.job_id not in known],
         medians(ledger, since, "ran_at"), medians(ledger, since, "claimed_at"),
+        idle_outs_by_phone(ledger, since), warm_minutes(ledger, since),
     )
 
 
@@ -144,8 +152,16 @@ def build_report(
                 t.launches += 1
                 t.jobs += 1
                 t.in_flight += 1
+    for pool, udid, outcome, n in history.idle_outs:  # counted among the endings above: told apart here
+        for t in tallies(pool, udid):
+            t.idle_outs += n
+            if outcome == "wasted":
+                t.wasted -= n
+            else:
+                t.completed -= n
     for name, t in by_pool.items():
         t.to_running, t.to_claim = history.to_running.get(name), history.to_claim.get(name)
+        t.warm_minutes = history.warm_minutes.get(name, 0.0)
     return by_pool, by_phone, served
 
 
@@ -198,10 +214,11 @@ def print_report(data: dict[str, Any]) -> None:
         median, to_claim = r["median_seconds_to_running"], r["median_seconds_to_claim"]
         rows.append((
             r["pool"], r["launches"], r["failed_submissions"], r["jobs"], r["completed"], r["wasted"],
-            f"{failed} ({phases})" if failed else 0, r["in_flight"], _pct(r["success_rate"]),
+            r["idle_outs"], f"{r['warm_minutes']:.0f}", f"{failed} ({phases})" if failed else 0, r["in_flight"], _pct(r["success_rate"]),
             span(median) if median is not None else "-", span(to_claim) if to_claim is not None else "-",
         ))
-    header = ("POOL", "LAUNCHES", "SUBMIT FAILED", "JOBS", "COMPLETED", "WASTED", "FAILED JOBS", "IN FLIGHT",
+    header = ("POOL", "LAUNCHES", "SUBMIT FAILED", "JOBS", "COMPLETED", "WASTED", "IDLE-OUTS", "WARM MIN",
+              "FAILED JOBS", "IN FLIGHT",
               "SUCCESS", "TO RUNNING", "TO CLAIM")
     for line in render(header, rows):
         click.echo(line)
@@ -231,9 +248,15 @@ def print_report(data: dict[str, Any]) -> None:
 @click.option("--since", "window", type=Duration(), default="7d", show_default=True,
               help="How far back: 12h, 7d, 2w...")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def report(config_path: Path, window: float, as_json: bool) -> None:
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw launches, failures and launch-to-claim time per day and the worst phones (PNG or SVG "
+                   "by extension). Needs provisioner[plot].")
+def report(config_path: Path, window: float, as_json: bool, plot_path: Path | None) -> None:
     """Launches, failed submissions, wasted jobs, failed jobs by outcome and phase, and the success rate, per pool
     and per phone (the phones worst first), from the ledger and the provider's job history. Starts nothing."""
+    if plot_path is not None:
+        plot_check(plot_path)
+    days = []
     with loaded_with_ledger(config_path) as (loaded, ledger):
         now = loaded.context.clock.now()
         since = now - window
@@ -253,8 +276,15 @@ def report(config_path: Path, window: float, as_json: bool) -> None:
             history, holds = read_history(ledger, jobs, since), ledger.hold_history(since)
             provisioner = Provisioner(loaded.config, loaded.runtime, ledger, loaded.context.clock, dry_run=True, inline=True)
             held_now = provisioner.holds(now)
+            if plot_path is not None:
+                days = daily(ledger, since, loaded.config.settings.job_failure_outcomes)
         data = report_data(
             [p.name for p in loaded.runtime.pools], history, holds, held_now,
             loaded.config.settings.job_failure_outcomes, since, now, notes,
         )
     emit(data, as_json, print_report)
+    if plot_path is not None:
+        from ..plots.report import plot_report
+
+        plot_report(days, data, plot_path)
+        click.echo(f"wrote {plot_path}", err=True)

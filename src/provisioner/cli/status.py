@@ -18,6 +18,7 @@ import click
 
 from ..clock import Clock
 from ..config import Config, Settings
+from ..idle_outs import idle_outs_ended_since
 from ..ledger import Ledger
 from ..logs import setup
 from ..loop import Provisioner
@@ -125,6 +126,7 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
     made = Counter(launch.pool for launch in recent if launch.state not in (LaunchState.QUEUED, LaunchState.CANCELLED))
     failed = Counter(launch.pool for launch in recent if launch.state is LaunchState.FAILED)
     last_failures = ledger.last_failures(now - 86400.0) if ledger is not None else {}
+    idle_outs = idle_outs_ended_since(ledger, now - 3600) if ledger is not None else {}
     pools = []
     for d in the_plan.decisions:
         last = last_failures.get(d.pool)
@@ -132,6 +134,7 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
             "pool": d.pool, "pending": d.pending, "claimed": d.claimed, "idle": d.idle, "busy": d.busy,
             "starting": d.starting, "quarantined": d.quarantined, "held": d.held,
             "launches_last_hour": made[d.pool], "failed_last_hour": failed[d.pool],
+            "warm": d.warm, "warm_target": d.warm_target, "idle_outs_last_hour": idle_outs.get(d.pool, 0),
             "last_failure": None if last is None else {
                 "at": last.updated_at, "udid": last.udid, "detail": (last.detail.strip().splitlines() or [""])[-1][:300],
             },
@@ -161,9 +164,11 @@ def print_snapshot(snap: dict[str, Any]) -> None:
             *(r[k] if r[k] is not None else "?" for k in ("pool", "pending", "claimed", "idle", "busy", "starting",
                                                            "quarantined", "held")),
             f"{r['launches_last_hour']} ({r['failed_last_hour']} failed)" if r["failed_last_hour"] else r["launches_last_hour"],
+            f"{'?' if r['warm'] is None else r['warm']} of {r['warm_target']}", r["idle_outs_last_hour"],
             f"{span(now - last['at'])} ago on {last['udid'] or '-'}: {last['detail'][:70]}" if last else "-",
         ))
-    header = ("POOL", "PENDING", "CLAIMED", "IDLE", "BUSY", "STARTING", "QUARANTINED", "HELD", "LAUNCHES/1H", "LAST FAILURE")
+    header = ("POOL", "PENDING", "CLAIMED", "IDLE", "BUSY", "STARTING", "QUARANTINED", "HELD", "LAUNCHES/1H", "WARM",
+              "IDLE-OUTS/1H", "LAST FAILURE")
     click.echo(f"provisioner status at {stamp(now)}")
     for line in render(header, rows):
         click.echo(line)

@@ -14,6 +14,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 from ..hookspecs import hookimpl
+from ..warm import is_idle_out
 
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 RUNNING_BUCKETS = (30, 60, 120, 180, 240, 300, 420, 600, 900, 1200, 1800, 3600)
@@ -50,6 +51,16 @@ class MetricsObserver:
                                  ["pool"], registry=r)
         self.cycle_seconds = Histogram("provisioner_cycle_seconds", "Time to observe and plan one cycle",
                                        buckets=CYCLE_BUCKETS, registry=r)
+        self.warm = Gauge("provisioner_pool_warm",
+                          "The pool's workers started and not claimed beyond its pending tasks (absent: unknown)",
+                          ["pool"], registry=r)
+        self.warm_target = Gauge("provisioner_pool_warm_target", "Warm workers the pool wants (its warm, or auto's estimate)",
+                                 ["pool"], registry=r)
+        self.idle_outs = Counter("provisioner_idle_outs", "Warm launches whose worker never claimed a task (idle-outs)",
+                                 ["pool"], registry=r)
+        self.to_claim = Histogram("provisioner_launch_to_claim_seconds",
+                                  "From submission until the worker claimed a task (observed when the launch ends)",
+                                  ["pool", "kind"], buckets=RUNNING_BUCKETS, registry=r)
         self.to_running = Histogram("provisioner_launch_to_running_seconds",
                                     "From submission until the job was first seen running (its worker about to claim)",
                                     ["pool"], buckets=RUNNING_BUCKETS, registry=r)
@@ -104,6 +115,8 @@ class MetricsObserver:
                 else:
                     self.phones.labels(d.pool, state).set(value)
             self.starting.labels(d.pool).set(d.starting)
+            _set_or_clear(self.warm, d.pool, d.warm)
+            self.warm_target.labels(d.pool).set(d.warm_target)
             self.planned.labels(d.pool).inc(d.launches)
 
     @hookimpl
@@ -118,6 +131,10 @@ class MetricsObserver:
     @hookimpl
     def provisioner_launch_ended(self, launch: Any) -> None:
         self.ended.labels(launch.pool, launch.outcome or "ended").inc()
+        if is_idle_out(launch):
+            self.idle_outs.labels(launch.pool).inc()
+        elif launch.claimed_at is not None and launch.claimed_at >= launch.submitted_at:
+            self.to_claim.labels(launch.pool, launch.kind).observe(launch.claimed_at - launch.submitted_at)
 
     @hookimpl
     def provisioner_launch_running(self, launch: Any) -> None:

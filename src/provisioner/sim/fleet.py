@@ -6,7 +6,8 @@ The model follows what production showed (see DESIGN.md and the reference notes)
   timed by a setting of :mod:`.config`: ``initiated`` while the cloud prepares the phone, then ``running``
   while ``pre`` installs the worker (minutes: the worker has claimed nothing yet), then the worker polls the
   pool's queue and claims one pending task, runs it and the job ends ``completed`` after ``post``; a worker
-  that finds no task waits ``idle_timeout_seconds`` for one to arrive, else the job ends ``wasted``; a
+  that finds no task waits its idle timeout (the pool's ``idle_timeout``, else ``idle_timeout_seconds``) for
+  one to arrive, else the job ends ``wasted`` (an idle-out when the launch was warm, counted apart); a
   quarantined worker claims nothing;
 - after a job ends the phone is listed ``cleanup`` for ``cleanup_seconds``, then idle;
 - the device list lags: a phone that a job just took keeps being listed idle (``active``) for
@@ -203,7 +204,8 @@ class Fleet:
         """The cloud takes the job: it waits for its phone, or the cloud picks one for a selector launch."""
         now = self._now
         phone = self._phones.get(request.udid) if request.udid else None
-        job = Job(str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)), request, now)
+        job = Job(str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)), request, now,
+                  self.config.idle_timeout_seconds)
         self._jobs.append(job)
         if job.labels[:1] == (self.job_tag,):
             job.index = len(self._ours)
@@ -247,7 +249,9 @@ class Fleet:
                 "quarantined_launches": self._counters["quarantined_launches"],
                 "faulty_launches": self._counters["faulty_launches"],
                 "completed": self._counters["completed"],
-                "wasted": self._counters["wasted"],
+                "wasted": self._counters["wasted"],  # demand launches whose worker found no task
+                "idle_outs": self._counters["idle_outs"],  # warm launches whose worker found no task
+                "waiting_seconds": self._counters["waiting_seconds"],  # phone time workers spent waiting for a task
                 "failed": self._counters["failed"],
                 "jobs_starting": states[JobState.STARTING.value],
                 "jobs_running": states[JobState.RUNNING.value],
@@ -394,6 +398,7 @@ class Fleet:
     def _poll(self, job: Job) -> None:
         """The worker asks its queue for a task until one comes or it idles out (a quarantined one gets none)."""
         self._set_phase(job, Phase.POLLING)
+        job.polled_at = self._now
         queue = self._queues[job.queue]
         assert job.phone is not None
         if job.phone.udid not in self._quarantined:
@@ -401,10 +406,11 @@ class Fleet:
                 self._claim(job, queue)
                 return
             queue.polling.append(job)
-        self._at(self._now + self.config.idle_timeout_seconds, self._idle_out, job)
+        self._at(self._now + job.idle_timeout, self._idle_out, job)
 
     def _claim(self, job: Job, queue: _Queue) -> None:
         task = queue.pending.popleft()
+        self._waited(job)
         self._tasks[task][2] = self._now
         queue.claimed += 1
         job.task = task
@@ -419,7 +425,12 @@ class Fleet:
 
     def _idle_out(self, job: Job) -> None:
         if job.phase is Phase.POLLING:
+            self._waited(job)
             self._run_post(job)
+
+    def _waited(self, job: Job) -> None:
+        if job.polled_at is not None:
+            self._counters["waiting_seconds"] += self._now - job.polled_at
 
     def _task_done(self, job: Job) -> None:
         self._queues[job.queue].claimed -= 1
@@ -440,7 +451,7 @@ class Fleet:
         job.outcome = outcome
         job.ended_at = self._now
         self._set_phase(job, Phase.ENDED)
-        self._counters[outcome] += 1
+        self._counters["idle_outs" if outcome == "wasted" and job.kind == "warm" else outcome] += 1
         phone = job.phone
         if phone is None or phone.job is not job:
             return

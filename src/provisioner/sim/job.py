@@ -12,7 +12,8 @@ lifecycle)::
 - ``PRE`` to ``POST``: the provider reports the job *running*. ``PRE`` installs the worker (minutes): the
   worker has claimed nothing yet. ``POLLING``: the worker asks the queue for a task; ``TASK``: it runs one;
   ``POST`` reboots the phone, whatever happened before.
-- ``ENDED``: ``completed`` (its worker ran a task), ``wasted`` (it found none and idled out) or ``failed``
+- ``ENDED``: ``completed`` (its worker ran a task), ``wasted`` (it found none and idled out: for a warm
+  launch, an idle-out, counted apart) or ``failed``
   (the cloud never got the phone to start it). The phone then cleans up before it is idle again.
 
 The :class:`~provisioner.sim.fleet.Fleet` moves jobs from phase to phase on its event queue.
@@ -49,10 +50,10 @@ RAW_STATES = {"active": PhoneState.IDLE, "faulty": PhoneState.UNAVAILABLE}  # ot
 class Job:
     __slots__ = (
         "id", "pool", "queue", "labels", "selector", "phone", "phase", "created_at", "ended_at", "outcome", "task",
-        "index",
+        "index", "kind", "idle_timeout", "polled_at",
     )
 
-    def __init__(self, job_id: str, request: LaunchRequest, created_at: float) -> None:
+    def __init__(self, job_id: str, request: LaunchRequest, created_at: float, idle_timeout: float) -> None:
         self.id = job_id
         self.pool = request.pool.name
         self.queue = request.pool.queue
@@ -65,6 +66,10 @@ class Job:
         self.outcome = ""  # once ended: completed (its worker ran a task), wasted (it found none) or failed
         self.task = -1  # index of the task its worker claimed
         self.index = -1  # in Fleet._ours when the job is ours (first label is the job tag)
+        self.kind = request.kind  # demand | warm: a warm job that finds no task idles out (not wasted)
+        # the worker's idleTimeoutSecs: the pool's `idle_timeout` when it sets one, else the fleet's
+        self.idle_timeout = float(request.pool.idle_timeout) if request.pool.idle_timeout is not None else idle_timeout
+        self.polled_at: float | None = None  # when its worker started waiting for a task
 
     @property
     def state(self) -> JobState:

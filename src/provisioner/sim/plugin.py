@@ -54,7 +54,8 @@ OPTIONS: dict[str, Option] = {
         SECONDS, _D.pre_seconds, "a `running` job's pre step installs the worker this long before it polls the queue",
     ),
     "idle_timeout_seconds": Option(
-        SECONDS, _D.idle_timeout_seconds, "a worker that finds no task waits this long, then its job ends wasted",
+        SECONDS, _D.idle_timeout_seconds, "a worker that finds no task waits this long, then its job ends wasted (a pool's `idle_timeout` "
+        "overrides it)",
     ),
     "task_seconds": Option(SECONDS, _D.task_seconds, "how long a task runs"),
     "post_seconds": Option(SECONDS, _D.post_seconds, "a job's post step (phone reboot) lasts this long after its worker"),

@@ -32,7 +32,9 @@ class Metrics:
     full_utilization_in: float | None  # when phones holding a job first reached min(usable phones, burst tasks)
     launches: int
     launch_failures: int  # submissions that failed or timed out (a timed-out one may have reached the cloud)
-    wasted: int  # jobs that found no task and idled out
+    wasted: int  # demand launches whose job found no task and idled out
+    idle_outs: int  # warm launches whose job found no task: the price of warm workers
+    waiting_minutes: float  # phone-minutes workers spent waiting for a task (polling the queue)
     double_bookings: int  # launches on a phone already taken
     quarantined_launches: int
     faulty_launches: int
@@ -82,15 +84,16 @@ def measure(run: RunResult, per_queue_limit: int = 4) -> Metrics:
         burst_claimed_in=max(t[2] - start for t in burst) if burst and all(t[2] is not None for t in burst) else None,
         full_utilization_in=_full_at(run, min(usable, len(burst))),
         launches=s["launches"], launch_failures=s["launch_failures"] + s["faults"].get("launch", 0), wasted=s["wasted"],
+        idle_outs=s["idle_outs"], waiting_minutes=s["waiting_seconds"] / 60,
         double_bookings=s["double_bookings"], quarantined_launches=s["quarantined_launches"],
         faulty_launches=s["faulty_launches"], usable_phones=usable, utilization=_utilization(run, usable),
         calls_per_cycle=sum(s["calls"].values()) / len(cycles) if cycles else 0.0,
         calls_per_hour=sum(s["calls"].values()) * 3600 / (end - start) if end > start else 0.0,
         unknown_cycles=len(unknown), launches_on_unknown=sum(c.launches for c in unknown),
         recovery=_recovery(run), crashes=run.crashes,
-        plan_ms_median=median(plan_ms) if run.policy == "provisioner" and plan_ms else None,
-        plan_ms_p95=percentile(plan_ms, 95) if run.policy == "provisioner" and plan_ms else None,
-        observe_ms_median=median(c.observe_seconds * 1000 for c in cycles) if run.policy == "provisioner" and cycles else None,
+        plan_ms_median=median(plan_ms) if run.policy != "baseline" and plan_ms else None,
+        plan_ms_p95=percentile(plan_ms, 95) if run.policy != "baseline" and plan_ms else None,
+        observe_ms_median=median(c.observe_seconds * 1000 for c in cycles) if run.policy != "baseline" and cycles else None,
         wait_by_queue=_by_queue(tasks, end, per_queue_limit),
     )
 

@@ -30,6 +30,8 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("tasks claimed / created", "claimed", "", ""),
     ("launches", "launches", "", "lower"),
     ("wasted launches", "wasted", "", "lower"),
+    ("idle-outs (warm launches, no task)", "idle_outs", "", "lower"),
+    ("phone time waiting for a task", "waiting_minutes", "min", "lower"),
     ("double bookings", "double_bookings", "", "lower"),
     ("launches on quarantined phones", "quarantined_launches", "", "lower"),
     ("failed submissions", "launch_failures", "", "lower"),
@@ -54,6 +56,8 @@ def fmt(value: object, unit: str) -> str:
         return "never"
     if unit == "%":
         return f"{100 * float(value):.1f} %"  # type: ignore[arg-type]
+    if unit == "min":
+        return f"{float(value):.0f} min"  # type: ignore[arg-type]
     if unit == "ms":
         return f"{float(value):.1f} ms"  # type: ignore[arg-type]
     if unit == "s":
@@ -100,6 +104,20 @@ def table(ours: Metrics, theirs: Metrics | None) -> list[list[str]]:
             b = theirs.wait_by_queue.get(queue)
             row += [f"{b[0]:.0f}/{b[1]:.0f}/{b[2]:.0f} s" if b else "-", ratio(p50, b[0], "lower") if b else "-"]
         rows.append(row)
+    return rows
+
+
+def columns(runs: list[Metrics]) -> list[list[str]]:
+    """Several runs side by side (``simulate --warm 0,4,auto``): one column each, no ratio."""
+    rows = [[""] + [m.policy for m in runs]]
+    for label, attr, unit, _ in ROWS:
+        cells = [value(m, attr) for m in runs]
+        if attr in ("recovery", "plan_ms_median") and not any(cells):
+            continue
+        rows.append([label] + [fmt(c, unit) for c in cells])
+    for queue in runs[0].wait_by_queue:
+        got = [m.wait_by_queue.get(queue) for m in runs]
+        rows.append([f"wait p50/p95/max {queue}"] + [f"{b[0]:.0f}/{b[1]:.0f}/{b[2]:.0f} s" if b else "-" for b in got])
     return rows
 
 
@@ -197,8 +215,20 @@ def _priority(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario) 
     ]
 
 
+WARM_WAIT = 30.0  # seconds: the median task wait warm workers must reach where tasks arrive steadily
+
+
+def _warm(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario) -> list[Check]:
+    """For a run with warm workers (``simulate --warm N|auto``): tasks wait seconds, not minutes."""
+    if ours.policy in ("provisioner", "baseline", "warm=0"):
+        return []
+    return [Check("warm", f"median task wait under {WARM_WAIT:g} s", ours.wait_p50 < WARM_WAIT,
+                  f"{fmt(ours.wait_p50, 's')} ({ours.idle_outs} idle-outs)")]
+
+
 TARGETS: dict[str, Target] = {
     "burst": _burst, "clean": _clean, "no-waste": _no_waste, "faults": _faults, "large": _large, "priority": _priority,
+    "warm": _warm,
 }
 
 

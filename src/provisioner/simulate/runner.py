@@ -38,9 +38,21 @@ class CycleRecord:
     observe_seconds: float = 0.0  # wall time of reads, reconcile and ledger queries
 
 
+@dataclass(frozen=True)
+class PoolPoint:
+    """What the loop saw of one pool at one cycle (for the plots)."""
+
+    at: float  # seconds since the run started
+    pending: int | None
+    starting: int
+    busy: int | None
+    idle: int | None
+    warm: int | None
+
+
 @dataclass
 class RunResult:
-    policy: str  # "provisioner" or "baseline"
+    policy: str  # "provisioner" (or "warm=N" when simulate overrides the pools' warm), or "baseline"
     scenario: Scenario
     seed: int
     settings: Settings
@@ -52,6 +64,7 @@ class RunResult:
     fault_log: list[tuple[float, str, str]]
     cycles: list[CycleRecord] = field(default_factory=list)
     crashes: int = 0  # cycles that raised (the loop logs them and goes on)
+    series: dict[str, list[PoolPoint]] = field(default_factory=dict)  # pool -> one point per cycle (the loop only)
 
 
 class _Observer:
@@ -60,9 +73,13 @@ class _Observer:
     def __init__(self, clock: VirtualClock, start: float, progress: Progress | None) -> None:
         self.clock, self.start, self.progress = clock, start, progress
         self.cycles: list[CycleRecord] = []
+        self.series: dict[str, list[PoolPoint]] = {}
 
     def provisioner_cycle(self, report: CycleReport) -> None:
         now = self.clock.now()
+        at = report.started_at - self.start
+        for d in report.plan.decisions:
+            self.series.setdefault(d.pool, []).append(PoolPoint(at, d.pending, d.starting, d.busy, d.idle, d.warm))
         self.cycles.append(CycleRecord(
             report.started_at, now, len(report.plan.launches), bool(report.unknown), report.plan_seconds,
             report.observe_seconds,
@@ -87,12 +104,14 @@ def _scratch_dir() -> str | None:
 
 
 @contextmanager
-def _loaded(settings: Mapping[str, Any], scenario: Scenario, seed: int | None) -> Iterator[tuple[Loaded, VirtualClock, Path]]:
+def _loaded(
+    settings: Mapping[str, Any], scenario: Scenario, seed: int | None, warm: int | str | None = None,
+) -> Iterator[tuple[Loaded, VirtualClock, Path]]:
     clock = VirtualClock()
     with tempfile.TemporaryDirectory(prefix="provisioner-sim-", dir=_scratch_dir()) as tmp:
         state = Path(tmp) / "state"
         path = Path(tmp) / f"{scenario.name}.toml"
-        path.write_text(dumps(compose(settings, scenario, seed, state)), encoding="utf-8")
+        path.write_text(dumps(compose(settings, scenario, seed, state, warm)), encoding="utf-8")
         loaded, problems = load_all(path, clock=clock, environ={})
         if loaded is None or problems:
             lines = [str(p).replace(str(path), str(scenario.path)) for p in problems]
@@ -135,9 +154,11 @@ def _count_crashes() -> Iterator[list[int]]:
 
 def run_provisioner(
     settings: Mapping[str, Any], scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
+    warm: int | str | None = None,
 ) -> RunResult:
-    """The production loop, unchanged: ``Provisioner.run`` with the inline submitter on a virtual clock."""
-    with _loaded(settings, scenario, seed) as (loaded, clock, state):
+    """The production loop, unchanged: ``Provisioner.run`` with the inline submitter on a virtual clock.
+    ``warm`` overrides every pool's ``warm`` (the run is then named ``warm=<value>``)."""
+    with _loaded(settings, scenario, seed, warm) as (loaded, clock, state):
         fleet = _fleet(loaded)
         start = clock.now()
         observer = _Observer(clock, start, progress)
@@ -148,8 +169,8 @@ def run_provisioner(
                 provisioner.run(threading.Event(), duration=scenario.duration)
         finally:
             ledger.close()
-        result = _result("provisioner", loaded, fleet, scenario, start)
-        result.cycles, result.crashes = observer.cycles, crashes[0]
+        result = _result("provisioner" if warm is None else f"warm={warm}", loaded, fleet, scenario, start)
+        result.cycles, result.crashes, result.series = observer.cycles, crashes[0], observer.series
         return result
 
 

@@ -162,9 +162,12 @@ def settings_table(config_path: Path) -> dict[str, Any]:
     return dict(table)
 
 
-def compose(settings: Mapping[str, Any], scenario: Scenario, seed: int | None, state_dir: Path) -> dict[str, Any]:
+def compose(
+    settings: Mapping[str, Any], scenario: Scenario, seed: int | None, state_dir: Path, warm: int | str | None = None,
+) -> dict[str, Any]:
     """The full config (as TOML tables) that runs ``scenario`` under ``settings``; one seed drives both the
-    fleet and the planner (``seed``, else the scenario's ``[plugins.sim] seed``, else 0)."""
+    fleet and the planner (``seed``, else the scenario's ``[plugins.sim] seed``, else 0). ``warm`` (a number or
+    "auto") overrides every pool's ``warm``."""
     sim = dict(scenario.sim)
     if seed is None:
         seed = sim.get("seed", 0) if isinstance(sim.get("seed", 0), int) else 0
@@ -173,6 +176,6 @@ def compose(settings: Mapping[str, Any], scenario: Scenario, seed: int | None, s
     return {
         "provisioner": provisioner,
         "defaults": {**SIM_ROLES, **scenario.defaults},
-        "pools": scenario.pools,
+        "pools": scenario.pools if warm is None else {n: {**p, "warm": warm} for n, p in scenario.pools.items()},
         "plugins": {"sim": sim},
     }

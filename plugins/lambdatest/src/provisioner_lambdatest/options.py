@@ -84,7 +84,7 @@ POOL_OPTIONS: dict[str, Option] = {
     "allow_unpinned_downloads": Option(
         bool, False, "let setup download files that the payload's checksums.sha256 does not list (unsafe)"
     ),
-    "idle_timeout": Option(int, 600, "seconds the worker waits for a task before it exits (idleTimeoutSecs)"),
+    "idle_timeout": Option(int, 600, "seconds the worker waits for a task before it exits (idleTimeoutSecs); the pool's own `idle_timeout` wins"),
     "get_secrets": Option(bool, False, "worker-runner reads secret worker-pool:<pool> (needs a scope lambda workers lack)"),
     "wst_audience": Option(str, WST_AUDIENCE, "websocktunnel audience of the deployment (wstAudience)"),
     "wst_server_url": Option(str, WST_SERVER_URL, "websocktunnel server of the deployment (wstServerURL)"),

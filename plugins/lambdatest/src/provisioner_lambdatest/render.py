@@ -112,7 +112,7 @@ def worker_env(request: LaunchRequest, launch: Mapping[str, Any], client_id: str
         TC_WORKER_ID=request.udid,
         TC_VERSION=launch["tc_version"],
         TC_ALLOW_UNPINNED=_flag(launch["allow_unpinned_downloads"]),
-        TC_IDLE_TIMEOUT=str(launch["idle_timeout"]),
+        TC_IDLE_TIMEOUT=str(request.pool.idle_timeout if request.pool.idle_timeout is not None else launch["idle_timeout"]),
         TC_GET_SECRETS=_flag(launch["get_secrets"]),
         TC_WST_AUDIENCE=launch["wst_audience"],
         TC_WST_SERVER_URL=launch["wst_server_url"],

@@ -1,0 +1,82 @@
+"""What warm workers cost, and the per-day figures ``report --plot`` draws, read from the ledger.
+
+An *idle-out* (``warm.is_idle_out``) is a warm launch whose job ended normally (``warm.IDLE_OUT_OUTCOMES``)
+without its worker ever claiming a task. The phone time a warm launch spent before serving a task runs from its
+launch to its worker's claim, or to its end for an idle-out (its startup included: the phone was held for it).
+These are grouped reads (``Ledger.query``), never a load of single launches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .ledger import Ledger
+from .model import LaunchState
+from .warm import DEMAND, IDLE_OUT_OUTCOMES, WARM
+
+RESOLUTION = 5.0  # seconds: how finely the daily launch-to-claim medians are told
+_IDLE = (f"kind = '{WARM}' AND state = '{LaunchState.ENDED.value}' AND claimed_at IS NULL "
+         f"AND outcome IN ({','.join(repr(o) for o in IDLE_OUT_OUTCOMES)})")
+
+
+def idle_outs_ended_since(ledger: Ledger, since: float) -> dict[str, int]:
+    """Per pool, idle-outs whose job was seen ending at or after ``since`` (``status``: the last hour)."""
+    return dict(ledger.query(f"SELECT pool, COUNT(*) FROM launches WHERE updated_at >= ? AND {_IDLE} GROUP BY pool",
+                             (since,)))
+
+
+def idle_outs_by_phone(ledger: Ledger, since: float) -> list[tuple[str, str, str, int]]:
+    """(pool, udid, outcome, n) of the idle-outs among the launches submitted since ``since``."""
+    return ledger.query(f"SELECT pool, udid, outcome, COUNT(*) FROM launches WHERE submitted_at >= ? AND {_IDLE} "
+                        "GROUP BY 1, 2, 3", (since,))
+
+
+def warm_minutes(ledger: Ledger, since: float) -> dict[str, float]:
+    """Per pool, phone-minutes warm launches submitted since ``since`` spent before serving a task."""
+    rows = ledger.query(
+        f"SELECT pool, SUM(COALESCE(claimed_at, updated_at) - submitted_at) / 60.0 FROM launches "
+        f"WHERE submitted_at >= ? AND kind = ? AND (claimed_at IS NOT NULL OR ({_IDLE})) GROUP BY pool",
+        (since, WARM),
+    )
+    return {pool: minutes or 0.0 for pool, minutes in rows}
+
+
+@dataclass(frozen=True)
+class Day:
+    day: str  # YYYY-MM-DD (UTC) of submission
+    launches: int
+    failures: int  # failed submissions and jobs ending with a failure outcome
+    idle_outs: int
+    to_claim: float | None  # median seconds from launch to claim of the day's demand launches
+
+
+def daily(ledger: Ledger, since: float, failing: Sequence[str]) -> list[Day]:
+    """One row per day with launches since ``since`` (the days the ledger still holds singly), oldest first."""
+    marks = ",".join("?" * len(failing)) or "''"
+    rows = ledger.query(
+        f"SELECT date(submitted_at, 'unixepoch'), COUNT(*), SUM(state = ? OR (state = ? AND outcome IN ({marks}))), "
+        f"SUM({_IDLE}) FROM launches WHERE submitted_at >= ? AND state != ? GROUP BY 1 ORDER BY 1",
+        (LaunchState.FAILED.value, LaunchState.ENDED.value, *failing, since, LaunchState.CANCELLED.value),
+    )
+    buckets = ledger.query(
+        "SELECT date(submitted_at, 'unixepoch'), CAST((claimed_at - submitted_at) / ? AS INTEGER), COUNT(*) "
+        "FROM launches WHERE submitted_at >= ? AND claimed_at IS NOT NULL AND kind = ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (RESOLUTION, since, DEMAND),
+    )
+    histograms: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for day, bucket, n in buckets:
+        histograms[day].append((bucket, n))
+    return [Day(day, n, failed or 0, idle or 0, _median(histograms.get(day, []))) for day, n, failed, idle in rows]
+
+
+def _median(histogram: list[tuple[int, int]]) -> float | None:
+    if not histogram:
+        return None
+    half, seen = sum(n for _, n in histogram) / 2, 0
+    for bucket, n in histogram:
+        seen += n
+        if seen >= half:
+            return (bucket + 0.5) * RESOLUTION
+    return None

@@ -1,0 +1,109 @@
+"""Warm workers: launches made ahead of demand, so that a task arriving finds a worker already waiting.
+
+A pool's ``warm`` is a number of workers to keep started and waiting beyond its pending tasks, or ``"auto"``:
+the tasks expected to arrive within one launch-to-claim time,
+
+    warm = round(arrival rate x launch-to-claim time x warm_safety_factor), capped by ``warm_max``
+
+where the launch-to-claim time is the one the loop learns from the ledger (``Provisioner.claim_estimate``) and
+the arrival rate is measured by :class:`Arrivals` from the queue's counts over ``warm_window_seconds``. The
+planner then wants ``pending + warm - starting`` launches for the pool, demand first (for every pool), warm
+after; it never takes more phones than are free, so the pool's free phones cap the warm workers too.
+
+A warm launch whose job ends without its worker ever claiming a task has *idled out*: the price of being
+warm, counted apart from failures and from the "wasted" jobs of demand launches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from .ledger import Ledger
+from .model import Launch, LaunchState, Pool, QueueCounts
+
+DEMAND, WARM = "demand", "warm"
+IDLE_TIMEOUT_DEFAULT = 600  # generic-worker's idleTimeoutSecs in production, for a pool that sets none
+# Job outcomes that mean "ended normally": a warm launch ending so, unclaimed, idled out. LambdaTest reports such
+# a job `completed`; the simulated fleet `wasted`. Any other outcome is a failure (or unknown), never an idle-out.
+IDLE_OUT_OUTCOMES = ("completed", "wasted")
+
+
+def is_idle_out(launch: Launch) -> bool:
+    """A warm launch whose job ended normally without its worker ever claiming a task."""
+    return (launch.kind == WARM and launch.state is LaunchState.ENDED and launch.claimed_at is None
+            and launch.outcome in IDLE_OUT_OUTCOMES)
+
+
+def idle_timeout(pool: Pool) -> float:
+    return float(pool.idle_timeout if pool.idle_timeout is not None else IDLE_TIMEOUT_DEFAULT)
+
+
+class Arrivals:
+    """Each queue's task arrival rate, from the counts read every cycle.
+
+    Between two cycles that both read a queue's counts, at least ``max(Δpending + claims, Δ(pending + claimed))``
+    tasks arrived: a task leaves ``pending`` only when a worker claims it (``claims``: the claims the loop saw
+    our launches' workers make in between), and ``pending + claimed`` only grows by arrivals (it shrinks as tasks
+    finish). Both are lower bounds that never go negative (a count that is an upper bound, or a claim seen a cycle
+    late, cannot make arrivals negative); together they stay close when one of them misses (another tool's
+    workers claiming, tasks finishing). The rate is the arrivals over the time the window's intervals cover (at
+    least half the window); a cycle whose counts are unknown breaks the chain (the interval around it is left out,
+    not guessed).
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._last: dict[str, tuple[float, int, int]] = {}  # queue -> (when, pending, claimed)
+        self._intervals: dict[str, deque[tuple[float, float, int]]] = {}  # queue -> (ended at, seconds, arrivals)
+
+    def observe(self, queue: str, now: float, counts: QueueCounts | None, claims: int = 0) -> None:
+        if counts is None:
+            self._last.pop(queue, None)
+            return
+        last = self._last.get(queue)
+        self._last[queue] = (now, counts.pending, counts.claimed)
+        if last is None or now <= last[0]:
+            return
+        when, pending, claimed = last
+        arrived = max(0, counts.pending - pending + claims, counts.pending + counts.claimed - pending - claimed)
+        intervals = self._intervals.setdefault(queue, deque())
+        intervals.append((now, now - when, arrived))
+        while intervals and intervals[0][0] < now - self.window:
+            intervals.popleft()
+
+    def rate(self, queue: str) -> float | None:
+        """Tasks per second over the window, or None before two readings in a row. Until half the window is
+        covered, as if it were: a few arrivals in the first cycles after a start make no burst of warm workers."""
+        intervals = self._intervals.get(queue)
+        covered = sum(seconds for _, seconds, _ in intervals) if intervals else 0.0
+        if covered <= 0:
+            return None
+        return sum(n for _, _, n in intervals) / max(covered, self.window / 2)
+
+
+def demand_claim_seconds(ledger: Ledger, since: float) -> dict[str, list[float]]:
+    """Per pool, launch-to-claim times of the *demand* launches submitted since ``since``, oldest first. A warm
+    launch's time to claim includes its wait for a task: learning from it would feed the warm target back into
+    itself."""
+    rows = ledger.query(
+        "SELECT pool, claimed_at - submitted_at FROM launches WHERE submitted_at >= ? AND claimed_at IS NOT NULL "
+        "AND kind = ? ORDER BY submitted_at", (since, DEMAND),
+    )
+    out: dict[str, list[float]] = {}
+    for pool, seconds in rows:
+        out.setdefault(pool, []).append(seconds)
+    return out
+
+
+def warm_target(pool: Pool, rate: float | None, claim_seconds: float, safety: float) -> int:
+    """How many workers the pool keeps waiting beyond its pending tasks (see the module's docstring)."""
+    if pool.warm == "auto":
+        # rounded to the nearest: a pool expecting under half a task per launch-to-claim time keeps none (its
+        # warm worker would mostly idle out)
+        wanted = math.floor(rate * claim_seconds * safety + 0.5 + 1e-9) if rate else 0
+    else:
+        wanted = int(pool.warm)
+    if pool.warm_max is not None:
+        wanted = min(wanted, pool.warm_max)
+    return max(0, wanted)

@@ -1,0 +1,121 @@
+"""Warm workers: the arrival-rate estimate, the warm target, a warm launch's life in the loop (recorded at act,
+covering until its idle timeout, an idle-out when it ends unclaimed) and where idle-outs are shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_accounting import CONFIG, Fake
+
+from provisioner.cli.report import read_history, report_data
+from provisioner.cli.status import snapshot
+from provisioner.clock import VirtualClock
+from provisioner.config import load
+from provisioner.idle_outs import idle_outs_ended_since, warm_minutes
+from provisioner.ledger import Ledger
+from provisioner.loop import Provisioner
+from provisioner.metrics.observer import MetricsObserver
+from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJob, Worker
+from provisioner.plugins import Runtime
+from provisioner.warm import Arrivals, is_idle_out, warm_target
+
+
+def test_arrival_rate_from_pending_and_claims_over_the_window():
+    a = Arrivals(window=600)
+    a.observe("q", 0, QueueCounts(0, 0))
+    assert a.rate("q") is None  # one reading is no rate
+    a.observe("q", 60, QueueCounts(2, 0))  # 2 arrived
+    a.observe("q", 120, QueueCounts(1, 3), claims=3)  # 2 more: pending fell by 1 while 3 were claimed
+    assert a.rate("q") == pytest.approx(4 / 300)  # over half the window at least: 120 s of readings is not enough
+    a.observe("q", 180, QueueCounts(0, 1), claims=0)  # a claim not seen yet, tasks done: never negative
+    a.observe("q", 420, QueueCounts(0, 1))
+    assert a.rate("q") == pytest.approx(4 / 420)
+    a.observe("q", 440, None)  # unknown: the interval around it is left out, not guessed
+    a.observe("q", 500, QueueCounts(50, 0))
+    assert a.rate("q") == pytest.approx(4 / 420)
+    a.observe("q", 560, QueueCounts(50, 0))
+    a.observe("q", 1400, QueueCounts(50, 0))  # the window moved on: only quiet intervals are left
+    assert a.rate("q") == 0
+
+
+def test_warm_target_fixed_auto_and_capped():
+    pool = Pool("p", "q", "s", "d", "l", warm=3)
+    assert warm_target(pool, None, 300, 1.5) == 3
+    auto = Pool("p", "q", "s", "d", "l", warm="auto")
+    assert warm_target(auto, None, 300, 1.5) == 0  # no rate yet: demand only
+    assert warm_target(auto, 100 / 3600, 300, 1.5) == 13  # 100 an hour x 5 min x 1.5 = 12.5
+    assert warm_target(auto, 3 / 3600, 210, 1.5) == 0  # 0.26 of a task: a warm worker would mostly idle out
+    assert warm_target(Pool("p", "q", "s", "d", "l", warm="auto", warm_max=4), 100 / 3600, 300, 1.5) == 4
+
+
+def test_config_refuses_a_warm_that_is_not_a_number_or_auto(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(CONFIG.replace('udids = ["A", "B", "C"]', 'udids = ["A", "B", "C"]\nwarm = "lots"\nidle_timeout = 0'))
+    _, problems = load(path)
+    assert {p.key for p in problems} == {"pools.p.warm", "pools.p.idle_timeout"}
+
+
+def make(tmp_path: Path, warm: str = "1", idle_timeout: int = 1200):
+    path = tmp_path / "c.toml"
+    path.write_text(CONFIG.replace('udids = ["A", "B", "C"]',
+                                   f'udids = ["A", "B", "C"]\nwarm = {warm}\nidle_timeout = {idle_timeout}'))
+    config, problems = load(path)
+    assert not problems
+    clock = VirtualClock()
+    fake = Fake(clock)
+    runtime = Runtime(config.pools, {"queue_source": {"fake": fake}, "device_provider": {"fake": fake},
+                                     "launcher": {"fake": fake}})
+    observer = MetricsObserver("127.0.0.1", 0)
+    p = Provisioner(config, runtime, Ledger(tmp_path / "ledger.sqlite3"), clock, hook=observer, inline=True)
+    return p, fake, clock, observer
+
+
+def test_a_warm_launch_is_recorded_covers_until_its_idle_timeout_and_idles_out(tmp_path):
+    p, fake, clock, observer = make(tmp_path)
+    try:
+        report = p.cycle()
+        assert [(x.pool, x.kind) for x in report.plan.launches] == [("p", "warm")]  # nothing pending: 1 warm
+        (launch,) = p.ledger.in_flight()
+        assert launch.kind == "warm" and p.ledger.get(launch.id).kind == "warm"
+        fake.job("job-0", JobState.RUNNING)
+        for _ in range(40):  # 1200 s: past max_startup_seconds (900), within 200 + 1200 + 30: still the one
+            clock.advance(30)
+            assert p.cycle().plan.launches == ()
+        clock.advance(60)
+        fake.job_list = [RemoteJob("job-0", "p", launch.udid, JobState.ENDED, 0.0, clock.now(), "completed")]
+        report = p.cycle()
+        assert [x.kind for x in report.plan.launches] == ["warm"]  # the next warm worker
+        ended = p.ledger.get(launch.id)
+        assert ended.state is LaunchState.ENDED and is_idle_out(ended)
+        assert idle_outs_ended_since(p.ledger, clock.now() - 3600) == {"p": 1}
+        assert warm_minutes(p.ledger, 0) == {"p": pytest.approx((clock.now() - launch.submitted_at) / 60)}
+        assert 'provisioner_idle_outs_total{pool="p"} 1.0' in observer.text()
+        assert 'provisioner_pool_warm{pool="p"} 0.0' in observer.text()  # the new one is not started yet
+        assert 'provisioner_pool_warm_target{pool="p"} 1.0' in observer.text()
+        snap = snapshot(p.config, p.runtime, p.ledger, clock)
+        row = next(r for r in snap["pools"] if r["pool"] == "p")
+        assert row["idle_outs_last_hour"] == 1 and row["warm_target"] == 1
+        data = report_data(["p", "s"], read_history(p.ledger, [], 0), [], {}, ("failed",), 0, clock.now(), [])
+        perf = data["pools"][0]
+        assert (perf["idle_outs"], perf["completed"], perf["wasted"]) == (1, 0, 0)  # not completed, not wasted
+    finally:
+        observer.close()
+
+
+def test_a_warm_worker_that_claims_is_no_idle_out_and_a_pending_task_goes_first(tmp_path):
+    p, fake, clock, observer = make(tmp_path, warm="2")
+    try:
+        fake.pending["proj/p"] = 1
+        report = p.cycle()
+        assert sorted(x.kind for x in report.plan.launches) == ["demand", "warm", "warm"]
+        first = next(la for la in p.ledger.in_flight() if la.job_id == "job-1")  # a warm one
+        fake.job("job-1", JobState.RUNNING)
+        fake.workers_of["proj/p"] = [Worker(first.udid, latest_task="t/0", first_claim=clock.now() + 10)]
+        clock.advance(30)
+        fake.job_list = [RemoteJob("job-1", "p", first.udid, JobState.ENDED, 0.0, clock.now(), "completed")]
+        p.cycle()  # the claim is seen before the ending in the same cycle
+        ended = p.ledger.get(first.id)
+        assert ended.claimed_at is not None and not is_idle_out(ended)
+    finally:
+        observer.close()
