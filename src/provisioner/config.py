@@ -76,6 +76,8 @@ class Settings:
     job_failure_window_seconds: float = 3 * 3600.0
     job_failure_hold_seconds: float = 2 * 3600.0
     job_failure_outcomes: tuple[str, ...] = ("failed", "lambda_error", "timeout")
+    ledger: str = "sqlite"
+    ledger_url_env: str | None = None
 
     @property
     def limits(self) -> Limits:
@@ -108,6 +110,10 @@ SETTINGS: dict[str, Option] = {
     "job_failure_outcomes": Option(
         list, list(_D.job_failure_outcomes), "the provider's job outcomes that count as a failure of the phone"
     ),
+    "ledger": Option(str, _D.ledger, "where launches are recorded: sqlite (under state_dir, one host) or postgresql "
+                     "(shared by several hosts, one of them active)", ("sqlite", "postgresql")),
+    "ledger_url_env": Option(str, None, "the environment variable holding the PostgreSQL connection string "
+                             "(with ledger = \"postgresql\")", env=True),
 }
 
 POOL_KEYS: dict[str, Option] = {
@@ -264,6 +270,8 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
         if not all(isinstance(o, str) and o and not name_problem(o) for o in s["job_failure_outcomes"]):
             problems.append(ConfigProblem(file, "provisioner.job_failure_outcomes", "must be a list of outcome words"))
         s["job_failure_outcomes"] = tuple(map(str, s["job_failure_outcomes"]))
+    if s.get("ledger") == "postgresql" and not s.get("ledger_url_env"):
+        problems.append(ConfigProblem(file, "provisioner.ledger_url_env", 'missing (required with ledger = "postgresql")'))
     if "state_dir" in s:
         s["state_dir"] = (path.parent / s["state_dir"]).resolve()
     settings = Settings(**{k: v for k, v in s.items() if k in SETTINGS})
@@ -295,6 +303,23 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
         plugin_tables = {}
     config = Config(path, settings, tuple(pools), dict(plugin_tables), raw)
     return config, problems
+
+
+def ledger_problems(config: Config, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """A PostgreSQL ledger needs its connection string's variable set, and psycopg installed."""
+    s = config.settings
+    if s.ledger != "postgresql" or not s.ledger_url_env:
+        return []
+    problems = []
+    if not environ.get(s.ledger_url_env):
+        problems.append(ConfigProblem(str(config.path), "provisioner.ledger_url_env",
+                                      f"environment variable {s.ledger_url_env} is not set"))
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        problems.append(ConfigProblem(str(config.path), "provisioner.ledger",
+                                      "postgresql needs psycopg 3: pip install 'provisioner[postgresql]'"))
+    return problems
 
 
 def state_problems(config: Config) -> list[ConfigProblem]:
