@@ -84,7 +84,20 @@ class Ledger:
             return Conn(self._db, self.dialect)
 
     def _exec(self, sql: str, args: Sequence = ()) -> Any:
-        return self.conn.execute(sql, args)
+        """One statement (autocommitted), tried once more on a new connection if the one it ran on broke (a server
+        that restarted since the connection's last use)."""
+        with self._lock:
+            try:
+                return self.conn.execute(sql, args)
+            except self.dialect.Error:
+                if not self.dialect.broken(self._db):
+                    raise
+            return self.conn.execute(sql, args)
+
+    def _begin(self) -> Conn:
+        """A transaction begun (on a new connection if the one it began on broke)."""
+        self._exec(self.dialect.begin)
+        return self.conn
 
     def load(self) -> None:
         """Read the launches in flight and each phone's last use into memory (then written through)."""
@@ -225,8 +238,7 @@ class Ledger:
     def _apply(self, writes: list[tuple[str, tuple]]) -> list[int]:
         """``writes`` in one transaction, fenced by the epoch if there is one; rows each changed."""
         with self._lock:
-            db = self.conn
-            db.execute(self.dialect.begin)
+            db = self._begin()
             try:
                 if self._fence is not None:
                     row = db.execute("SELECT epoch FROM leadership WHERE tag = ? FOR SHARE", (self._fence[0],)).fetchone()
@@ -346,8 +358,7 @@ class Ledger:
     def transaction(self) -> Iterator[Conn]:
         """One write transaction, the ledger locked for its length (keep it short): yields the connection."""
         with self._lock:
-            db = self.conn
-            db.execute(self.dialect.begin)
+            db = self._begin()
             try:
                 yield db
             except BaseException:

@@ -76,6 +76,9 @@ class Dialect:
     def columns(self, db: Conn, table: str) -> set[str]:
         raise NotImplementedError
 
+    def ids_copied(self, db: Conn, table: str) -> None:
+        """Rows were copied into ``table`` with their ids: the next id made must follow them."""
+
     @contextlib.contextmanager
     def migration_lock(self, db: Conn) -> Iterator[None]:
         """One transaction, no other process migrating at the same time."""
@@ -201,6 +204,9 @@ class PostgreSQL(Dialect):
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def ids_copied(self, db: Conn, table: str) -> None:
+        db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}")
 
     def describe(self) -> str:
         info = self.psycopg.conninfo.conninfo_to_dict(self.url)
