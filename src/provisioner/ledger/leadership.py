@@ -104,6 +104,8 @@ class Lease:
         db, self._db = self._db, None
         if db is not None:
             try:
+                if not self.dialect.broken(db):  # let go now, not when the server sees the socket close
+                    db.execute("SELECT pg_advisory_unlock_all()")
                 db.close()
             except Exception:  # noqa: BLE001 - a connection already gone
                 pass
