@@ -32,21 +32,9 @@ def log_lines():
 def pg_server():
     """A throwaway PostgreSQL server for the whole session (see pgserver.py): skipped without the server
     programs, unless PROVISIONER_REQUIRE_POSTGRES=1 (then it fails)."""
-    import os
+    from pgserver import Server, available
 
-    from pgserver import REQUIRE, Server, find
-
-    required = os.environ.get(REQUIRE) == "1"
-    if not (find("initdb") and find("pg_ctl")):
-        if required:
-            pytest.fail(f"{REQUIRE}=1 but initdb and pg_ctl are not found")
-        pytest.skip("PostgreSQL's server programs are not installed (apt-get install postgresql)")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        if required:
-            raise
-        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+    available()
     server = Server()
     yield server
     server.close()

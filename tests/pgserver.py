@@ -34,6 +34,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def available() -> None:
+    """Skip the test without the server programs or psycopg; fail instead when ``PROVISIONER_REQUIRE_POSTGRES=1``."""
+    import pytest
+
+    required = os.environ.get(REQUIRE) == "1"
+    if not (find("initdb") and find("pg_ctl")):
+        if required:
+            pytest.fail(f"{REQUIRE}=1 but initdb and pg_ctl are not found")
+        pytest.skip("PostgreSQL's server programs are not installed (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+
+
 class Server:
     """One PostgreSQL server in a temporary directory; ``database()`` makes a fresh database and returns its URL."""
 

@@ -229,3 +229,53 @@ def test_a_postgresql_ledger_needs_its_variable_named_not_the_url_in_the_file(tm
                                    '"postgresql://u:pw@db/x"\n'))
     _, problems = load(config)
     assert problems and "pw" not in str(problems[0]) and "variable name" in str(problems[0])
+
+
+def test_ledger_migrate_brings_the_schema_up_to_date(tmp_path, pg_url, monkeypatch):
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG.replace("[provisioner]", '[provisioner]\nledger = "postgresql"\nledger_url_env = "LEDGER_URL"'))
+    monkeypatch.setenv("LEDGER_URL", pg_url)
+    result = CliRunner().invoke(cli, ["ledger", "migrate", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert f"schema version {LATEST}" in result.output and "postgresql://127.0.0.1:" in result.output
+
+
+def test_the_role_reaches_metrics_and_systemd(tmp_path, pg_url, monkeypatch):
+    import threading as th
+
+    from provisioner import notify
+    from provisioner.metrics.observer import MetricsObserver
+
+    said = []
+    monkeypatch.setattr(notify, "watchdog", lambda status="": said.append(status))
+    active, _, _ = provisioner(tmp_path, pg_url, "hostA")
+    standby, _, _ = provisioner(tmp_path, pg_url, "hostB")
+    active.cycle()
+    observer = MetricsObserver("127.0.0.1", 0)
+    observer.start = lambda: None  # no endpoint: the registry is read directly
+    observer.provisioner_cycle(report=standby.cycle())
+    assert observer.registry.get_sample_value("provisioner_leader") == 0
+    observer.provisioner_cycle(report=active.cycle())
+    assert observer.registry.get_sample_value("provisioner_leader") == 1
+    standby.run(th.Event(), max_cycles=1)
+    assert said and said[-1].startswith("cycle 2, standby (active: hostA pid 1")
+
+
+def test_without_server_programs_the_postgresql_tests_skip_unless_ci_requires_them(monkeypatch):
+    import pgserver
+
+    monkeypatch.setattr(pgserver, "find", lambda program: None)
+    monkeypatch.delenv(pgserver.REQUIRE, raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        pgserver.available()
+    monkeypatch.setenv(pgserver.REQUIRE, "1")
+    with pytest.raises(pytest.fail.Exception):
+        pgserver.available()
+
+
+def test_ci_requires_the_postgresql_tests_where_the_server_programs_are_installed():
+    from pathlib import Path
+
+    script = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    assert "PROVISIONER_REQUIRE_POSTGRES=1" in script and "command -v initdb" in script
+    assert script.index("PROVISIONER_REQUIRE_POSTGRES=1") < script.index("make test")

@@ -54,3 +54,23 @@ def copy(config_path: Path, target: str, force: bool) -> None:
         source.close()
         destination.close()
     click.echo(f"copied {source_path} to {dialect.describe()}: " + ", ".join(f"{n} {t}" for t, n in copied.items()))
+
+
+@ledger_group.command()
+@config_option
+def migrate(config_path: Path) -> None:
+    """Bring the config's ledger's schema up to date (what the daemon does at start): for a database role that
+    may run DDL when the daemon's may not."""
+    settings = config_only(config_path).settings
+    from ..ledger import select
+
+    try:
+        ledger = select.open_ledger(settings)
+    except Exception as exc:  # noqa: BLE001 - the driver's error: one line, redacted
+        fail([redact(f"cannot open the ledger ({settings.ledger}): {one_line(str(exc))}")])
+    assert ledger is not None
+    try:
+        version = ledger.query("SELECT MAX(version) FROM schema_version")[0][0]
+    finally:
+        ledger.close()
+    click.echo(f"{ledger.describe()}: schema version {version}")
