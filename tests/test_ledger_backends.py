@@ -279,3 +279,26 @@ def test_ci_requires_the_postgresql_tests_where_the_server_programs_are_installe
     script = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     assert "PROVISIONER_REQUIRE_POSTGRES=1" in script and "command -v initdb" in script
     assert script.index("PROVISIONER_REQUIRE_POSTGRES=1") < script.index("make test")
+
+
+def test_a_paused_leader_loses_its_lease_and_cannot_launch_when_it_wakes(tmp_path, pg_url):
+    import time
+
+    a, fake_a, clock_a = provisioner(tmp_path, pg_url, "hostA")
+    b, fake_b, _ = provisioner(tmp_path, pg_url, "hostB")
+    a.lease.idle_ms = b.lease.idle_ms = 1000  # the server drops a lease idle for a second
+    fake_a.pending["proj/p"] = fake_b.pending["proj/p"] = 1
+    assert a.cycle().active and len(fake_a.launched) == 1
+    assert not b.cycle().active
+    a.lease._stop.set()  # A pauses: nothing touches its lease any more
+    deadline = time.monotonic() + 20
+    while not (report := b.cycle()).active:  # B takes over once the server dropped A's idle session
+        assert time.monotonic() < deadline, report.role
+        a.lease._stop.wait(0.1)
+    assert len(b.ledger.in_flight()) == 1 and fake_b.launched == []  # A's launch covers the task: none twice
+    with pytest.raises(Fenced):  # A wakes mid-cycle, about to write a launch: refused
+        a.ledger.add("p", "B", clock_a.now())
+    fake_a.pending["proj/p"] = 3
+    report = a.cycle()
+    assert not report.active and len(fake_a.launched) == 1
+    assert [e for (e,) in b.ledger.query("SELECT epoch FROM leadership_history ORDER BY epoch")] == [1, 2]
