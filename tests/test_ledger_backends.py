@@ -302,3 +302,15 @@ def test_a_paused_leader_loses_its_lease_and_cannot_launch_when_it_wakes(tmp_pat
     report = a.cycle()
     assert not report.active and len(fake_a.launched) == 1
     assert [e for (e,) in b.ledger.query("SELECT epoch FROM leadership_history ORDER BY epoch")] == [1, 2]
+
+
+def test_check_names_the_unset_variable_of_the_connection_string(tmp_path, monkeypatch):
+    from test_ops_status import write
+
+    config = write(tmp_path, perf=1)
+    config.write_text(config.read_text().replace("[provisioner]", '[provisioner]\nledger = "postgresql"\n'
+                                                 'ledger_url_env = "LEDGER_URL"'))
+    monkeypatch.delenv("LEDGER_URL", raising=False)
+    result = CliRunner().invoke(cli, ["check", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "provisioner.ledger_url_env: environment variable LEDGER_URL is not set" in result.output
