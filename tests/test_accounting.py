@@ -81,7 +81,7 @@ class Fake:
                                        self.clock.now() if state is JobState.ENDED else None))
 
 
-def make(tmp_path: Path, extra: str = ""):
+def make(tmp_path: Path, extra: str = "", backend=None):
     path = tmp_path / "c.toml"
     path.write_text(CONFIG + extra)
     config, problems = load(path)
@@ -90,7 +90,7 @@ def make(tmp_path: Path, extra: str = ""):
     fake = Fake(clock)
     runtime = Runtime(config.pools, {"queue_source": {"fake": fake}, "device_provider": {"fake": fake},
                                      "launcher": {"fake": fake}})
-    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    ledger = backend.open() if backend is not None else Ledger(tmp_path / "ledger.sqlite3")
     return Provisioner(config, runtime, ledger, clock, inline=True), fake, clock
 
 
@@ -98,8 +98,8 @@ def launches(report) -> list[tuple[str, str]]:
     return [(x.pool, x.udid) for x in report.plan.launches]
 
 
-def test_a_running_job_covers_its_task_until_its_worker_claims(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_running_job_covers_its_task_until_its_worker_claims(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 1
     fake.workers_of["proj/p"] = [Worker("A", latest_task="old/0"), Worker("B", latest_task="older/0")]
     first = launches(p.cycle())
@@ -121,8 +121,8 @@ def test_a_running_job_covers_its_task_until_its_worker_claims(tmp_path):
     assert claimed.claimed_at == clock.now()
 
 
-def test_a_new_workers_first_claim_is_a_claim(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_new_workers_first_claim_is_a_claim(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 1
     p.cycle()
     fake.job("job-0")
@@ -134,8 +134,8 @@ def test_a_new_workers_first_claim_is_a_claim(tmp_path):
     assert len(launches(p.cycle())) == 1
 
 
-def test_an_old_workers_first_claim_is_not_a_claim(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_an_old_workers_first_claim_is_not_a_claim(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 1
     fake.workers_of["proj/p"] = [Worker(u, latest_task="t/0", first_claim=1.0) for u in "ABC"]
     p.cycle()
@@ -145,8 +145,8 @@ def test_an_old_workers_first_claim_is_not_a_claim(tmp_path):
         assert launches(p.cycle()) == []
 
 
-def test_a_launch_stops_covering_when_its_job_ends_or_after_max_startup(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_launch_stops_covering_when_its_job_ends_or_after_max_startup(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 1
     p.cycle()
     fake.job("job-0", JobState.ENDED)  # found no task, or failed: it covers nothing any more
@@ -157,8 +157,8 @@ def test_a_launch_stops_covering_when_its_job_ends_or_after_max_startup(tmp_path
     assert len(launches(p.cycle())) == 1
 
 
-def test_without_a_phone_or_a_claim_read_the_learned_time_stands_in(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_without_a_phone_or_a_claim_read_the_learned_time_stands_in(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/s"] = 1
     assert launches(p.cycle()) == [("s", "")]
     fake.job("job-0", JobState.RUNNING, udid="")  # the cloud has not said which phone
@@ -168,8 +168,8 @@ def test_without_a_phone_or_a_claim_read_the_learned_time_stands_in(tmp_path):
     assert launches(p.cycle()) == [("s", "")]  # past it: taken as claimed
 
 
-def test_a_selector_launch_takes_its_baseline_when_its_phone_becomes_known(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_selector_launch_takes_its_baseline_when_its_phone_becomes_known(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/s"] = 1
     fake.workers_of["proj/s"] = [Worker("S1", latest_task="before/0")]
     p.cycle()
@@ -186,8 +186,8 @@ def test_a_selector_launch_takes_its_baseline_when_its_phone_becomes_known(tmp_p
     assert len(launches(p.cycle())) == 1
 
 
-def test_the_launch_to_claim_time_is_learned_per_pool(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_the_launch_to_claim_time_is_learned_per_pool(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     ledger = p.ledger
     for i, seconds in enumerate((100, 120, 500)):
         launch = ledger.add("s", f"S{i}", clock.now() - 1000)
@@ -196,8 +196,8 @@ def test_the_launch_to_claim_time_is_learned_per_pool(tmp_path):
     assert p.claim_estimate("p", clock.now()) == 200  # nothing learned: the configured default
 
 
-def test_adoption_takes_only_a_live_unrecorded_job_created_after_the_launch(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_adoption_takes_only_a_live_unrecorded_job_created_after_the_launch(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     now = clock.now()
     ledger = p.ledger
     older = ledger.add("p", "A", now - 600)
@@ -220,8 +220,8 @@ def test_adoption_takes_only_a_live_unrecorded_job_created_after_the_launch(tmp_
     assert ledger.get(older.id).job_id == "old-job" and ledger.get(other.id).job_id == "other-job"
 
 
-def test_adoption_never_takes_a_job_the_ledger_holds(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_adoption_never_takes_a_job_the_ledger_holds(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     now = clock.now()
     ledger = p.ledger
     done = ledger.add("p", "A", now - 30)
@@ -233,11 +233,11 @@ def test_adoption_never_takes_a_job_the_ledger_holds(tmp_path):
     assert ledger.get(crashed.id).job_id == ""
 
 
-def test_two_launches_never_share_a_job_id(tmp_path):
-    ledger = Ledger(tmp_path / "l.sqlite3")
+def test_two_launches_never_share_a_job_id(backend):
+    ledger = backend.open()
     a, b = ledger.add("p", "A", 1.0), ledger.add("p", "B", 2.0)
     ledger.update(a.id, LaunchState.STARTING, 3.0, job_id="j")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(ledger.IntegrityError):
         ledger.update(b.id, LaunchState.STARTING, 4.0, job_id="j")
 
 
@@ -256,8 +256,8 @@ def test_a_ledger_whose_launches_share_a_job_is_repaired_in_place(tmp_path):
     assert ledger.get("b").claimed_at is None  # the new columns are there
 
 
-def test_a_launcher_returning_a_recorded_job_id_fails_that_launch(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_launcher_returning_a_recorded_job_id_fails_that_launch(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 2
     fake.launch = lambda request: LaunchResult(True, job_id="same")
     p.cycle()
@@ -266,8 +266,8 @@ def test_a_launcher_returning_a_recorded_job_id_fails_that_launch(tmp_path):
     assert "already recorded" in [la for la in p.ledger.since(0) if la.state is LaunchState.FAILED][0].detail
 
 
-def test_an_exception_in_a_submission_fails_the_launch_and_frees_the_phone(tmp_path, monkeypatch):
-    p, fake, clock = make(tmp_path)
+def test_an_exception_in_a_submission_fails_the_launch_and_frees_the_phone(tmp_path, backend, monkeypatch):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 1
     real_update = p.ledger.update
 
@@ -311,8 +311,8 @@ def test_a_phone_listed_twice_takes_its_busiest_state(tmp_path):
     assert sorted(launches(p.cycle())) == [("p", "B")]
 
 
-def test_a_job_whose_launch_is_still_being_submitted_counts_once(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_job_whose_launch_is_still_being_submitted_counts_once(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.pending["proj/p"] = 1
     launch = p.ledger.add("p", "A", clock.now())
     p.ledger.update(launch.id, LaunchState.SUBMITTING, clock.now())
@@ -421,8 +421,8 @@ def test_starting_never_exceeds_the_launches_and_jobs_it_stands_for(tmp_path_fac
     assert len(pinned) == len(set(pinned))
 
 
-def test_a_job_with_our_tag_that_no_launch_knows_is_reported_loudly(tmp_path):
-    p, fake, clock = make(tmp_path)
+def test_a_job_with_our_tag_that_no_launch_knows_is_reported_loudly(tmp_path, backend):
+    p, fake, clock = make(tmp_path, backend=backend)
     fake.job_list = [RemoteJob("theirs", "p", "B", JobState.RUNNING, clock.now() - 5)]
     lines = []
     from loguru import logger

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from test_plugins import make_dist
 
+from provisioner.ledger import Ledger
+
 FLEET = '''
 import random, sqlite3, time, uuid
 from provisioner import (hookimpl, JobState, LaunchResult, Option, Phone, PhoneState, QueueCounts, RemoteJob,
@@ -146,7 +148,7 @@ class Daemon:
         self.proc.wait(30)
 
 
-def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path):
+def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path, backend, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     make_dist(site, "provisioner-diskfleet", "diskfleet", FLEET)
@@ -161,6 +163,8 @@ def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path):
         max_startup_seconds = 5
         state_dir = "state"
         seed = 7
+        {'ledger = "postgresql"' if backend.name == "postgresql" else ""}
+        {'ledger_url_env = "PROVISIONER_TEST_LEDGER"' if backend.name == "postgresql" else ""}
         [defaults]
         queue_source = "disk"
         device_provider = "disk"
@@ -175,6 +179,7 @@ def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path):
         [plugins.disk]
         path = "{fleet}"
     """))
+    monkeypatch.setenv("PROVISIONER_TEST_LEDGER", backend.url)
     rng = random.Random(20261130)
     for _ in range(ROUNDS):
         daemon = Daemon(config, site)
@@ -192,10 +197,13 @@ def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path):
     assert final.proc.wait(60) == 0
 
     created = [row[0] for row in db.execute("SELECT id FROM jobs")]
-    ledger = sqlite3.connect(tmp_path / "state" / "ledger.sqlite3")
-    recorded = [row[0] for row in ledger.execute("SELECT job_id FROM launches WHERE job_id != ''")]
+    if backend.name == "sqlite":
+        ledger = Ledger(tmp_path / "state" / "ledger.sqlite3", readonly=True)
+    else:
+        ledger = backend.open(readonly=True)
+    recorded = [row[0] for row in ledger.query("SELECT job_id FROM launches WHERE job_id != ''")]
     assert len(created) >= ROUNDS  # the rounds did launch
     assert sorted(recorded) == sorted(created)  # every job the fleet created is in the ledger, exactly once
     assert list(db.execute("SELECT udid FROM doubles")) == []  # no phone got a second live job
-    left = ledger.execute("SELECT COUNT(*) FROM launches WHERE state IN ('queued', 'submitting')").fetchone()[0]
+    left = ledger.query("SELECT COUNT(*) FROM launches WHERE state IN ('queued', 'submitting')")[0][0]
     assert left == 0

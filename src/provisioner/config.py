@@ -78,6 +78,8 @@ class Settings:
     job_failure_outcomes: tuple[str, ...] = ("failed", "lambda_error", "timeout")
     warm_window_seconds: float = 1800.0
     warm_safety_factor: float = 1.5
+    ledger: str = "sqlite"
+    ledger_url_env: str | None = None
 
     @property
     def limits(self) -> Limits:
@@ -112,6 +114,10 @@ SETTINGS: dict[str, Option] = {
     ),
     "warm_window_seconds": Option(_SECONDS, _D.warm_window_seconds, "a pool's task arrival rate (warm = \"auto\") is measured over this window", min=60, max=DAY),
     "warm_safety_factor": Option(_SECONDS, _D.warm_safety_factor, "warm = \"auto\": arrivals expected within one launch-to-claim time, times this", min=1, max=10),
+    "ledger": Option(str, _D.ledger, "where launches are recorded: sqlite (under state_dir, one host) or postgresql "
+                     "(shared by several hosts, one of them active)", ("sqlite", "postgresql")),
+    "ledger_url_env": Option(str, None, "the environment variable holding the PostgreSQL connection string "
+                             "(with ledger = \"postgresql\")", env=True),
 }
 
 POOL_KEYS: dict[str, Option] = {
@@ -272,6 +278,8 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
         if not all(isinstance(o, str) and o and not name_problem(o) for o in s["job_failure_outcomes"]):
             problems.append(ConfigProblem(file, "provisioner.job_failure_outcomes", "must be a list of outcome words"))
         s["job_failure_outcomes"] = tuple(map(str, s["job_failure_outcomes"]))
+    if s.get("ledger") == "postgresql" and not s.get("ledger_url_env"):
+        problems.append(ConfigProblem(file, "provisioner.ledger_url_env", 'missing (required with ledger = "postgresql")'))
     if "state_dir" in s:
         s["state_dir"] = (path.parent / s["state_dir"]).resolve()
     settings = Settings(**{k: v for k, v in s.items() if k in SETTINGS})
@@ -303,6 +311,23 @@ def load(path: str | Path) -> tuple[Config, list[ConfigProblem]]:
         plugin_tables = {}
     config = Config(path, settings, tuple(pools), dict(plugin_tables), raw)
     return config, problems
+
+
+def ledger_problems(config: Config, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """A PostgreSQL ledger needs its connection string's variable set, and psycopg installed."""
+    s = config.settings
+    if s.ledger != "postgresql" or not s.ledger_url_env:
+        return []
+    problems = []
+    if not environ.get(s.ledger_url_env):
+        problems.append(ConfigProblem(str(config.path), "provisioner.ledger_url_env",
+                                      f"environment variable {s.ledger_url_env} is not set"))
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        problems.append(ConfigProblem(str(config.path), "provisioner.ledger",
+                                      "postgresql needs psycopg 3: pip install 'provisioner[postgresql]'"))
+    return problems
 
 
 def state_problems(config: Config) -> list[ConfigProblem]:

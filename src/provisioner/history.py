@@ -52,7 +52,7 @@ def prune(ledger: Ledger, now: float, retention_days: float, batches: int = 10) 
                     folded[day_of(submitted_at), pool, udid, state, outcome, int(ran_at is not None)] += 1
             db.executemany(
                 "INSERT INTO launch_days (day, pool, udid, state, outcome, ran, n) VALUES (?,?,?,?,?,?,?) "
-                "ON CONFLICT (day, pool, udid, state, outcome, ran) DO UPDATE SET n = n + excluded.n",
+                "ON CONFLICT (day, pool, udid, state, outcome, ran) DO UPDATE SET n = launch_days.n + excluded.n",
                 [(*key, n) for key, n in folded.items()],
             )
             db.executemany("DELETE FROM launches WHERE id = ?", [(row[0],) for row in rows])
@@ -81,7 +81,8 @@ def endings(ledger: Ledger, since: float) -> list[Ending]:
     already folded (whole days: a window that starts within a folded day counts all of it)."""
     marks = ",".join("?" * len(ENDINGS))
     rows = ledger.query(
-        f"SELECT pool, udid, state, outcome, ran_at IS NOT NULL, COUNT(*) FROM launches INDEXED BY launches_endings "
+        f"SELECT pool, udid, state, outcome, CASE WHEN ran_at IS NULL THEN 0 ELSE 1 END, COUNT(*) "
+        f"FROM launches{ledger.dialect.indexed_by('launches_endings')} "
         f"WHERE submitted_at >= ? AND state IN ({marks}) GROUP BY 1, 2, 3, 4, 5",
         (since, *ENDINGS),
     )
@@ -102,7 +103,8 @@ def medians(ledger: Ledger, since: float, column: str) -> dict[str, float]:
     SQL counts in one pass, never a sort of a month of launches."""
     assert column in ("ran_at", "claimed_at")
     rows = ledger.query(
-        f"SELECT pool, CAST(({column} - submitted_at) / ? AS INTEGER), COUNT(*) FROM launches INDEXED BY launches_times "
+        f"SELECT pool, {ledger.dialect.bucket(f'({column} - submitted_at) / ?')}, COUNT(*) "
+        f"FROM launches{ledger.dialect.indexed_by('launches_times')} "
         f"WHERE submitted_at >= ? AND {column} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
         (RESOLUTION, since),
     )

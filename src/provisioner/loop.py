@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
-import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
@@ -28,7 +27,8 @@ from .clock import Clock
 from .config import Config
 from .history import BATCH as PRUNE_BATCH
 from .history import prune
-from .ledger import Ledger
+from .ledger import Fenced, Ledger
+from .ledger.leadership import Lease, Role
 from .logs import redact
 from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, PhoneState, Plan, PlannedLaunch, Pool, QueueCounts, RemoteJob, Worker
 from .planner import InFlight, Observation, plan
@@ -51,6 +51,8 @@ class CycleReport:
     observe_seconds: float = 0.0
     plan_seconds: float = 0.0
     dry_run: bool = False
+    active: bool = True  # False: a standby's cycle (observed, planned nothing)
+    role: str = "active"
 
 
 WRITE_TRIES = 4  # a ledger write from a submission thread, tried this often while the database is busy
@@ -160,7 +162,7 @@ class Submitter:
 class Provisioner:
     def __init__(
         self, config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clock, hook: Any = None,
-        dry_run: bool = False, seed: int | None = None, inline: bool = False,
+        dry_run: bool = False, seed: int | None = None, inline: bool = False, lease: Lease | None = None,
     ) -> None:
         self.config, self.runtime, self.ledger, self.clock = config, runtime, ledger, clock
         self.settings = config.settings
@@ -188,7 +190,9 @@ class Provisioner:
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
         )
-        if ledger is not None and not dry_run:
+        self.lease = lease if not dry_run else None  # None: always active (an SQLite ledger: one host)
+        self.role: Role | None = None if self.lease is not None else Role(True)
+        if ledger is not None and not dry_run and self.lease is None:
             cancelled = ledger.recover(clock.now())
             kept = ledger.in_flight()
             if cancelled or kept:
@@ -527,6 +531,8 @@ class Provisioner:
         self.cycles += 1
         t0 = time.perf_counter()
         now = self.clock.now()
+        if self.lease is not None and not self._lead(now).active:
+            return self._stand_by(now, t0)
         obs, unknown, workers = self.observation(now)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
@@ -543,6 +549,42 @@ class Provisioner:
         self.hooks("provisioner_cycle", report=report)
         self.act(the_plan, workers, now)
         self._retain(now)
+        return report
+
+    # -- leadership (a PostgreSQL ledger shared by several daemons) ---------------------------------------
+    def _lead(self, now: float) -> Role:
+        """Check the lease; on taking over, load the launches in flight (and cancel those never submitted); on
+        losing it, forget them. One log line when the role changes."""
+        assert self.lease is not None and self.ledger is not None
+        was, role = self.role, self.lease.check(now)
+        if role.active and (was is None or not was.active or was.epoch != role.epoch):
+            try:
+                self.ledger.take_over(self.settings.job_tag, role.epoch)
+                cancelled = self.ledger.recover(now)
+            except Exception as exc:  # noqa: BLE001 - the ledger went away between the lease and the load
+                self.lease.release()
+                role = Role(False, problem=f"ledger unreachable: {redact(one_line(str(exc)))[:200]}")
+            else:
+                self.ledger_error = None  # what a lost connection broke is read back from the ledger now
+                logger.info("role: active (epoch {}): took over; {} launches in flight loaded, {} never submitted "
+                            "cancelled", role.epoch, len(self.ledger.in_flight()), cancelled)
+        if not role.active and (was is None or was.active or bool(was.problem) != bool(role.problem)):
+            if was is not None and was.active:
+                self.ledger.step_down()
+            logger.log("WARNING" if role.problem or (was is not None and was.active) else "INFO",
+                       "role: {}: no planning, no launch", role.describe(_stamp))
+        self.role = role
+        return role
+
+    def _stand_by(self, now: float, t0: float) -> CycleReport:
+        """A standby's cycle: it reads the remote services (its metrics stay live), plans and launches nothing."""
+        assert self.role is not None
+        _, unknown, _, _ = self.observe(now)
+        report = CycleReport(self.cycles, now, Plan((), ()), unknown, dict(self.reads), 0,
+                             time.perf_counter() - t0, 0.0, self.dry_run, active=False,
+                             role=self.role.describe(_stamp))
+        logger.info("standby cycle {}: {}", self.cycles, report.role)
+        self.hooks("provisioner_cycle", report=report)
         return report
 
     def _retain(self, now: float) -> None:
@@ -613,6 +655,8 @@ class Provisioner:
             self._active.add(launch.id)
         try:
             self._submit_one(launch)
+        except Fenced as exc:  # another daemon leads now: it cancels this launch (never submitted)
+            logger.warning("launch {} for pool {}: not submitted: {}", launch.id[:8], launch.pool, exc)
         except Exception as exc:  # noqa: BLE001 - never lose a launch in a thread pool's silence
             detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
             logger.error("launch {} for pool {}: submission failed: {}", launch.id[:8], launch.pool, detail)
@@ -632,7 +676,10 @@ class Provisioner:
         assert self.ledger is not None
         pool = self.pools[launch.pool]
         request = LaunchRequest(launch.id, pool, launch.udid, self._labels(pool, launch.udid), kind=launch.kind)
-        self._write(self.ledger.update, launch.id, LaunchState.SUBMITTING, self.clock.now())
+        if not self._write(self.ledger.update, launch.id, LaunchState.SUBMITTING, self.clock.now(),
+                           only_from=LaunchState.QUEUED):
+            logger.warning("launch {} for pool {}: not submitted: no longer queued", launch.id[:8], launch.pool)
+            return
         try:
             result = self.runtime.launcher(pool.launcher).launch(request)
             if not isinstance(result, LaunchResult):
@@ -661,8 +708,8 @@ class Provisioner:
         for attempt in range(WRITE_TRIES):
             try:
                 return write(*args, **kwargs)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == WRITE_TRIES - 1:
+            except Exception as exc:  # noqa: BLE001
+                if self.ledger is None or not self.ledger.busy(exc) or attempt == WRITE_TRIES - 1:
                     raise
                 self.clock.sleep(0.5 * 2**attempt)
         return None
@@ -686,7 +733,8 @@ class Provisioner:
                     logger.exception("cycle {} failed; going on", self.cycles)
                 else:  # systemd restarts a loop that stops completing cycles, hung or failing, or losing launches
                     if self.ledger_error is None:
-                        notify.watchdog(f"cycle {self.cycles}")
+                        role = "" if self.lease is None or self.role is None else f", {self.role.describe(_stamp)}"
+                        notify.watchdog(f"cycle {self.cycles}{role}")
                     else:
                         notify.notify(f"STATUS=ledger cannot be written: {self.ledger_error}")
                 if max_cycles is not None and self.cycles >= max_cycles:
@@ -698,6 +746,10 @@ class Provisioner:
             self.submitter.close(cancel=stop.is_set())  # the submissions in flight return first,
             self.runtime.close()  # then each plugin object is closed, once
 
+
+
+def _stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def quarantine_of(workers: Sequence[Worker], now: float) -> frozenset[str]:

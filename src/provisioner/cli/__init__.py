@@ -53,6 +53,7 @@ cli.add_command(__import__("provisioner.cli.status", fromlist=["status"]).status
 cli.add_command(__import__("provisioner.cli.report", fromlist=["report"]).report)  # issue 6
 cli.add_command(__import__("provisioner.cli.phones", fromlist=["phones"]).phones)  # issue 6
 cli.add_command(__import__("provisioner.cli.simulate", fromlist=["simulate"]).simulate)  # issue 5
+cli.add_command(__import__("provisioner.cli.ledger", fromlist=["ledger_group"]).ledger_group)  # issue 13
 
 
 def main() -> None:

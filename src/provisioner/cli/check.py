@@ -8,19 +8,19 @@ import click
 
 from ..logs import setup
 from ..config import Settings
-from ..ledger import Ledger
+from ..ledger import select
 from .common import config_option, validate
-
-LEDGER_FILE = "ledger.sqlite3"
 
 
 def pacing_warning(settings: Settings, now: float) -> str:
     """Whether ``launch_concurrency``, not ``launch_interval``, sets the launch rate, as the ledger's submission
     times of the last day say ("" when it does not, or nothing was measured)."""
-    path = settings.state_dir / LEDGER_FILE
-    if not path.is_file():
+    try:
+        ledger = select.open_ledger(settings, readonly=True)
+    except Exception:  # noqa: BLE001 - no ledger to read: nothing measured
         return ""
-    ledger = Ledger(path, readonly=True)
+    if ledger is None:
+        return ""
     try:
         took = ledger.submit_seconds(now - 86400.0)
     finally:

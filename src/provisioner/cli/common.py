@@ -4,6 +4,7 @@ Loading a config into live plugins is the host's (``provisioner.runtime``); this
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import NoReturn
 
 import click
 
-from ..config import Config, ConfigError, ConfigProblem, load, state_problems
+from ..config import Config, ConfigError, ConfigProblem, ledger_problems, load, state_problems
 from ..plugins import check_plugins
 from ..runtime import Loaded, load_all
 from ..values import one_line
@@ -41,6 +42,7 @@ def validate(
         fail(problems)
     if not any(p.key == "provisioner.state_dir" for p in problems):
         problems += state_problems(loaded.config)
+    problems += ledger_problems(loaded.config, os.environ if environ is None else environ)
     if not problems:
         problems += check_plugins(loaded.runtime, str(loaded.config.path), network)
     if problems:
@@ -57,6 +59,8 @@ def config_only(path: Path, writable_state: bool = False) -> Config:
         fail(exc.problems)
     if writable_state and not problems:
         problems = state_problems(config)
+    if not problems:
+        problems = ledger_problems(config, os.environ)
     if problems:
         fail(problems)
     return config

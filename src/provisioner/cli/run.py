@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -13,8 +12,12 @@ import click
 from loguru import logger
 
 from .. import notify
+from ..config import Settings
 from ..ledger import Ledger
-from ..logs import setup
+from ..ledger.leadership import Lease
+from ..ledger.select import open_daemon_ledger
+from ..logs import redact, setup
+from ..values import one_line
 from ..loop import Provisioner
 from .common import config_option, fail, validate
 
@@ -82,11 +85,12 @@ class SignalWatcher:
             os._exit(128 + signum)
 
 
-def open_ledger(state_dir: Path) -> Ledger:
+def open_ledger(settings: Settings) -> tuple[Ledger, Lease | None]:
     try:
-        return Ledger(state_dir / "ledger.sqlite3")
-    except (OSError, sqlite3.Error) as exc:
-        fail([f"{state_dir / 'ledger.sqlite3'}: cannot open the ledger: {exc}"])
+        return open_daemon_ledger(settings)
+    except Exception as exc:  # noqa: BLE001 - OSError, or the driver's error: one line, redacted
+        where = settings.state_dir / "ledger.sqlite3" if settings.ledger == "sqlite" else "the postgresql ledger"
+        fail([redact(f"{where}: cannot open the ledger: {one_line(str(exc))}")])
 
 
 @click.command()
@@ -108,12 +112,14 @@ def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: fl
     loaded = validate(config_path, dry_run=dry_run)
     settings = loaded.config.settings
     os.umask(0o077)  # whatever the daemon writes (ledger, job directories, logs) is its own
-    lock = None if dry_run else hold_state_dir(settings.state_dir)
-    ledger = None if dry_run else open_ledger(settings.state_dir)
+    # one daemon per state directory with SQLite; with PostgreSQL, any number: the lease makes one active
+    lock = None if dry_run or settings.ledger != "sqlite" else hold_state_dir(settings.state_dir)
+    ledger, lease = (None, None) if dry_run else open_ledger(settings)
     stop = threading.Event()
     SignalWatcher(stop).install()
     provisioner = Provisioner(
         loaded.config, loaded.runtime, ledger, loaded.context.clock, hook=loaded.manager.hook, dry_run=dry_run,
+        lease=lease,
     )
     logger.info(
         "provisioner started: {} pools, cycle every {:g} s{}", len(loaded.runtime.pools), settings.interval,
@@ -130,6 +136,8 @@ def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: fl
         provisioner.run(stop, max_cycles=1 if once else cycles, duration=duration)
     finally:
         loaded.runtime.close()
+        if lease is not None:
+            lease.close()
         if ledger is not None:
             ledger.close()
         if lock is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +20,9 @@ import click
 from ..clock import Clock
 from ..config import Config, Settings
 from ..idle_outs import idle_outs_ended_since
-from ..ledger import Ledger
-from ..logs import setup
+from ..ledger import Ledger, select
+from ..logs import redact, setup
+from ..values import one_line
 from ..loop import Provisioner
 from ..model import LaunchState
 from ..planner import plan
@@ -28,7 +30,6 @@ from ..plugins import Runtime
 from ..runtime import Loaded, load_all
 from .common import config_option, fail
 
-LEDGER_FILE = "ledger.sqlite3"
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 
@@ -77,17 +78,14 @@ def render(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
 
 
-def ledger_path(settings: Settings) -> Path:
-    return settings.state_dir / LEDGER_FILE
-
-
 def open_ledger(settings: Settings, create: bool = False) -> Ledger | None:
-    """The daemon's ledger: for writing with ``create`` (made if need be), else read-only, or None when it
-    does not exist yet."""
-    path = ledger_path(settings)
-    if create:
-        return Ledger(path)
-    return Ledger(path, readonly=True) if path.exists() else None
+    """The daemon's ledger (SQLite under the state directory, or PostgreSQL from any host): for writing with
+    ``create`` (made if need be), else read-only, or None when it does not exist yet. One line if it cannot be
+    opened."""
+    try:
+        return select.open_ledger(settings, readonly=not create)
+    except Exception as exc:  # noqa: BLE001 - OSError, or the driver's error: one line, redacted
+        fail([redact(f"cannot open the ledger ({settings.ledger}): {one_line(str(exc))}")])
 
 
 @contextmanager
@@ -152,7 +150,22 @@ def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clo
         for udid, (until, reason) in sorted(holds.items(), key=lambda kv: kv[1][0])
     ]
     return {"at": now, "pools": pools, "held": held, "unknown": unknown, "ledger": bool(ledger),
-            "foreign_jobs": p.strangers}
+            "foreign_jobs": p.strangers, "role": role(config.settings, ledger)}
+
+
+def role(settings: Settings, ledger: Ledger | None) -> dict[str, Any] | None:
+    """Which daemon plans and launches, with PostgreSQL: the lease's holder (None with SQLite: this host's)."""
+    if settings.ledger == "sqlite":
+        return None
+    lead = ledger.leader(settings.job_tag) if ledger is not None else None
+    if lead is None:
+        return {"active": False, "line": "standby (no daemon has led this job tag yet)"}
+    epoch, holder, since = lead
+    host, _, pid = holder.partition(":")
+    here = host == socket.gethostname()
+    line = (f"active (this host, pid {pid}, epoch {epoch}, since {stamp(since)})" if here else
+            f"standby (active: host {host} since {stamp(since)}, epoch {epoch})")
+    return {"active": here, "holder": holder, "epoch": epoch, "since": since, "line": line}
 
 
 def print_snapshot(snap: dict[str, Any]) -> None:
@@ -170,6 +183,8 @@ def print_snapshot(snap: dict[str, Any]) -> None:
     header = ("POOL", "PENDING", "CLAIMED", "IDLE", "BUSY", "STARTING", "QUARANTINED", "HELD", "LAUNCHES/1H", "WARM",
               "IDLE-OUTS/1H", "LAST FAILURE")
     click.echo(f"provisioner status at {stamp(now)}")
+    if snap.get("role"):
+        click.echo(f"role: {snap['role']['line']}")
     for line in render(header, rows):
         click.echo(line)
     click.echo("")

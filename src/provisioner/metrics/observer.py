@@ -46,6 +46,8 @@ class MetricsObserver:
                                "Live jobs with our job tag that no launch of ours knows (another daemon with the tag?)",
                                registry=r)
         self.cycles = Counter("provisioner_cycles", "Cycles observed and planned", registry=r)
+        self.leader = Gauge("provisioner_leader", "1: this daemon is the active one (plans and launches); 0: a standby",
+                            registry=r)
         self.last_cycle = Gauge("provisioner_last_cycle_timestamp_seconds", "When the last cycle started", registry=r)
         self.last_launch = Gauge("provisioner_last_launch_timestamp_seconds", "When the pool's last job was submitted",
                                  ["pool"], registry=r)
@@ -98,6 +100,7 @@ class MetricsObserver:
     def provisioner_cycle(self, report: Any) -> None:
         self.start()
         self.cycles.inc()
+        self.leader.set(1 if getattr(report, "active", True) else 0)
         self.last_cycle.set(report.started_at)
         self.cycle_seconds.observe(report.observe_seconds + report.plan_seconds)
         self.unknown.set(len(report.unknown))

@@ -1,69 +1,39 @@
-"""The launch ledger: every launch, in an embedded SQLite database under the state directory.
+"""The launch ledger: every launch, in SQLite (one host) or PostgreSQL (several hosts, one active).
 
 A launch is written (``queued``) before it is handed to the launcher, marked ``submitting`` right before the
-launcher is called, and updated with the outcome. On start, launches that were queued but never submitted are
-cancelled, and everything submitted and still in flight is loaded back, so a restart never books a phone twice.
-One connection, used under a lock: the loop and the submission threads share it.
+launcher is called, and updated with the outcome. On start (on taking over, with PostgreSQL), launches that were
+queued but never submitted are cancelled, and everything submitted and still in flight is loaded back, so a
+restart or a failover never books a phone twice. One connection, used under a lock: the loop and the submission
+threads share it.
 
 What every cycle needs, the launches in flight and the last use of each phone, is kept in memory and written
 through, so a cycle reads nothing from disk however long the ledger grows. The writes of one cycle's
-reconciliation go to disk in one transaction (``batch``).
+reconciliation go to the database in one transaction (``batch``). A ledger that follows (a standby daemon's, or a
+read-only one) keeps nothing in memory and reads the database.
+
+Fencing: once ``take_over`` gave it an epoch, every write of a launch runs in a transaction that first checks,
+holding the row, that the epoch is still the job tag's current one (``Fenced`` if not): a daemon that lost its
+leadership while paused or cut off cannot write a launch, hence cannot submit one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
-from .model import Launch, LaunchState
+from ..model import Launch, LaunchState
+from .dialects import Conn, Dialect, SQLite
+from .migrations import ADDED_COLUMNS, BASE_COLUMNS, NOT_READ, migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS launches (
-    id TEXT PRIMARY KEY,
-    pool TEXT NOT NULL,
-    udid TEXT NOT NULL,
-    state TEXT NOT NULL,
-    submitted_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    job_id TEXT NOT NULL DEFAULT '',
-    outcome TEXT NOT NULL DEFAULT '',
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS launches_state ON launches(state);
-CREATE INDEX IF NOT EXISTS launches_udid ON launches(udid, submitted_at);
-CREATE INDEX IF NOT EXISTS launches_udid_updated ON launches(udid, updated_at);
-CREATE INDEX IF NOT EXISTS launches_updated ON launches(updated_at);
-CREATE INDEX IF NOT EXISTS launches_submitted ON launches(submitted_at);
-CREATE TABLE IF NOT EXISTS holds (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    udid TEXT NOT NULL,
-    since REAL NOT NULL,
-    until REAL NOT NULL,
-    source TEXT NOT NULL,  -- manual | jobs (held for failing jobs) | release (an operator's release, a marker)
-    reason TEXT NOT NULL DEFAULT '',
-    released_at REAL
-);
-CREATE INDEX IF NOT EXISTS holds_udid ON holds(udid, since);
-CREATE INDEX IF NOT EXISTS holds_until ON holds(until);
-CREATE INDEX IF NOT EXISTS holds_source ON holds(source, udid, since);
--- Launches older than the retention horizon, folded per day, pool, phone and ending (see history.prune)
-CREATE TABLE IF NOT EXISTS launch_days (
-    day TEXT NOT NULL,  -- YYYY-MM-DD (UTC) of submission
-    pool TEXT NOT NULL,
-    udid TEXT NOT NULL,
-    state TEXT NOT NULL,  -- ended | failed
-    outcome TEXT NOT NULL,
-    ran INTEGER NOT NULL,  -- 1: the job was seen running
-    n INTEGER NOT NULL,
-    PRIMARY KEY (day, pool, udid, state, outcome, ran)
-);
-"""
+
+class Fenced(Exception):
+    """This daemon's leadership epoch is no longer current: another daemon took over; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -76,65 +46,83 @@ class Hold:
     source: str
     reason: str = ""
     released_at: float | None = None
+
+
 IN_FLIGHT = tuple(s.value for s in LaunchState if s.in_flight)
-# (name, type) of the columns added after the first schema, in the order they were added
-ADDED_COLUMNS = (
-    ("ran_at", "REAL"),  # when the job was first seen running
-    ("claimed_at", "REAL"),  # when its worker was seen to have claimed a task
-    ("claim_baseline", "TEXT"),  # the worker's latest task when the launch was planned (NULL: not known)
-    ("submit_seconds", "REAL"),  # how long the launcher took to submit it
-    ("kind", "TEXT NOT NULL DEFAULT 'demand'"),  # demand: for a pending task; warm: started ahead of demand
-)
-UNIQUE_JOB_ID = "CREATE UNIQUE INDEX IF NOT EXISTS launches_job_id ON launches(job_id) WHERE job_id != ''"
-# Covering indexes for report's counts and medians (a month of launches read from the index alone, in order)
-REPORT_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS launches_endings ON launches(pool, udid, state, outcome, ran_at, submitted_at)",
-    "CREATE INDEX IF NOT EXISTS launches_times ON launches(pool, submitted_at, ran_at, claimed_at)",
-)
-COLUMNS = "id, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, claim_baseline, ran_at, kind"
+_FIELDS = {f.name for f in fields(Launch)}
+READ = (*BASE_COLUMNS, *(name for name, _ in ADDED_COLUMNS if name not in NOT_READ and name in _FIELDS))
+COLUMNS = ", ".join(READ)
 
 
 class Ledger:
-    def __init__(self, path: Path, readonly: bool = False) -> None:
-        """Open (and create) the ledger; ``readonly`` opens an existing one for reading only (status, report)."""
-        self.path = path
+    def __init__(self, where: Path | Dialect, readonly: bool = False, follow: bool = False) -> None:
+        """Open (and create, and migrate) the ledger at ``where``: an SQLite file's path, or a dialect
+        (``PostgreSQL(url)``). ``readonly`` opens an existing one for reading only (status, report); ``follow``
+        keeps nothing in memory until ``take_over`` (a standby daemon)."""
+        self.dialect = where if isinstance(where, Dialect) else SQLite(Path(where))
+        self.path = getattr(self.dialect, "path", None)
+        self.readonly = readonly
+        self.IntegrityError = self.dialect.IntegrityError
         self._lock = threading.RLock()
         self._local = threading.local()  # .batch: this thread's writes waiting for the end of its batch
         self._flight: dict[str, Launch] | None = None  # the launches in flight, written through (None: read)
         self._last_used: dict[str, float] | None = None
+        self._fence: tuple[str, int] | None = None  # (job tag, epoch) every launch write checks
+        self._db = self.dialect.connect(readonly)
         if readonly:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
             return
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a launch written is a launch kept, even on power loss
-        self._db.executescript(SCHEMA)
-        os.chmod(path, 0o600)
-        self._migrate()
-        self._flight = {launch.id: launch for launch in self._in_flight_on_disk()}
-        with self._lock:
-            self._last_used = dict(self._db.execute(
-                "SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid"))
+        migrate(Conn(self._db, self.dialect), self.dialect, time.time())
+        if not follow:
+            self.load()
 
-    def _migrate(self) -> None:
-        """Columns and indexes added since the first version, added in place to an existing ledger."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(launches)")}
-        for name, kind in ADDED_COLUMNS:
-            if name not in columns:
-                self._db.execute(f"ALTER TABLE launches ADD COLUMN {name} {kind}")
-        for index in REPORT_INDEXES:
-            self._db.execute(index)
-        try:
-            self._db.execute(UNIQUE_JOB_ID)
-        except sqlite3.IntegrityError:
-            # A ledger written before job ids were unique may hold two launches sharing one (a wrong adoption):
-            # the job stays with the launch that recorded it first; the other loses the id.
-            self._db.execute(
-                "UPDATE launches SET job_id = '', detail = 'job id shared with an earlier launch: removed' "
-                "WHERE job_id != '' AND rowid NOT IN (SELECT MIN(rowid) FROM launches WHERE job_id != '' GROUP BY job_id)"
-            )
-            self._db.execute(UNIQUE_JOB_ID)
+    @property
+    def conn(self) -> Conn:
+        """The connection (made again if it broke: a database that went away and came back)."""
+        with self._lock:
+            if self.dialect.broken(self._db):
+                self._db = self.dialect.connect(self.readonly)
+            return Conn(self._db, self.dialect)
+
+    def _exec(self, sql: str, args: Sequence = ()) -> Any:
+        """One statement (autocommitted), tried once more on a new connection if the one it ran on broke (a server
+        that restarted since the connection's last use)."""
+        with self._lock:
+            try:
+                return self.conn.execute(sql, args)
+            except self.dialect.Error:
+                if not self.dialect.broken(self._db):
+                    raise
+            return self.conn.execute(sql, args)
+
+    def _begin(self) -> Conn:
+        """A transaction begun (on a new connection if the one it began on broke)."""
+        self._exec(self.dialect.begin)
+        return self.conn
+
+    def load(self) -> None:
+        """Read the launches in flight and each phone's last use into memory (then written through)."""
+        with self._lock:
+            self._flight = None
+            flight = {launch.id: launch for launch in self._in_flight_on_disk()}
+            last = dict(self._exec("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid").fetchall())
+            self._flight, self._last_used = flight, last
+
+    def take_over(self, tag: str, epoch: int) -> None:
+        """Become the writer of epoch ``epoch`` of ``tag``: every launch write is fenced by it from now on."""
+        with self._lock:
+            self._fence = (tag, epoch)
+            self.load()
+
+    def step_down(self) -> None:
+        """Keep nothing in memory (another daemon writes); launch writes stay fenced by the old epoch."""
+        with self._lock:
+            self._flight = self._last_used = None
+
+    def busy(self, exc: BaseException) -> bool:
+        return self.dialect.busy(exc)
+
+    def describe(self) -> str:
+        return self.dialect.describe()
 
     def close(self) -> None:
         with self._lock:
@@ -155,15 +143,15 @@ class Ledger:
                 self._used(udid, now)
         return launch
 
-    def mark(self, launch_id: str, **fields: float | str | None) -> None:
+    def mark(self, launch_id: str, **values: float | str | None) -> None:
         """Record facts that do not move the launch's state: ``claimed_at``, ``claim_baseline``, ``submit_seconds``."""
-        assert fields and set(fields) <= {"claimed_at", "claim_baseline", "submit_seconds"}, fields
-        sets = ", ".join(f"{k} = ?" for k in fields)
+        assert values and set(values) <= {"claimed_at", "claim_baseline", "submit_seconds"}, values
+        sets = ", ".join(f"{k} = ?" for k in values)
         with self._lock:
-            self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*fields.values(), launch_id))
+            self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*values.values(), launch_id))
             cached = self._flight.get(launch_id) if self._flight is not None else None
             if cached is not None:
-                self._flight[launch_id] = replace(cached, **{k: v for k, v in fields.items() if k != "submit_seconds"})
+                self._flight[launch_id] = replace(cached, **{k: v for k, v in values.items() if k in _FIELDS})
 
     def known_job_ids(self, job_ids: Iterable[str]) -> set[str]:
         """Which of ``job_ids`` some launch of the ledger already holds."""
@@ -172,53 +160,42 @@ class Ledger:
             return set()
         marks = ",".join("?" * len(wanted))
         with self._lock:
-            return {r[0] for r in self._db.execute(f"SELECT job_id FROM launches WHERE job_id IN ({marks}) AND job_id != ''", wanted)}
-
-    def claim_seconds(self, since: float) -> dict[str, list[float]]:
-        """Per pool, launch-to-claim times (seconds) of the launches submitted since ``since`` whose worker claimed."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT pool, claimed_at - submitted_at FROM launches "
-                "WHERE submitted_at >= ? AND claimed_at IS NOT NULL ORDER BY submitted_at",
-                (since,),
-            ).fetchall()
-        out: dict[str, list[float]] = {}
-        for pool, seconds in rows:
-            out.setdefault(pool, []).append(seconds)
-        return out
+            rows = self._exec(f"SELECT job_id FROM launches WHERE job_id IN ({marks}) AND job_id != ''", wanted)
+            return {r[0] for r in rows.fetchall()}
 
     def submit_seconds(self, since: float) -> list[float]:
         """How long each submission since ``since`` took, oldest first."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._exec(
                 "SELECT submit_seconds FROM launches WHERE submitted_at >= ? AND submit_seconds IS NOT NULL "
                 "ORDER BY submitted_at", (since,),
-            )
+            ).fetchall()
             return [r[0] for r in rows]
 
     def update(
-        self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None, **fields: str
+        self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None, **values: str
     ) -> bool:
         """Move a launch to ``state`` (only if it is in ``only_from``, when given). True if it moved (inside a
         ``batch``: if it will move, as far as the launches in memory tell)."""
         allowed = {"job_id", "outcome", "detail", "udid"}
-        assert set(fields) <= allowed, fields
-        sets = ", ".join(f"{k} = ?" for k in fields)
+        assert set(values) <= allowed, values
+        sets = ", ".join(f"{k} = ?" for k in values)
         ran = now if state is LaunchState.RUNNING else None
         guard, args = ("", ()) if only_from is None else (" AND state = ?", (only_from.value,))
         with self._lock:
-            moved = self._write(
+            changed = self._write(
                 f"UPDATE launches SET state = ?, updated_at = ?, ran_at = COALESCE(ran_at, ?)"
                 f"{', ' + sets if sets else ''} WHERE id = ?{guard}",
-                (state.value, now, ran, *fields.values(), launch_id, *args),
+                (state.value, now, ran, *values.values(), launch_id, *args),
             )
+            moved = None if changed is None else changed > 0
             if self._flight is not None:
                 cached = self._flight.get(launch_id)
                 if cached is not None and (only_from is None or cached.state is only_from):
                     moved = True if moved is None else moved
                     if moved:
                         ran_at = cached.ran_at if cached.ran_at is not None or state is not LaunchState.RUNNING else now
-                        self._moved(replace(cached, state=state, updated_at=now, ran_at=ran_at, **fields))
+                        self._moved(replace(cached, state=state, updated_at=now, ran_at=ran_at, **values))
             return bool(moved)
 
     def _moved(self, launch: Launch) -> None:
@@ -233,17 +210,40 @@ class Ledger:
         if udid and self._last_used is not None and at > self._last_used.get(udid, float("-inf")):
             self._last_used[udid] = at
 
-    def _write(self, sql: str, args: Sequence) -> bool | None:
-        """Run one write now, or keep it for the end of this thread's ``batch``. True if it changed a row."""
+    def _write(self, sql: str, args: Sequence) -> int | None:
+        """Run one write of a launch now, or keep it for the end of this thread's ``batch``. How many rows it
+        changed (None: kept for later)."""
         batch = getattr(self._local, "batch", None)
         if batch is not None:
             batch.append((sql, tuple(args)))
             return None
-        return self._db.execute(sql, tuple(args)).rowcount > 0
+        if self._fence is None:
+            with self._lock:
+                return self._exec(sql, args).rowcount
+        return self._apply([(sql, tuple(args))])[0]
+
+    def _apply(self, writes: list[tuple[str, tuple]]) -> list[int]:
+        """``writes`` in one transaction, fenced by the epoch if there is one; rows each changed."""
+        with self._lock:
+            db = self._begin()
+            try:
+                if self._fence is not None:
+                    row = db.execute("SELECT epoch FROM leadership WHERE tag = ? FOR SHARE", (self._fence[0],)).fetchone()
+                    if row is None or row[0] != self._fence[1]:
+                        raise Fenced(f"epoch {self._fence[1]} is no longer current"
+                                     f"{'' if row is None else f' (now {row[0]})'}: another daemon took over")
+                counts = [db.execute(sql, args).rowcount for sql, args in writes]
+                db.execute("COMMIT")
+                return counts
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if self.dialect.in_transaction(db.raw):
+                        db.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """This thread's writes inside the block reach the disk together, in one transaction, at its end (one
+        """This thread's writes inside the block reach the database together, in one transaction, at its end (one
         fsync, not one per write). Other threads' writes go on as usual. Reads see the launches in memory at once.
         Should the transaction fail, each write is tried again on its own, and the first error raised."""
         self._local.batch = writes = []
@@ -257,41 +257,37 @@ class Ledger:
     def _flush(self, writes: list[tuple[str, tuple]]) -> None:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                for sql, args in writes:
-                    self._db.execute(sql, args)
-                self._db.execute("COMMIT")
+                self._apply(writes)
                 return
-            except sqlite3.Error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+            except self.dialect.Error:
+                pass
             errors = []
-            for sql, args in writes:
+            for write in writes:
                 try:
-                    self._db.execute(sql, args)
-                except sqlite3.Error as exc:
+                    self._apply([write])
+                except self.dialect.Error as exc:
                     errors.append(exc)
             if errors:
                 raise errors[0]
 
     def recover(self, now: float) -> int:
-        """After a restart: launches queued but never handed to the launcher are cancelled."""
+        """After a restart or a takeover: launches queued but never handed to the launcher are cancelled."""
         with self._lock:
-            cur = self._db.execute(
+            cancelled = self._write(
                 "UPDATE launches SET state = ?, updated_at = ?, detail = 'never submitted (restart)' WHERE state = ?",
                 (LaunchState.CANCELLED.value, now, LaunchState.QUEUED.value),
             )
             if self._flight is not None:
                 self._flight = {k: v for k, v in self._flight.items() if v.state is not LaunchState.QUEUED}
-            return cur.rowcount
+            return cancelled or 0
 
     # -- reads ---------------------------------------------------------------------------------------
     def in_flight(self) -> list[Launch]:
-        """The launches in flight, oldest first (from memory, but for a read-only ledger)."""
+        """The launches in flight, oldest first (from memory, but for a read-only or following ledger)."""
         with self._lock:
             if self._flight is not None:
                 return sorted(self._flight.values(), key=lambda la: la.submitted_at)
-        return self._in_flight_on_disk()
+            return self._in_flight_on_disk()
 
     def _in_flight_on_disk(self) -> list[Launch]:
         marks = ",".join("?" * len(IN_FLIGHT))
@@ -305,22 +301,23 @@ class Ledger:
         return self._select("submitted_at >= ?", (t,))
 
     def last_used(self) -> dict[str, float]:
-        """Phone -> when it last got a launch (from memory, but for a read-only ledger)."""
+        """Phone -> when it last got a launch (from memory, but for a read-only or following ledger)."""
         with self._lock:
             if self._last_used is not None:
                 return dict(self._last_used)
-            rows = self._db.execute("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid")
+            rows = self._exec("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid")
             return dict(rows.fetchall())
 
     def recent_failures(self, limit: int, since: float) -> dict[str, list[Launch]]:
         """Per phone with a failed submission at or after ``since``: its last ``limit`` submissions that left the
         queue since then, newest first (bounded by time: a cheap read however long the ledger)."""
+        state = self.dialect.noindex("state")
         with self._lock:
-            rows = self._db.execute(
+            rows = self._exec(
                 f"""SELECT {COLUMNS} FROM (
                      SELECT *, ROW_NUMBER() OVER (PARTITION BY udid ORDER BY submitted_at DESC) AS n
-                     FROM launches WHERE udid != '' AND +state NOT IN (?, ?, ?) AND updated_at >= ?
-                       AND udid IN (SELECT udid FROM launches WHERE +state = ? AND updated_at >= ?))
+                     FROM launches WHERE udid != '' AND {state} NOT IN (?, ?, ?) AND updated_at >= ?
+                       AND udid IN (SELECT udid FROM launches WHERE {state} = ? AND updated_at >= ?)) AS recent
                    WHERE n <= ? ORDER BY udid, submitted_at DESC""",
                 (LaunchState.QUEUED.value, LaunchState.SUBMITTING.value, LaunchState.CANCELLED.value, since,
                  LaunchState.FAILED.value, since, limit),
@@ -333,8 +330,8 @@ class Ledger:
     def last_failures(self, since: float) -> dict[str, Launch]:
         """Per pool, its last failed submission at or after ``since``."""
         failed = self._select(
-            "id IN (SELECT id FROM (SELECT id, MAX(updated_at) FROM launches "
-            "WHERE +state = ? AND updated_at >= ? GROUP BY pool))",
+            f"id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY pool ORDER BY updated_at DESC) AS n "
+            f"FROM launches WHERE {self.dialect.noindex('state')} = ? AND updated_at >= ?) AS last WHERE n = 1)",
             (LaunchState.FAILED.value, since),
         )
         return {launch.pool: launch for launch in failed}
@@ -342,19 +339,19 @@ class Ledger:
     def query(self, sql: str, args: Sequence = ()) -> list[tuple]:
         """Rows of a read (for the history module: reports and retention)."""
         with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+            return self._exec(sql, args).fetchall()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Conn]:
         """One write transaction, the ledger locked for its length (keep it short): yields the connection."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._begin()
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
 
     def failing_jobs(self, outcomes: Sequence[str], since: float, at_least: int) -> dict[str, tuple[int, float]]:
         """Phones whose last ``at_least`` or more jobs ended with one of ``outcomes``, all since ``since``.
@@ -367,14 +364,15 @@ class Ledger:
             return {}
         marks = ",".join("?" * len(outcomes))
         ended = LaunchState.ENDED.value
-        # "+state": never the index on state (most launches have ended): by time, and by phone and time in the
+        d = self.dialect
+        # never the index on state (most launches have ended): by time, and by phone and time in the
         # subquery (an ending before ``since`` cuts no run of endings after it)
         with self._lock:
-            rows = self._db.execute(
-                f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l INDEXED BY launches_updated
-                    WHERE +l.state = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
+            rows = self._exec(
+                f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l{d.indexed_by('launches_updated')}
+                    WHERE {d.noindex('l.state')} = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
                       AND l.updated_at > COALESCE((SELECT MAX(o.updated_at) FROM launches o
-                            WHERE o.udid = l.udid AND o.updated_at >= ? AND +o.state = ?
+                            WHERE o.udid = l.udid AND o.updated_at >= ? AND {d.noindex('o.state')} = ?
                               AND o.outcome NOT IN ({marks})), 0)
                       AND l.updated_at > COALESCE((SELECT MAX(h.since) FROM holds h WHERE h.udid = l.udid), 0)
                     GROUP BY l.udid HAVING COUNT(*) >= ?""",
@@ -382,30 +380,32 @@ class Ledger:
             ).fetchall()
         return {udid: (n, last) for udid, n, last in rows}
 
+    def leader(self, tag: str) -> tuple[int, str, float] | None:
+        """The job tag's current leadership: (epoch, holder, since), or None if no daemon ever led it here."""
+        with self._lock:
+            row = self._exec("SELECT epoch, holder, since FROM leadership WHERE tag = ?", (tag,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
     # -- holds ---------------------------------------------------------------------------------------
     def hold(self, udid: str, since: float, until: float, source: str, reason: str = "") -> Hold:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
-                (udid, since, until, source, reason),
-            )
+            self._exec("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
+                       (udid, since, until, source, reason))
         return Hold(udid, since, until, source, reason)
 
     def release(self, udid: str, now: float, reason: str = "") -> int:
         """End every hold of ``udid`` now and record the release: failures before it no longer count.
 
         Returns how many holds were still active."""
-        with self._lock:
-            cur = self._db.execute(
+        with self.transaction() as db:
+            ended = db.execute(
                 "UPDATE holds SET released_at = ? "
                 "WHERE udid = ? AND until > ? AND released_at IS NULL AND source != 'release'",
                 (now, udid, now),
-            )
-            self._db.execute(
-                "INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,'release',?)",
-                (udid, now, now, reason),
-            )
-            return cur.rowcount
+            ).rowcount
+            db.execute("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,'release',?)",
+                       (udid, now, now, reason))
+            return ended
 
     def holds(self, now: float) -> list[Hold]:
         """The holds in force at ``now``."""
@@ -418,11 +418,11 @@ class Ledger:
     def releases(self) -> dict[str, float]:
         """udid -> when an operator last released it."""
         with self._lock:
-            return dict(self._db.execute("SELECT udid, MAX(since) FROM holds WHERE source = 'release' GROUP BY udid"))
+            return dict(self._exec("SELECT udid, MAX(since) FROM holds WHERE source = 'release' GROUP BY udid").fetchall())
 
     def _holds(self, where: str, args: Iterable) -> list[Hold]:
         with self._lock:
-            rows = self._db.execute(
+            rows = self._exec(
                 f"SELECT udid, since, until, source, reason, released_at FROM holds WHERE {where} ORDER BY since",
                 tuple(args),
             ).fetchall()
@@ -430,17 +430,11 @@ class Ledger:
 
     def _select(self, where: str, args: Iterable) -> list[Launch]:
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {COLUMNS} FROM launches WHERE {where} ORDER BY submitted_at",
-                tuple(args),
-            ).fetchall()
+            rows = self._exec(f"SELECT {COLUMNS} FROM launches WHERE {where} ORDER BY submitted_at", tuple(args)).fetchall()
         return [_launch(r) for r in rows]
 
 
-def _launch(row) -> Launch:
-    id_, pool, udid, state, submitted_at, updated_at, job_id, outcome, detail, claimed_at, baseline, ran_at, kind = row
-    return Launch(
-        id=id_, pool=pool, udid=udid, state=LaunchState(state), submitted_at=submitted_at,
-        job_id=job_id, updated_at=updated_at, outcome=outcome, detail=detail, claimed_at=claimed_at,
-        claim_baseline=baseline, ran_at=ran_at, kind=kind,
-    )
+def _launch(row: Sequence) -> Launch:
+    values = dict(zip(READ, row))
+    values["state"] = LaunchState(values["state"])
+    return Launch(**values)
