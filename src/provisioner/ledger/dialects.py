@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,9 @@ class Dialect:
         raise NotImplementedError
 
 
+WAL_TRIES = 50  # about 12 s in all
+
+
 class SQLite(Dialect):
     name = "sqlite"
     begin = "BEGIN IMMEDIATE"
@@ -105,7 +109,14 @@ class SQLite(Dialect):
                                    isolation_level=None)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        for attempt in range(WAL_TRIES):  # switching a new file to WAL takes no busy timeout: another process
+            try:  # opening it at the same moment makes it fail at once; it succeeds once that one is done
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not self.busy(exc) or attempt == WAL_TRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
         db.execute("PRAGMA synchronous=FULL")  # a launch written is a launch kept, even on power loss
         os.chmod(self.path, 0o600)
         return db
