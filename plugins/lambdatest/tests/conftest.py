@@ -54,3 +54,13 @@ def _fresh_unknown_states() -> None:
 @pytest.fixture
 def fake_cli(tmp_path: Path, context: PluginContext) -> FakeCli:
     return FakeCli(tmp_path / "bin", context.state_dir / "hyperexecute-cli.lock")
+
+
+@pytest.fixture(autouse=True)
+def _pinned(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped checksums.sha256 pins nothing yet, so launches are refused: tests of anything else launch as if
+    it pinned the worker (``@pytest.mark.unpinned`` tests keep the refusal)."""
+    if "unpinned" not in request.keywords:
+        from provisioner_lambdatest import launcher
+
+        monkeypatch.setattr(launcher, "unpinned", lambda payload, version: "")

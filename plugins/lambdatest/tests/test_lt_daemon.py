@@ -14,7 +14,8 @@ from lt_support import ENVIRON, LT_KEY, SECRETS, TC_TOKEN, FakeCli
 
 
 def write_config(tmp_path: Path, state: Path, cli: FakeCli, tag: str) -> Path:
-    """One pinned pool on the simulated queue and phones, launched through the real launcher and a fake CLI."""
+    """One pinned pool on the simulated queue and phones, launched through the real launcher and a fake CLI
+    (allowing unpinned downloads: the shipped checksums.sha256 pins nothing yet, and launches are refused then)."""
     config = tmp_path / "c.toml"
     config.write_text(f"""
 [provisioner]
@@ -27,7 +28,7 @@ udids = ["SIM0000"]
 queue_source = "sim"
 device_provider = "sim"
 launcher = "hyperexecute"
-launch = {{ client_id_env = "TC_CLIENT_A55", access_token_env = "TC_TOKEN_A55" }}
+launch = {{ client_id_env = "TC_CLIENT_A55", access_token_env = "TC_TOKEN_A55", allow_unpinned_downloads = true }}
 [plugins.hyperexecute]
 cli = "{cli.path}"
 [plugins.sim]

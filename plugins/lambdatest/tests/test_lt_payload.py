@@ -201,3 +201,32 @@ def test_git_runs_with_a_minimal_environment(context: PluginContext, tmp_path: P
         "http://proxy.example:3128", "localhost", "/etc/ssl/ca.pem")
     assert (env["LANG"], env["LC_CTYPE"], env["LC_ALL"]) == ("C.UTF-8", "C.UTF-8", "C")
     assert not fake_cli.ran()
+
+
+@pytest.mark.unpinned
+def test_a_payload_that_pins_no_worker_is_refused_before_any_job(tmp_path, context, fake_cli, logs):
+    """The shipped checksums.sha256 pins nothing: its pre step would refuse to run on the phone, so no job is
+    started; `check` says so; a pool that allows unpinned downloads, or a list with the worker's line, launches."""
+    from provisioner_lambdatest.payload import builtin_payload, unpinned
+
+    def pool_with(**launch):
+        return Pool(name="p", queue="prov/wt", queue_source="q", device_provider="d", launcher="hyperexecute",
+                    udids=("U1",), launch={"client_id_env": "TC_CLIENT_A55", "access_token_env": "TC_TOKEN_A55",
+                                           **launch})
+
+    def request_for(pool):
+        return LaunchRequest(launch_id=f"L-{pool.launch.get('allow_unpinned_downloads', 0)}", pool=pool, udid="U1",
+                             labels=("tcdp", "p", "U1"))
+
+    assert "pins no file of Taskcluster v87.0.0" in unpinned(builtin_payload(), "87.0.0")
+    launcher = HyperExecuteLauncher({"cli": str(fake_cli.path)}, context)
+    result = launcher.launch(request_for(pool_with()))
+    assert not result.ok and "pins no file of Taskcluster v87.0.0" in result.detail and not fake_cli.ran()
+    launcher.check([pool_with()], network=False)
+    assert any("launches are refused until then" in line for line in logs)
+    assert launcher.launch(request_for(pool_with(allow_unpinned_downloads=True))).ok
+    payload = tmp_path / "payload"
+    shutil.copytree(builtin_payload(), payload)
+    with (payload / "checksums.sha256").open("a") as out:
+        out.write(f"{'a' * 64}  v87.0.0/generic-worker-insecure-linux-amd64\n")
+    assert unpinned(payload, "87.0.0") == "" and "v88.0.0" in unpinned(payload, "88.0.0")

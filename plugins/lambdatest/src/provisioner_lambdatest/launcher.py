@@ -20,7 +20,7 @@ from . import cli
 from .http import credentials
 from .jobdirs import LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
-from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, verify
+from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, unpinned, verify
 from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
 from .udid import valid_udid
 
@@ -101,6 +101,8 @@ class HyperExecuteLauncher:
         env = self._worker_env(request, launch, secrets, masked=False)
         payload = self._payloads.resolve(launch["payload"], launch["payload_ref"])
         assert payload is not None  # resolve() fetches when asked to
+        if not launch["allow_unpinned_downloads"] and (why := unpinned(payload, launch["tc_version"])):
+            raise LaunchError(why)  # no job that can only fail on the phone
         document = self._document(payload, request, launch, env)
         job_dir = self._job_dir(request.launch_id)
         try:
@@ -248,6 +250,8 @@ class HyperExecuteLauncher:
             return [*problems, str(exc)]
         if payload is not None:
             problems.extend(verify(payload))
+            if not launch["allow_unpinned_downloads"] and (why := unpinned(payload, launch["tc_version"])):
+                logger.warning("hyperexecute: pool {}: {}; launches are refused until then", pool.name, why)
         return problems
 
     def _validate(self, pool: Pool) -> str:

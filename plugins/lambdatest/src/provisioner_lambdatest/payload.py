@@ -27,6 +27,8 @@ from .environment import base_env
 from .render import template_problems
 
 TEMPLATE = "job-template.json"
+CHECKSUMS = "checksums.sha256"
+SHA256 = re.compile(r"[0-9a-f]{64}")
 RUNNER_TEMPLATE = "worker-runner.yaml.template"  # the worker-runner config run-worker.sh renders (JSON text)
 RENDERED = "hyperexecute.yaml"
 MARKER = ".provisioner-payload"  # written in a fetched git payload: the commit it holds
@@ -78,6 +80,22 @@ def verify(directory: Path) -> list[str]:
     if (directory / RENDERED).exists():
         problems.append(f"payload {directory}: holds a {RENDERED}, which each launch writes itself")
     return problems
+
+
+def unpinned(directory: Path, tc_version: str) -> str:
+    """Why the payload's ``pre`` would refuse to run on the phone: its ``checksums.sha256`` pins no file of the
+    Taskcluster release's worker ("" when it pins some, or the payload has no such list). The shipped list
+    comes with none filled in (see the plugin's README)."""
+    path = directory / CHECKSUMS
+    if not path.is_file():
+        return ""
+    prefix = f"v{tc_version}/generic-worker-insecure-linux-"
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and SHA256.fullmatch(parts[0]) and parts[1].startswith(prefix):
+            return ""
+    return (f"payload {directory}: {CHECKSUMS} pins no file of Taskcluster v{tc_version}: its setup would refuse to "
+            f"run on the phone (fill it from the release's own checksums, or set allow_unpinned_downloads)")
 
 
 def copy_private(source: Path, target: Path) -> None:
