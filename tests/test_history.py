@@ -82,3 +82,20 @@ def test_every_query_a_cycle_runs_uses_an_index(tmp_path):
         scans = [step for step in plan if step.startswith("SCAN ") and not step.startswith(("SCAN (", "SCAN recent", "SCAN last"))
                  and "holds" not in step and not step.startswith("SCAN h ")]
         assert not scans, (sql, plan)
+
+
+def test_reading_a_ledger_not_migrated_yet_says_what_to_do(tmp_path):
+    import pytest
+
+    from provisioner.ledger.core import OldSchema
+
+    db = sqlite3.connect(tmp_path / "l.sqlite3")
+    db.execute("""CREATE TABLE launches (id TEXT PRIMARY KEY, pool TEXT NOT NULL, udid TEXT NOT NULL,
+        state TEXT NOT NULL, submitted_at REAL NOT NULL, updated_at REAL NOT NULL, job_id TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '')""")
+    db.commit()
+    db.close()
+    with pytest.raises(OldSchema, match="restart the daemon, or run `provisioner ledger migrate`"):
+        Ledger(tmp_path / "l.sqlite3", readonly=True)
+    Ledger(tmp_path / "l.sqlite3").close()  # the daemon's open migrates it
+    Ledger(tmp_path / "l.sqlite3", readonly=True).close()

@@ -54,6 +54,10 @@ READ = (*BASE_COLUMNS, *(name for name, _ in ADDED_COLUMNS if name not in NOT_RE
 COLUMNS = ", ".join(READ)
 
 
+class OldSchema(Exception):
+    """A ledger opened for reading that this version cannot read until it is migrated."""
+
+
 class Ledger:
     def __init__(self, where: Path | Dialect, readonly: bool = False, follow: bool = False) -> None:
         """Open (and create, and migrate) the ledger at ``where``: an SQLite file's path, or a dialect
@@ -70,6 +74,11 @@ class Ledger:
         self._fence: tuple[str, int] | None = None  # (job tag, epoch) every launch write checks
         self._db = self.dialect.connect(readonly)
         if readonly:
+            missing = [c for c in READ if c not in self.dialect.columns(self.conn, "launches")]
+            if missing:  # a daemon not restarted since an upgrade: its ledger is not migrated yet
+                self._db.close()
+                raise OldSchema(f"its schema is older than this provisioner's (no {', '.join(missing)}): restart "
+                                f"the daemon, or run `provisioner ledger migrate`")
             return
         migrate(Conn(self._db, self.dialect), self.dialect, time.time())
         if not follow:
