@@ -29,16 +29,17 @@ def idle_outs_ended_since(ledger: Ledger, since: float) -> dict[str, int]:
 
 def idle_outs_by_phone(ledger: Ledger, since: float) -> list[tuple[str, str, str, int]]:
     """(pool, udid, outcome, n) of the idle-outs among the launches submitted since ``since``."""
-    return ledger.query(f"SELECT pool, udid, outcome, COUNT(*) FROM launches WHERE submitted_at >= ? AND {_IDLE} "
-                        "GROUP BY 1, 2, 3", (since,))
+    return ledger.query(f"SELECT pool, udid, outcome, COUNT(*) FROM launches{ledger.dialect.indexed_by('launches_warm')} "
+                        f"WHERE submitted_at >= ? AND {_IDLE} GROUP BY 1, 2, 3", (since,))
 
 
 def warm_minutes(ledger: Ledger, since: float) -> dict[str, float]:
     """Per pool, phone-minutes warm launches submitted since ``since`` spent before serving a task."""
     rows = ledger.query(
-        f"SELECT pool, SUM(COALESCE(claimed_at, updated_at) - submitted_at) / 60.0 FROM launches "
-        f"WHERE submitted_at >= ? AND kind = ? AND (claimed_at IS NOT NULL OR ({_IDLE})) GROUP BY pool",
-        (since, WARM),
+        f"SELECT pool, SUM(COALESCE(claimed_at, updated_at) - submitted_at) / 60.0 "
+        f"FROM launches{ledger.dialect.indexed_by('launches_warm')} "
+        f"WHERE submitted_at >= ? AND kind = '{WARM}' AND (claimed_at IS NOT NULL OR ({_IDLE})) GROUP BY pool",
+        (since,),
     )
     return {pool: minutes or 0.0 for pool, minutes in rows}
 

@@ -340,7 +340,8 @@ class Ledger:
         """Per pool, its last failed submission at or after ``since``."""
         failed = self._select(
             f"id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY pool ORDER BY updated_at DESC) AS n "
-            f"FROM launches WHERE {self.dialect.noindex('state')} = ? AND updated_at >= ?) AS last WHERE n = 1)",
+            f"FROM launches{self.dialect.indexed_by('launches_updated')} "
+            f"WHERE {self.dialect.noindex('state')} = ? AND updated_at >= ?) AS last WHERE n = 1)",
             (LaunchState.FAILED.value, since),
         )
         return {launch.pool: launch for launch in failed}

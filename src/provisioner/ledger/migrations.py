@@ -110,6 +110,10 @@ MIGRATIONS = (
             tag TEXT NOT NULL, epoch INTEGER NOT NULL, holder TEXT NOT NULL, since REAL NOT NULL,
             PRIMARY KEY (tag, epoch))""",
     )),
+    Migration(6, "warm launches by time (report's idle-outs and waiting minutes: few rows among many)", (
+        _add_missing_columns,  # kind
+        "CREATE INDEX IF NOT EXISTS launches_warm ON launches(submitted_at) WHERE kind = 'warm'",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 
