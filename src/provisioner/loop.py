@@ -183,7 +183,8 @@ class Provisioner:
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self._warned: set[tuple[str, str]] = set()
         self._good_names: set[str] = set()
-        self._pruned_at = float("-inf")  # names from providers already found valid
+        self._pruned_at = float("-inf")
+        self._health: tuple[Any, Any, Any] = (None, {}, None)  # (ledger's health version, failures, failing jobs)  # names from providers already found valid
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.arrivals = Arrivals(self.settings.warm_window_seconds)  # per queue, for warm = "auto"
         self._claims_seen: Counter[str] = Counter()  # per pool, claims seen since the last observation
@@ -464,7 +465,12 @@ class Provisioner:
         released = self.ledger.releases()
         # A phone whose last failed submission is older than the longest hold or backoff is held by none.
         horizon = now - max(s.hold_seconds, s.retry_backoff_seconds * 2 ** (s.failures_before_hold - 1))
-        for udid, recent in self.ledger.recent_failures(s.failures_before_hold, since=horizon).items():
+        # Read again only when a launch ended or failed, or a hold was recorded: time alone only ages failures
+        # out of their windows, which holds nothing new (and a result that did hold was recorded: a change).
+        version = self.ledger.health_version()
+        if version != self._health[0] or self.dry_run:
+            self._health = (version, self.ledger.recent_failures(s.failures_before_hold, since=horizon), None)
+        for udid, recent in self._health[1].items():
             run = 0
             for launch in recent:
                 if launch.state is not LaunchState.FAILED or launch.updated_at <= released.get(udid, float("-inf")):
@@ -483,10 +489,11 @@ class Provisioner:
             if until > now:
                 held[udid] = (until, f"{run} failed submission{'s' if run > 1 else ''} in a row")
         self._held_logged &= set(held)  # a phone held again later is logged again
-        if not self.dry_run:
+        if not self.dry_run and self._health[2] is None:
             failing = self.ledger.failing_jobs(
                 s.job_failure_outcomes, now - s.job_failure_window_seconds, s.job_failures_before_hold
             )
+            self._health = (self._health[0], self._health[1], failing)
             for udid, (run, _) in failing.items():
                 reason = f"{run} failed jobs in a row"
                 self.ledger.hold(udid, now, now + s.job_failure_hold_seconds, "jobs", reason)

@@ -72,6 +72,7 @@ class Ledger:
         self._flight: dict[str, Launch] | None = None  # the launches in flight, written through (None: read)
         self._last_used: dict[str, float] | None = None
         self._fence: tuple[str, int] | None = None  # (job tag, epoch) every launch write checks
+        self.endings = 0  # launches this process moved to ended or failed (see health_version)
         self._db = self.dialect.connect(readonly)
         if readonly:
             missing = [c for c in READ if c not in self.dialect.columns(self.conn, "launches")]
@@ -192,6 +193,8 @@ class Ledger:
         ran = now if state is LaunchState.RUNNING else None
         guard, args = ("", ()) if only_from is None else (" AND state = ?", (only_from.value,))
         with self._lock:
+            if state in (LaunchState.FAILED, LaunchState.ENDED):
+                self.endings += 1
             changed = self._write(
                 f"UPDATE launches SET state = ?, updated_at = ?, ran_at = COALESCE(ran_at, ?)"
                 f"{', ' + sets if sets else ''} WHERE id = ?{guard}",
@@ -397,6 +400,11 @@ class Ledger:
         return None if row is None else (row[0], row[1], row[2])
 
     # -- holds ---------------------------------------------------------------------------------------
+    def health_version(self) -> tuple[int, int]:
+        """Changes only when what phone health reads may have: a launch of this process ended or failed, or a
+        hold or release was recorded (by any process)."""
+        return self.endings, self._exec("SELECT MAX(id) FROM holds").fetchone()[0] or 0
+
     def hold(self, udid: str, since: float, until: float, source: str, reason: str = "") -> Hold:
         with self._lock:
             self._exec("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
