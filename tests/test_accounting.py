@@ -81,15 +81,20 @@ class Fake:
                                        self.clock.now() if state is JobState.ENDED else None))
 
 
-def make(tmp_path: Path, extra: str = "", backend=None):
+def fake_world(tmp_path: Path, text: str):
+    """The config ``text`` loaded, and one ``Fake`` in every role: (config, fake, clock, runtime)."""
     path = tmp_path / "c.toml"
-    path.write_text(CONFIG + extra)
+    path.write_text(text)
     config, problems = load(path)
     assert not problems
     clock = VirtualClock()
     fake = Fake(clock)
-    runtime = Runtime(config.pools, {"queue_source": {"fake": fake}, "device_provider": {"fake": fake},
-                                     "launcher": {"fake": fake}})
+    runtime = Runtime(config.pools, {role: {"fake": fake} for role in ("queue_source", "device_provider", "launcher")})
+    return config, fake, clock, runtime
+
+
+def make(tmp_path: Path, extra: str = "", backend=None):
+    config, fake, clock, runtime = fake_world(tmp_path, CONFIG + extra)
     ledger = backend.open() if backend is not None else Ledger(tmp_path / "ledger.sqlite3")
     return Provisioner(config, runtime, ledger, clock, inline=True), fake, clock
 

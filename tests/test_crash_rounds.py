@@ -148,23 +148,26 @@ class Daemon:
         self.proc.wait(30)
 
 
-def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path, backend, monkeypatch):
+def disk_world(tmp_path: Path, interval: float, postgresql: bool) -> tuple[Path, Path, sqlite3.Connection]:
+    """The fleet on disk (as a plugin distribution on a site directory) and a config of two pools using it, one
+    pinned and one targeting a selector; the PostgreSQL ledger's URL in PROVISIONER_TEST_LEDGER when asked.
+    Returns (config, site, fleet database)."""
     site = tmp_path / "site"
     site.mkdir()
     make_dist(site, "provisioner-diskfleet", "diskfleet", FLEET)
     fleet = tmp_path / "fleet.sqlite3"
     db = fleet_db(fleet)
+    ledger = 'ledger = "postgresql"\n        ledger_url_env = "PROVISIONER_TEST_LEDGER"' if postgresql else ""
     config = tmp_path / "c.toml"
     config.write_text(textwrap.dedent(f"""
         [provisioner]
-        interval = 1
+        interval = {interval}
         launch_interval = 0
         launch_concurrency = 2
         max_startup_seconds = 5
         state_dir = "state"
         seed = 7
-        {'ledger = "postgresql"' if backend.name == "postgresql" else ""}
-        {'ledger_url_env = "PROVISIONER_TEST_LEDGER"' if backend.name == "postgresql" else ""}
+        {ledger}
         [defaults]
         queue_source = "disk"
         device_provider = "disk"
@@ -179,6 +182,11 @@ def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path, backen
         [plugins.disk]
         path = "{fleet}"
     """))
+    return config, site, db
+
+
+def test_twenty_kills_lose_no_job_and_book_no_phone_twice(tmp_path: Path, backend, monkeypatch):
+    config, site, db = disk_world(tmp_path, 1, backend.name == "postgresql")
     monkeypatch.setenv("PROVISIONER_TEST_LEDGER", backend.url)
     rng = random.Random(20261130)
     for _ in range(ROUNDS):

@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import random
 import signal
-import textwrap
 import time
 from pathlib import Path
 
 import psycopg
-from test_crash_rounds import FLEET, Daemon, fleet_db
-from test_plugins import make_dist
+from test_crash_rounds import Daemon, disk_world
 
 ROUNDS = 10
 INTERVAL = 1.0
@@ -45,36 +43,7 @@ def test_ten_kills_of_the_active_daemon_fail_over_in_two_cycles_and_book_nothing
                                                                                    monkeypatch):
     url = pg_server.database()
     monkeypatch.setenv("PROVISIONER_TEST_LEDGER", url)
-    site = tmp_path / "site"
-    site.mkdir()
-    make_dist(site, "provisioner-diskfleet", "diskfleet", FLEET)
-    fleet = tmp_path / "fleet.sqlite3"
-    db = fleet_db(fleet)
-    config = tmp_path / "c.toml"
-    config.write_text(textwrap.dedent(f"""
-        [provisioner]
-        interval = {INTERVAL}
-        launch_interval = 0
-        launch_concurrency = 2
-        max_startup_seconds = 5
-        state_dir = "state"
-        seed = 7
-        ledger = "postgresql"
-        ledger_url_env = "PROVISIONER_TEST_LEDGER"
-        [defaults]
-        queue_source = "disk"
-        device_provider = "disk"
-        launcher = "disk"
-        [pools.pin]
-        queue = "proj/pin"
-        udids = ["P0", "P1", "P2", "P3"]
-        [pools.sel]
-        queue = "proj/sel"
-        selector = {{ model = "S" }}
-        targeting = "selector"
-        [plugins.disk]
-        path = "{fleet}"
-    """))
+    config, site, db = disk_world(tmp_path, INTERVAL, postgresql=True)
     rng = random.Random(20261130)
     active = Stamped(config, site)
     assert active.wait_for("role: active"), "".join(active.seen)

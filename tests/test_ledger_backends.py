@@ -10,16 +10,14 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-from test_accounting import CONFIG, Fake
+from test_accounting import CONFIG, fake_world
 
 from provisioner.cli import cli
-from provisioner.clock import VirtualClock
 from provisioner.config import load
 from provisioner.ledger import LATEST, Fenced, Ledger, PostgreSQL
 from provisioner.ledger.leadership import Lease
 from provisioner.loop import Provisioner
 from provisioner.model import LaunchState
-from provisioner.plugins import Runtime
 
 OLD_SCHEMA = """
 CREATE TABLE launches (id TEXT PRIMARY KEY, pool TEXT NOT NULL, udid TEXT NOT NULL, state TEXT NOT NULL,
@@ -106,14 +104,7 @@ def test_one_lease_leads_and_the_old_leader_is_fenced(pg_url):
 
 
 def provisioner(tmp_path, url: str, name: str):
-    path = tmp_path / "c.toml"
-    path.write_text(CONFIG)
-    config, problems = load(path)
-    assert not problems
-    clock = VirtualClock()
-    fake = Fake(clock)
-    runtime = Runtime(config.pools, {"queue_source": {"fake": fake}, "device_provider": {"fake": fake},
-                                     "launcher": {"fake": fake}})
+    config, fake, clock, runtime = fake_world(tmp_path, CONFIG)
     lease = Lease(PostgreSQL(url), config.settings.job_tag, config.settings.interval, f"{name}:1")
     ledger = Ledger(PostgreSQL(url), follow=True)
     return Provisioner(config, runtime, ledger, clock, inline=True, lease=lease), fake, clock

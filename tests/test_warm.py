@@ -6,18 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_accounting import CONFIG, Fake
+from test_accounting import CONFIG, fake_world
 
 from provisioner.cli.report import read_history, report_data
 from provisioner.cli.status import snapshot
-from provisioner.clock import VirtualClock
 from provisioner.config import load
 from provisioner.idle_outs import idle_outs_ended_since, warm_minutes
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.metrics.observer import MetricsObserver
 from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJob, Worker
-from provisioner.plugins import Runtime
 from provisioner.warm import Arrivals, is_idle_out, warm_target
 
 
@@ -57,15 +55,8 @@ def test_config_refuses_a_warm_that_is_not_a_number_or_auto(tmp_path):
 
 
 def make(tmp_path: Path, warm: str = "1", idle_timeout: int = 1200):
-    path = tmp_path / "c.toml"
-    path.write_text(CONFIG.replace('udids = ["A", "B", "C"]',
-                                   f'udids = ["A", "B", "C"]\nwarm = {warm}\nidle_timeout = {idle_timeout}'))
-    config, problems = load(path)
-    assert not problems
-    clock = VirtualClock()
-    fake = Fake(clock)
-    runtime = Runtime(config.pools, {"queue_source": {"fake": fake}, "device_provider": {"fake": fake},
-                                     "launcher": {"fake": fake}})
+    config, fake, clock, runtime = fake_world(tmp_path, CONFIG.replace(
+        'udids = ["A", "B", "C"]', f'udids = ["A", "B", "C"]\nwarm = {warm}\nidle_timeout = {idle_timeout}'))
     observer = MetricsObserver("127.0.0.1", 0)
     p = Provisioner(config, runtime, Ledger(tmp_path / "ledger.sqlite3"), clock, hook=observer, inline=True)
     return p, fake, clock, observer
