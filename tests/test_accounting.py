@@ -421,7 +421,8 @@ def test_starting_never_exceeds_the_launches_and_jobs_it_stands_for(tmp_path_fac
             jobs.append(RemoteJob(job_id, pool, udid or f"S{i % 3}", JobState.RUNNING if job_running else JobState.STARTING,
                                   now - 28 + i))
     flying = p.reconcile({"fake": jobs}, {"proj/p": [], "proj/s": []}, now)
-    assert len(flying) == len(cases)
+    placed = [j for j in jobs if j.pool == "s"]  # a placed selector job books its phone, covering nothing more
+    assert sum(f.starting for f in flying) <= len(cases) <= len(flying) <= len(cases) + len(placed)
     pinned = [f.udid for f in flying if f.pool == "p"]
     assert len(pinned) == len(set(pinned))
 
@@ -494,3 +495,40 @@ def test_check_warns_when_concurrency_not_pacing_caps_the_launch_rate(tmp_path):
     warning = pacing_warning(settings, 10_000.0)
     assert warning.startswith("launch_interval 2 s is below the median submission time 12.0 s / launch_concurrency 4")
     assert pacing_warning(Settings(state_dir=tmp_path, launch_interval=3.0, launch_concurrency=4), 10_000.0) == ""
+
+
+def test_a_launch_sent_late_in_its_batch_covers_from_when_it_was_sent(tmp_path):
+    """A selector launch whose submission waited behind others covers its task for the learned launch-to-claim
+    time from when the cloud got it, not from when it was planned."""
+    p, fake, clock = make(tmp_path)
+    fake.pending["proj/s"] = 1
+    real = fake.launch
+
+    def slow(request):  # this submission waits 300 s behind others (the clock moves while it does)
+        clock.advance(300)
+        return real(request)
+
+    fake.launch = slow
+    assert launches(p.cycle()) == [("s", "")]
+    (launch,) = p.ledger.in_flight()
+    assert launch.sent_at == launch.submitted_at + 300
+    fake.job("job-0", JobState.RUNNING, udid="")
+    clock.advance(30)  # 330 s after planning, 30 s after sending: well within claim_seconds (200)
+    assert launches(p.cycle()) == []
+
+
+def test_a_selector_launch_whose_phone_is_named_after_its_claim_still_sees_the_claim(tmp_path):
+    """The worker claims between two cycles, before the job list names the phone: the baseline is what the worker
+    had while its phone was idle, so the claim is seen."""
+    p, fake, clock = make(tmp_path)
+    fake.pending["proj/s"] = 1
+    fake.workers_of["proj/s"] = [Worker("S1", latest_task="before/0")]
+    p.cycle()  # S1 is idle: its latest task is noted
+    fake.job("job-0", JobState.RUNNING, udid="")
+    fake.phone_list = [Phone("S0", model="S"), Phone("S1", model="S", state=PhoneState.BUSY), Phone("S2", model="S")]
+    fake.workers_of["proj/s"] = [Worker("S1", latest_task="ours/0")]  # claimed before the phone is named
+    fake.job("job-0", JobState.RUNNING, udid="S1")
+    clock.advance(30)
+    assert len(launches(p.cycle())) == 1  # the claimed task is covered no more: the one pending now gets a launch
+    launch = next(la for la in p.ledger.in_flight() if la.job_id == "job-0")
+    assert (launch.claim_baseline, launch.claimed_at) == ("before/0", clock.now())

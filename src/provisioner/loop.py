@@ -184,6 +184,8 @@ class Provisioner:
         self._warned: set[tuple[str, str]] = set()
         self._good_names: set[str] = set()
         self._pruned_at = float("-inf")
+        self._launching_since = clock.now()
+        self._idle_latest: dict[tuple[str, str], str] = {}  # (queue, worker) -> latest task while idle  # jobs created later are never adopted (see _adopt)
         self._health: tuple[Any, Any, Any] = (None, {}, None)  # (ledger's health version, failures, failing jobs)  # names from providers already found valid
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.arrivals = Arrivals(self.settings.warm_window_seconds)  # per queue, for warm = "auto"
@@ -306,7 +308,7 @@ class Provisioner:
                 launch = self._claim(launch, by_worker.get(pool.queue), now)
                 in_flight.append(self._covering(launch, here, pool.queue in by_worker, now))
             else:  # claimed: covers nothing, books its phone
-                in_flight.append(InFlight(launch.pool, launch.udid, False, launch.submitted_at))
+                in_flight.append(InFlight(launch.pool, launch.udid, False, sent(launch)))
             if not launch.job_id:
                 unrecorded.append(launch)
         skew = self.settings.adopt_clock_skew_seconds
@@ -317,6 +319,8 @@ class Provisioner:
                 mine = next((la for la in unrecorded if _may_be(la, job, skew)), None)
                 if mine is not None:  # the job of a launch whose id is not recorded yet: counted once, as the launch
                     unrecorded.remove(mine)
+                    if job.udid and not mine.udid:  # the cloud placed it: its phone is taken, whatever the list says
+                        in_flight.append(InFlight(job.pool, job.udid, False, job.created_at))
                     continue
                 # a job with our tag the ledger does not hold (another daemon, or a lost ledger): respect it
                 covering = job.state is JobState.STARTING or now - job.created_at < self.claim_estimate(job.pool, now)
@@ -351,20 +355,36 @@ class Provisioner:
                 launch = self._claim(launch, workers, now)
             return self._follow(launch, job, now)
         if provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
-            if now - launch.submitted_at >= self.settings.max_startup_seconds and not here:
+            if now - sent(launch) >= self.settings.max_startup_seconds and not here:
                 return self._end(launch, now, "never seen", "not in the provider's job list in time")
         elif provider_jobs is not None and launch.state is LaunchState.RUNNING:
             if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
                 return self._end(launch, now, "unknown", "fell out of the provider's job list")
         return launch
 
+    def _note_idle_workers(
+        self, phones: Mapping[str, Sequence[Phone] | None], workers: Mapping[str, Sequence[Worker] | None],
+        in_flight: Sequence[InFlight],
+    ) -> None:
+        """Remember each worker's latest task while its phone is listed idle and booked by no launch: a selector
+        launch whose phone becomes known later takes that as its baseline."""
+        booked = {f.udid for f in in_flight if f.udid}
+        idle = {p.udid for listed in phones.values() if listed for p in listed
+                if p.state is PhoneState.IDLE and p.udid not in booked}
+        for queue, listed in workers.items():
+            for worker in listed or ():
+                if worker.worker_id in idle:
+                    self._idle_latest[queue, worker.worker_id] = worker.latest_task
+
     def _adopt(self, launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
         """The job a launch left in ``submitting`` (by a process that died) became: a live job of its pool (and
         phone) created after the launch was written (less the allowed clock skew), held by no launch of the
-        ledger; the newest such job."""
+        ledger, and created before this process began to launch (a later one may be the job of a launch of ours
+        still being submitted); the newest such job."""
         skew = self.settings.adopt_clock_skew_seconds
         candidates = [
             j for j in jobs if j.job_id not in taken and j.state is not JobState.ENDED and _may_be(launch, j, skew)
+            and j.created_at <= self._launching_since + skew
         ]
         if not candidates:
             return None
@@ -379,15 +399,19 @@ class Provisioner:
             return launch
         assert self.ledger is not None
         worker = workers.get(launch.udid)
+        if launch.claim_baseline is None:  # the phone just became known: what its worker did before is not ours;
+            # its latest task when the phone was last idle and ours was on it (not its latest now: it may have
+            # claimed our task between two cycles)
+            baseline = self._idle_latest.get((self.pools[launch.pool].queue, launch.udid))
+            if baseline is None:
+                baseline = worker.latest_task if worker is not None else ""
+            self._record(self.ledger.mark, launch.id, claim_baseline=baseline)
+            launch = replace(launch, claim_baseline=baseline)
         if claimed(launch, worker, self.settings.adopt_clock_skew_seconds):
             self._record(self.ledger.mark, launch.id, claimed_at=now)
             self._claims_seen[launch.pool] += 1
             logger.debug("launch {} of pool {}: worker {} claimed a task", launch.id[:8], launch.pool, launch.udid)
             return replace(launch, claimed_at=now)
-        if launch.claim_baseline is None:  # the phone just became known: what its worker did before is not ours
-            baseline = worker.latest_task if worker is not None else ""
-            self._record(self.ledger.mark, launch.id, claim_baseline=baseline)
-            return replace(launch, claim_baseline=baseline)
         return launch
 
     def _covering(self, launch: Launch, here: bool, claims_known: bool, now: float) -> InFlight:
@@ -403,8 +427,8 @@ class Provisioner:
             limit = estimate + idle_timeout(self.pools[launch.pool]) + self.settings.interval
             limit = max(limit, self.settings.max_startup_seconds)
         if covering and not unsubmitted and not (claims_known and launch.udid):
-            covering = now - launch.submitted_at < (estimate if limit is None else limit)
-        return InFlight(launch.pool, launch.udid, covering, launch.submitted_at, unsubmitted, limit)
+            covering = now - sent(launch) < (estimate if limit is None else limit)
+        return InFlight(launch.pool, launch.udid, covering, sent(launch), unsubmitted, limit)
 
     def claim_estimate(self, pool: str, now: float) -> float:
         """The pool's median launch-to-claim time over the last day, of its demand launches (``claim_seconds``
@@ -515,7 +539,8 @@ class Provisioner:
         obs, unknown, jobs, workers = self.observe(now)
         with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
             in_flight = self.reconcile(jobs, workers, now)
-            held = self.held_back(now)
+        self._note_idle_workers(obs.phones, workers, in_flight)
+        held = self.held_back(now)  # after the batch: phone health reads this cycle's endings from disk
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
@@ -567,6 +592,7 @@ class Provisioner:
         if role.active and (was is None or not was.active or was.epoch != role.epoch):
             try:
                 self.ledger.take_over(self.settings.job_tag, role.epoch)
+                self._launching_since = now
                 cancelled = self.ledger.recover(now)
             except Exception as exc:  # noqa: BLE001 - the ledger went away between the lease and the load
                 self.lease.release()
@@ -702,6 +728,7 @@ class Provisioner:
             # reconcile may have seen the job already (running, even ended): never move it back
             self._write(self.ledger.update, launch.id, LaunchState.STARTING, now, only_from=LaunchState.SUBMITTING,
                         job_id=result.job_id, detail=result.url)
+            self._write(self.ledger.mark, launch.id, sent_at=now)
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
@@ -796,6 +823,12 @@ def claimed(launch: Launch, worker: Worker | None, skew: float) -> bool:
     if worker.first_claim is not None and worker.first_claim >= launch.submitted_at - skew:
         return True
     return launch.claim_baseline is not None and worker.latest_task not in ("", launch.claim_baseline)
+
+
+def sent(launch: Launch) -> float:
+    """When the launch reached the cloud (its submission may have waited minutes behind others of its cycle):
+    times that a launch covers its task, or may stay unseen, run from then."""
+    return launch.sent_at if launch.sent_at is not None else launch.submitted_at
 
 
 def _may_be(launch: Launch, job: RemoteJob, skew: float) -> bool:

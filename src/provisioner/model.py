@@ -175,6 +175,7 @@ class Launch:
     detail: str = ""
     ran_at: float | None = None  # when its job was first seen running
     claimed_at: float | None = None  # when the host saw its worker claim a task
+    sent_at: float | None = None  # when the launcher returned it submitted (a batch's last may be minutes late)
     # The worker's latest task when the launch was planned (or when its phone became known): a change means a
     # claim. "" when the worker had none; None when not known (no phone named yet, or the queue unread).
     claim_baseline: str | None = None

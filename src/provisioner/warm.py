@@ -87,7 +87,8 @@ def demand_claim_seconds(ledger: Ledger, since: float) -> dict[str, list[float]]
     launch's time to claim includes its wait for a task: learning from it would feed the warm target back into
     itself."""
     rows = ledger.query(
-        "SELECT pool, claimed_at - submitted_at FROM launches WHERE submitted_at >= ? AND claimed_at IS NOT NULL "
+        "SELECT pool, claimed_at - COALESCE(sent_at, submitted_at) FROM launches WHERE submitted_at >= ? "
+        "AND claimed_at IS NOT NULL "
         "AND kind = ? ORDER BY submitted_at", (since, DEMAND),
     )
     out: dict[str, list[float]] = {}

@@ -154,8 +154,9 @@ class Ledger:
         return launch
 
     def mark(self, launch_id: str, **values: float | str | None) -> None:
-        """Record facts that do not move the launch's state: ``claimed_at``, ``claim_baseline``, ``submit_seconds``."""
-        assert values and set(values) <= {"claimed_at", "claim_baseline", "submit_seconds"}, values
+        """Record facts that do not move the launch's state: ``claimed_at``, ``claim_baseline``, ``submit_seconds``,
+        ``sent_at``."""
+        assert values and set(values) <= {"claimed_at", "claim_baseline", "submit_seconds", "sent_at"}, values
         sets = ", ".join(f"{k} = ?" for k in values)
         with self._lock:
             self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*values.values(), launch_id))

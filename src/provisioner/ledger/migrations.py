@@ -24,6 +24,7 @@ ADDED_COLUMNS = (
     ("claim_baseline", "TEXT"),  # the worker's latest task when the launch was planned (NULL: not known)
     ("submit_seconds", "REAL"),  # how long the launcher took to submit it
     ("kind", "TEXT NOT NULL DEFAULT 'demand'"),  # demand: for a pending task; warm: started ahead of demand
+    ("sent_at", "REAL"),  # when the launcher returned it submitted: the cloud has the job from then on
 )
 BASE_COLUMNS = ("id", "pool", "udid", "state", "submitted_at", "updated_at", "job_id", "outcome", "detail")
 NOT_READ = {"submit_seconds"}  # columns of launches that are not a Launch field
