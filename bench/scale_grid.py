@@ -25,7 +25,7 @@ from provisioner.config import load
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.model import JobState, LaunchResult, LaunchState, Limits, Phone, PhoneState, QueueCounts, RemoteJob
-from provisioner.planner import InFlight, Observation, plan
+from provisioner.planner import Observation, plan
 from provisioner.plugins import Runtime
 
 GRID = ((5_000, 200, 2_000), (50_000, 2_000, 20_000))

@@ -22,7 +22,7 @@ from typing import Any
 
 import pluggy
 
-from .model import Launch, LaunchResult, Plan
+from .model import Launch, LaunchResult
 from .types import RoleSpec
 
 PROJECT = "provisioner"

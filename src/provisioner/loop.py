@@ -371,10 +371,10 @@ class Provisioner:
         booked = {f.udid for f in in_flight if f.udid}
         idle = {p.udid for listed in phones.values() if listed for p in listed
                 if p.state is PhoneState.IDLE and p.udid not in booked}
-        for queue, listed in workers.items():
+        for q, listed in workers.items():
             for worker in listed or ():
                 if worker.worker_id in idle:
-                    self._idle_latest[queue, worker.worker_id] = worker.latest_task
+                    self._idle_latest[q, worker.worker_id] = worker.latest_task
 
     def _adopt(self, launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
         """The job a launch left in ``submitting`` (by a process that died) became: a live job of its pool (and
@@ -442,10 +442,6 @@ class Provisioner:
         """A ledger write of reconcile; a dry run (``status``, ``run --dry-run``) writes nothing."""
         if not self.dry_run:
             write(*args, **kwargs)
-
-    def _submitting_here(self, launch: Launch) -> bool:
-        with self._active_lock:
-            return launch.id in self._active
 
     def _follow(self, launch: Launch, job: RemoteJob, now: float) -> Launch:
         fields = {"job_id": job.job_id}

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner import redact  # noqa: F401 - the launcher redacts through cli.redact
 
 from .environment import base_env
 

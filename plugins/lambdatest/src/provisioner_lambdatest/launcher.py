@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool
+from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool, redact
 
 from . import cli
 from .http import credentials
@@ -61,9 +61,9 @@ class HyperExecuteLauncher:
                 return LaunchResult(ok=True, detail=self.render(request))
             return self._launch(request, secrets)
         except (LaunchError, PayloadError, RenderError) as exc:
-            detail = cli.redact(str(exc), secrets)
+            detail = redact(str(exc), secrets)
         except OSError as exc:  # the job directory could not be written
-            detail = cli.redact(f"job directory: {exc}", secrets)
+            detail = redact(f"job directory: {exc}", secrets)
         logger.warning("hyperexecute: launch {} for pool {} failed: {}", request.launch_id, request.pool.name, detail)
         return LaunchResult(ok=False, detail=detail)
 
@@ -139,7 +139,7 @@ class HyperExecuteLauncher:
                                on_start=lambda pid: record_cli(job_dir, pid, argv[0], secret_env))
         except OSError as exc:
             raise LaunchError(f"cannot run {argv[0]}: {exc.strerror or type(exc).__name__}") from None
-        tail = cli.redact(done.tail(), secrets)
+        tail = redact(done.tail(), secrets)
         if done.returncode is None:
             raise LaunchError(f"hyperexecute killed after {self._timeout:g}s without finishing: {tail}")
         if done.returncode != 0:
@@ -277,7 +277,7 @@ class HyperExecuteLauncher:
             return str(exc)
         except OSError as exc:
             return f"hyperexecute --validate could not run: {exc.strerror or type(exc).__name__}"
-        tail = cli.redact(done.tail(), [access_key])
+        tail = redact(done.tail(), [access_key])
         if done.returncode == 0:
             return ""
         if UNKNOWN_FLAG.search(done.output):
@@ -309,7 +309,7 @@ def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool
         done = cli.run([path, "update"], context.state_dir, cli.cli_env(context.environ, username, access_key),
                        float(options["cli_timeout"]), log)
     redact_file(None, log, [access_key])
-    tail = cli.redact(done.tail(), [access_key])
+    tail = redact(done.tail(), [access_key])
     if done.returncode == 0:
         return True, f"hyperexecute: updated: {tail}"
     return False, f"hyperexecute: update failed ({'timed out' if done.returncode is None else done.returncode}): {tail}"
