@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import statistics
 from dataclasses import dataclass, field, replace
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from loguru import logger
 
@@ -61,6 +62,7 @@ ESTIMATE_SAMPLES = 50  # the latest claims of a pool that make its estimate
 PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
 PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
 GOOD_NAMES_MAX = 1_000_000  # valid names remembered, so that each is checked once
+_UDID, _POOL = attrgetter("udid"), attrgetter("pool")
 STEADY = {JobState.STARTING: LaunchState.STARTING, JobState.RUNNING: LaunchState.RUNNING}  # nothing to record
 BUSIEST = {PhoneState.IDLE: 0, PhoneState.UNAVAILABLE: 1, PhoneState.BUSY: 2}
 
@@ -182,11 +184,18 @@ class Provisioner:
         self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self._warned: set[tuple[str, str]] = set()
-        self._good_names: set[str] = set()
+        self._good_names: set[str] = set()  # names from providers already found valid
         self._pruned_at = float("-inf")
-        self._launching_since = clock.now()
-        self._idle_latest: dict[tuple[str, str], str] = {}  # (queue, worker) -> latest task while idle  # jobs created later are never adopted (see _adopt)
-        self._health: tuple[Any, Any, Any] = (None, {}, None)  # (ledger's health version, failures, failing jobs)  # names from providers already found valid
+        self._launching_since = clock.now()  # jobs created later are never adopted (see _adopt)
+        self._idle_latest: dict[tuple[str, str], str] = {}  # (queue, worker) -> latest task while idle
+        # queues a selector pool serves: only their launches learn their phone late (see _note_idle_workers)
+        by_source: dict[str, dict[str, None]] = defaultdict(dict)  # source -> its queues, in the pools' order
+        for pool in self.pools.values():
+            by_source[pool.queue_source][pool.queue] = None
+        self._sources = ({s: list(qs) for s, qs in by_source.items()},
+                         sorted({p.device_provider for p in self.pools.values()}))
+        self._selector_queues = {p.queue for p in self.pools.values() if p.targeting == "selector"}
+        self._health: tuple[Any, Any, Any] = (None, {}, None)  # (ledger's health version, failures, failing jobs)
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.arrivals = Arrivals(self.settings.warm_window_seconds)  # per queue, for warm = "auto"
         self._claims_seen: Counter[str] = Counter()  # per pool, claims seen since the last observation
@@ -205,11 +214,7 @@ class Provisioner:
     def observe(self, now: float) -> tuple[Observation, list[str], dict[str, list[RemoteJob] | None]]:
         unknown: list[str] = []
         self.reads = reads = {}  # this observation's reads, for the cycle report
-        queues_by_source: dict[str, list[str]] = defaultdict(list)
-        providers = sorted({p.device_provider for p in self.pools.values()})
-        for pool in self.pools.values():
-            if pool.queue not in queues_by_source[pool.queue_source]:
-                queues_by_source[pool.queue_source].append(pool.queue)
+        queues_by_source, providers = self._sources
         counts: dict[str, Any] = {}
         quarantined: dict[str, Any] = {}
         workers: dict[str, Sequence[Worker] | None] = {}
@@ -218,7 +223,7 @@ class Provisioner:
             counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads, QueueCounts) or {})
             answer = _guard(lambda: source.workers(queues), f"{source_name}: workers", unknown, reads, Sequence) or {}
             for q, listed in answer.items():
-                if listed is not None and not all(type(w) is Worker or isinstance(w, Worker) for w in listed):
+                if listed is not None and not _all_of(listed, Worker):
                     unknown.append(f"{source_name}: workers: plugin error: {q}: not a list of Worker")
                     reads[f"{source_name}: workers"] = "plugin_error"
                     listed = None
@@ -235,18 +240,22 @@ class Provisioner:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
             if phones[name] is not None:
-                good = self._good_names
-                phones[name] = self._dedupe(
-                    name, [p for p in phones[name] if p.udid in good or self._valid(name, "phone", p.udid)])
+                phones[name] = self._dedupe(name, self._named(name, "phone", phones[name], _UDID))
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
             if jobs[name] is not None:  # a job's pool and phone come from its labels: foreign text is skipped
-                good = self._good_names
-                jobs[name] = [j for j in jobs[name] if (j.pool in good or self._valid(name, "job", j.pool)) and
-                              (not j.udid or j.udid in good or self._valid(name, "job", j.udid))]
+                jobs[name] = self._named(name, "job", self._named(name, "job", jobs[name], _POOL), _UDID)
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
         return obs, unknown, jobs, workers
+
+    def _named(self, provider: str, what: str, items: list[Any], name_of: Callable[[Any], str]) -> list[Any]:
+        """``items`` without those whose name (``name_of``; an empty one is no name) may not become a label, a
+        path or an argument. Each name is checked once; a cycle whose names were all seen before costs one pass."""
+        good = self._good_names
+        if good.issuperset(filter(None, map(name_of, items))):
+            return items
+        return [i for i in items if not name_of(i) or self._valid(provider, what, name_of(i))]
 
     def _valid(self, provider: str, what: str, name: str) -> bool:
         """Whether a name from a provider (a UDID, a job's labels) may become a label, a path or an argument;
@@ -265,7 +274,7 @@ class Provisioner:
 
     def _dedupe(self, provider: str, phones: list[Phone]) -> list[Phone]:
         """One phone per UDID: a phone listed twice takes its busiest state, and is warned of once."""
-        if len({p.udid for p in phones}) == len(phones):
+        if len(set(map(_UDID, phones))) == len(phones):
             return phones
         kept: dict[str, Phone] = {}
         for phone in phones:
@@ -293,20 +302,26 @@ class Provisioner:
         strangers: list[RemoteJob] = []
         with self._active_lock:
             active = set(self._active)
+        terms: dict[str, _Terms | None] = {}
         for launch in ours:
-            pool = self.pools.get(launch.pool)
-            if pool is None:  # its pool left the config: nothing will follow it any more
+            t = terms.get(launch.pool)
+            if t is None:
+                t = terms[launch.pool] = self._terms(launch.pool, by_worker, now)
+            if t is _GONE:  # its pool left the config: nothing will follow it any more
                 launch = self._end(launch, now, "pool removed", "its pool is no longer in the config")
                 continue
             job = by_id.get(launch.job_id) if launch.job_id else None
             here = launch.id in active
             if job is None or STEADY.get(job.state) is not launch.state or (job.udid and not launch.udid):
-                launch = self._record_one(launch, pool, job, jobs, by_worker.get(pool.queue), matched, here, now)
+                launch = self._record_one(launch, t.pool, job, jobs, t.workers, matched, here, now)
                 if not launch.state.in_flight:
                     continue
             if launch.claimed_at is None:
-                launch = self._claim(launch, by_worker.get(pool.queue), now)
-                in_flight.append(self._covering(launch, here, pool.queue in by_worker, now))
+                # a claim needs the phone and the queue's workers; with a baseline, only a worker on record claims
+                if t.workers is not None and launch.udid and (
+                        launch.claim_baseline is None or launch.udid in t.workers):
+                    launch = self._claim(launch, t.workers, now)
+                in_flight.append(_covering(launch, here, t, now))
             else:  # claimed: covers nothing, books its phone
                 in_flight.append(InFlight(launch.pool, launch.udid, False, sent(launch)))
             if not launch.job_id:
@@ -367,12 +382,14 @@ class Provisioner:
         in_flight: Sequence[InFlight],
     ) -> None:
         """Remember each worker's latest task while its phone is listed idle and booked by no launch: a selector
-        launch whose phone becomes known later takes that as its baseline."""
-        booked = {f.udid for f in in_flight if f.udid}
-        idle = {p.udid for listed in phones.values() if listed for p in listed
-                if p.state is PhoneState.IDLE and p.udid not in booked}
-        for q, listed in workers.items():
-            for worker in listed or ():
+        launch whose phone becomes known later takes that as its baseline. (Only a selector pool's launch learns
+        its phone late: a pinned launch takes its baseline when it is planned.)"""
+        if not self._selector_queues:
+            return
+        idle = {p.udid for listed in phones.values() if listed for p in listed if p.state is PhoneState.IDLE}
+        idle.difference_update(f.udid for f in in_flight)
+        for q in self._selector_queues:
+            for worker in workers.get(q) or ():
                 if worker.worker_id in idle:
                     self._idle_latest[q, worker.worker_id] = worker.latest_task
 
@@ -414,21 +431,16 @@ class Provisioner:
             return replace(launch, claimed_at=now)
         return launch
 
-    def _covering(self, launch: Launch, here: bool, claims_known: bool, now: float) -> InFlight:
-        """What the planner needs of a launch in flight: it covers a pending task until its worker claims one.
-        One still queued, or being submitted by this process, covers however long its turn takes. Where the
-        claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet), the pool's
-        learned launch-to-claim time stands in."""
-        unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and here)
-        covering = launch.claimed_at is None
-        estimate = self.claim_estimate(launch.pool, now)
-        limit = None
-        if launch.kind == WARM:  # its worker waits for a task up to its idle timeout: it covers one until then
-            limit = estimate + idle_timeout(self.pools[launch.pool]) + self.settings.interval
-            limit = max(limit, self.settings.max_startup_seconds)
-        if covering and not unsubmitted and not (claims_known and launch.udid):
-            covering = now - sent(launch) < (estimate if limit is None else limit)
-        return InFlight(launch.pool, launch.udid, covering, sent(launch), unsubmitted, limit)
+    def _terms(self, name: str, by_worker: Mapping[str, Mapping[str, Worker]], now: float) -> _Terms:
+        """What reconcile needs of a pool once a cycle, not once per launch: its queue's workers (None: unknown
+        this cycle) and how long one of its launches may cover a task without a claim seen."""
+        pool = self.pools.get(name)
+        if pool is None:
+            return _GONE
+        estimate = self.claim_estimate(name, now)
+        # a warm launch's worker waits for a task up to its idle timeout: it covers one until then
+        warm = max(estimate + idle_timeout(pool) + self.settings.interval, self.settings.max_startup_seconds)
+        return _Terms(pool, by_worker.get(pool.queue), estimate, warm)
 
     def claim_estimate(self, pool: str, now: float) -> float:
         """The pool's median launch-to-claim time over the last day, of its demand launches (``claim_seconds``
@@ -454,7 +466,7 @@ class Provisioner:
             assert self.ledger is not None
             self._record(self.ledger.update, launch.id, state, now, **fields)
             was = launch.state
-            launch = Launch(**{**launch.__dict__, "state": state, "updated_at": now, **fields})
+            launch = replace(launch, state=state, updated_at=now, **fields)
             if state is LaunchState.RUNNING and was is not LaunchState.RUNNING:
                 self.hooks("provisioner_launch_running", launch=launch)
         return launch
@@ -462,7 +474,7 @@ class Provisioner:
     def _end(self, launch: Launch, now: float, outcome: str, detail: str, **fields: str) -> Launch:
         assert self.ledger is not None
         self._record(self.ledger.update, launch.id, LaunchState.ENDED, now, outcome=outcome, detail=detail, **fields)
-        ended = Launch(**{**launch.__dict__, "state": LaunchState.ENDED, "outcome": outcome, "detail": detail, **fields})
+        ended = replace(launch, state=LaunchState.ENDED, outcome=outcome, detail=detail, **fields)
         logger.debug("launch {} of pool {} on {} ended: {}", launch.id[:8], launch.pool, launch.udid or "-", outcome)
         self.hooks("provisioner_launch_ended", launch=ended)
         return ended
@@ -787,6 +799,15 @@ def quarantine_of(workers: Sequence[Worker], now: float) -> frozenset[str]:
     return frozenset(w.worker_id for w in workers if w.quarantined_until is not None and w.quarantined_until > now)
 
 
+def _all_of(values: Any, kind: type, none: bool = False) -> bool:
+    """Whether every value is a ``kind`` (or None, with ``none``): one pass over their types, not their values."""
+    types = set(map(type, values))
+    types.discard(kind)
+    if none:
+        types.discard(type(None))
+    return all(issubclass(t, kind) for t in types)
+
+
 def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[str, str], kind: type) -> Any:
     """Run one remote read; on failure record one line and return None (unknown), never an empty answer.
 
@@ -795,7 +816,8 @@ def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[s
         answer = call()
         mapping = isinstance(answer, Mapping)
         values = answer.values() if mapping else answer
-        bad = [v for v in values if type(v) is not kind and not (isinstance(v, kind) or (v is None and mapping))]
+        bad = () if _all_of(values, kind, none=mapping) else [
+            v for v in values if not (isinstance(v, kind) or (v is None and mapping))]
         if bad:
             raise TypeError(f"answered {type(bad[0]).__name__}, not {kind.__name__}")
     except RemoteError as exc:
@@ -819,6 +841,30 @@ def claimed(launch: Launch, worker: Worker | None, skew: float) -> bool:
     if worker.first_claim is not None and worker.first_claim >= launch.submitted_at - skew:
         return True
     return launch.claim_baseline is not None and worker.latest_task not in ("", launch.claim_baseline)
+
+
+class _Terms(NamedTuple):
+    pool: Pool | None
+    workers: Mapping[str, Worker] | None  # the pool's queue's workers by id; None: unknown this cycle
+    estimate: float  # how long a demand launch covers a task where its claim cannot be seen
+    warm_limit: float  # the same for a warm launch
+
+
+_GONE = _Terms(None, None, 0.0, 0.0)  # a pool no longer in the config
+
+
+def _covering(launch: Launch, here: bool, t: _Terms, now: float) -> InFlight:
+    """What the planner needs of a launch in flight: it covers a pending task until its worker claims one.
+    One still queued, or being submitted by this process, covers however long its turn takes. Where the
+    claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet), the pool's
+    learned launch-to-claim time stands in."""
+    unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and here)
+    covering = launch.claimed_at is None
+    limit = t.warm_limit if launch.kind == WARM else None
+    since = launch.sent_at if launch.sent_at is not None else launch.submitted_at
+    if covering and not unsubmitted and not (t.workers is not None and launch.udid):
+        covering = now - since < (t.estimate if limit is None else limit)
+    return InFlight(launch.pool, launch.udid, covering, since, unsubmitted, limit)
 
 
 def sent(launch: Launch) -> float:

@@ -18,7 +18,7 @@ class PhoneState(str, enum.Enum):
     UNAVAILABLE = "unavailable"  # faulty, offline, or a state the provider does not know
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Phone:
     """One phone of a device provider."""
 
@@ -37,7 +37,7 @@ class JobState(str, enum.Enum):
     ENDED = "ended"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteJob:
     """A job the device provider reports, found to be one of ours by its labels.
 
@@ -62,7 +62,7 @@ class RemoteJob:
     outcome: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueueCounts:
     """Tasks waiting (``pending``, an approximate upper bound) and being worked on (``claimed``)."""
 
@@ -70,7 +70,7 @@ class QueueCounts:
     claimed: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Worker:
     """What the queue source records of one worker, as Taskcluster's queue ``listWorkers`` gives it.
 
@@ -160,7 +160,7 @@ class LaunchState(str, enum.Enum):
         return self in (LaunchState.QUEUED, LaunchState.SUBMITTING, LaunchState.STARTING)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Launch:
     """One job started (or to be started) on one phone for one pool."""
 
