@@ -23,7 +23,7 @@ from loguru import logger
 from provisioner.clock import VirtualClock
 from provisioner.config import load
 from provisioner.ledger import Ledger
-from provisioner.loop import Provisioner
+from provisioner.loop import Provisioner, settle_collector
 from provisioner.model import JobState, LaunchResult, LaunchState, Limits, Phone, PhoneState, QueueCounts, RemoteJob
 from provisioner.planner import Observation, plan
 from provisioner.plugins import Runtime
@@ -147,6 +147,7 @@ def main() -> int:
     args = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
+    settle_collector()  # as Provisioner.run does (the bench calls cycle() itself)
     print("| phones | pools | in flight | plan (median) | launches planned | whole cycle (median) |")
     print("|---|---|---|---|---|---|")
     last: dict[str, float] = {}

@@ -301,3 +301,19 @@ def test_a_plugin_answering_the_wrong_types_is_unknown_not_a_crash(tmp_path, log
     assert report.plan.launches == ()
     assert report.reads["sim: counts"] == "plugin_error"
     assert any("sim: counts: plugin error TypeError: answered int, not QueueCounts" in line for line in log_lines)
+
+
+def test_a_pools_line_is_info_only_when_it_changed_or_launched_and_every_cycle_has_a_summary(tmp_path, log_lines):
+    p, rec, clock, fleet = make(tmp_path, phones=4, burst=0, unit=0)
+    for _ in range(3):
+        p.cycle()
+        clock.advance(30)
+    perf = [line for line in log_lines if line.split(" ", 2)[1:2] == ["pool"] and " perf:" in line]
+    assert [line.split(" ", 1)[0] for line in perf] == ["INFO", "DEBUG", "DEBUG"]  # the same line thrice
+    assert perf[1].split(" ", 1)[1] == perf[0].split(" ", 1)[1]
+    assert sum(line.startswith("INFO cycle ") for line in log_lines) == 3
+    fleet.add_tasks("proj/perf", 1)  # a task arrives: the pool's line changes (and it launches)
+    log_lines.clear()
+    p.cycle()
+    assert [line.split(" ", 1)[0] for line in log_lines if " pool perf:" in line] == ["INFO"]
+    assert [line.split(" ", 1)[0] for line in log_lines if " pool unit:" in line] == ["DEBUG"]
