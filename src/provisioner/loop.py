@@ -667,14 +667,18 @@ class Provisioner:
 
     # -- act -----------------------------------------------------------------------------------------
     def act(self, the_plan: Plan, workers: Mapping[str, Sequence[Worker] | None], now: float) -> None:
+        latest: dict[str, dict[str, str]] = {}  # queue -> worker -> its latest task, made for the queues launched on
         for i, planned in enumerate(the_plan.launches):
             if self.dry_run or self.ledger is None:
                 self._would_launch(planned, f"dry-{self.cycles}-{i}")
             else:
-                listed = workers.get(self.pools[planned.pool].queue)
+                queue_id = self.pools[planned.pool].queue
+                listed = workers.get(queue_id)
                 baseline = None
                 if planned.udid and listed is not None:  # what the phone's worker last claimed, before this launch
-                    baseline = next((w.latest_task for w in listed if w.worker_id == planned.udid), "")
+                    if queue_id not in latest:
+                        latest[queue_id] = {w.worker_id: w.latest_task for w in listed}
+                    baseline = latest[queue_id].get(planned.udid, "")
                 self.submitter.put(self.ledger.add(planned.pool, planned.udid, now, claim_baseline=baseline,
                                                    kind=planned.kind))
 
