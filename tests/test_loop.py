@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -317,3 +318,14 @@ def test_a_pools_line_is_info_only_when_it_changed_or_launched_and_every_cycle_h
     p.cycle()
     assert [line.split(" ", 1)[0] for line in log_lines if " pool perf:" in line] == ["INFO"]
     assert [line.split(" ", 1)[0] for line in log_lines if " pool unit:" in line] == ["DEBUG"]
+
+
+def test_each_submission_records_when_it_was_sent_and_how_long_it_took(tmp_path):
+    p, rec, clock, fleet = make(tmp_path, phones=4, burst=2, unit=0)
+    fleet.config = dataclasses.replace(fleet.config, upload_seconds=7.0)
+    took = 7.0
+    p.cycle()
+    launches = p.ledger.since(0)
+    assert len(launches) == 2 and all(la.state is LaunchState.STARTING for la in launches)
+    assert p.ledger.submit_seconds(0) == [took, took]  # the launcher's call, recorded with the job id
+    assert all(la.sent_at is not None and la.sent_at - la.submitted_at >= took for la in launches)

@@ -706,7 +706,7 @@ class Provisioner:
         with self._active_lock:
             self._active.add(launch.id)
         try:
-            self._submit_one(launch)
+            self._submit_one(launch, started)
         except Fenced as exc:  # another daemon leads now: it cancels this launch (never submitted)
             logger.warning("launch {} for pool {}: not submitted: {}", launch.id[:8], launch.pool, exc)
         except Exception as exc:  # noqa: BLE001 - never lose a launch in a thread pool's silence
@@ -720,11 +720,10 @@ class Provisioner:
         finally:
             with self._active_lock:
                 self._active.discard(launch.id)
-            if self.ledger is not None and self.ledger_error is None:
-                with contextlib.suppress(Exception):
-                    self.ledger.mark(launch.id, submit_seconds=self.clock.now() - started)
 
-    def _submit_one(self, launch: Launch) -> None:
+    def _submit_one(self, launch: Launch, started: float) -> None:
+        """Mark the launch submitting, call the launcher, record the job or the failure (with how long it took:
+        ``check`` compares that with the pacing). Each step one write, as the launch moves on."""
         assert self.ledger is not None
         pool = self.pools[launch.pool]
         request = LaunchRequest(launch.id, pool, launch.udid, self._labels(pool, launch.udid), kind=launch.kind)
@@ -739,20 +738,23 @@ class Provisioner:
         except Exception as exc:  # noqa: BLE001 - a launcher bug fails one launch, not the loop
             result = LaunchResult(False, detail=f"launcher raised {type(exc).__name__}: {exc}".splitlines()[0])
         now = self.clock.now()
+        took = now - started
         target = launch.udid or str(pool.selector)
         if result.ok and result.job_id:
             if self.ledger.known_job_ids([result.job_id]):
                 result = LaunchResult(False, detail=f"job id {result.job_id} is already recorded for another launch")
         if result.ok and result.job_id:
             # reconcile may have seen the job already (running, even ended): never move it back
-            self._write(self.ledger.update, launch.id, LaunchState.STARTING, now, only_from=LaunchState.SUBMITTING,
-                        job_id=result.job_id, detail=result.url)
-            self._write(self.ledger.mark, launch.id, sent_at=now)
+            if not self._write(self.ledger.update, launch.id, LaunchState.STARTING, now,
+                               only_from=LaunchState.SUBMITTING, job_id=result.job_id, detail=result.url, sent_at=now,
+                               submit_seconds=took):
+                self._write(self.ledger.mark, launch.id, sent_at=now, submit_seconds=took)
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
             detail = redact(result.detail or "launcher reported success without a job id")
-            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, detail=detail[-2000:])
+            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, detail=detail[-2000:],
+                        submit_seconds=took)
             logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
             self.hooks("provisioner_launch_failed", launch=self.ledger.get(launch.id), result=result)
 

@@ -184,11 +184,12 @@ class Ledger:
             return [r[0] for r in rows]
 
     def update(
-        self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None, **values: str
+        self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None,
+        **values: str | float,
     ) -> bool:
-        """Move a launch to ``state`` (only if it is in ``only_from``, when given). True if it moved (inside a
-        ``batch``: if it will move, as far as the launches in memory tell)."""
-        allowed = {"job_id", "outcome", "detail", "udid"}
+        """Move a launch to ``state`` (only if it is in ``only_from``, when given), setting ``values`` with it.
+        True if it moved (inside a ``batch``: if it will move, as far as the launches in memory tell)."""
+        allowed = {"job_id", "outcome", "detail", "udid", "sent_at", "submit_seconds"}
         assert set(values) <= allowed, values
         sets = ", ".join(f"{k} = ?" for k in values)
         ran = now if state is LaunchState.RUNNING else None
@@ -208,7 +209,8 @@ class Ledger:
                     moved = True if moved is None else moved
                     if moved:
                         ran_at = cached.ran_at if cached.ran_at is not None or state is not LaunchState.RUNNING else now
-                        self._moved(replace(cached, state=state, updated_at=now, ran_at=ran_at, **values))
+                        kept = {k: v for k, v in values.items() if k in _FIELDS}
+                        self._moved(replace(cached, state=state, updated_at=now, ran_at=ran_at, **kept))
             return bool(moved)
 
     def _moved(self, launch: Launch) -> None:
