@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 import statistics
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -223,8 +224,9 @@ class Provisioner:
             source = self.runtime.queue_source(source_name)
             counts.update(_guard(lambda: source.counts(queues), f"{source_name}: counts", unknown, reads, QueueCounts) or {})
             answer = _guard(lambda: source.workers(queues), f"{source_name}: workers", unknown, reads, Sequence) or {}
+            well_typed = _all_of(chain.from_iterable(filter(None, answer.values())), Worker)  # one pass, all queues
             for q, listed in answer.items():
-                if listed is not None and not _all_of(listed, Worker):
+                if listed is not None and not well_typed and not _all_of(listed, Worker):
                     unknown.append(f"{source_name}: workers: plugin error: {q}: not a list of Worker")
                     reads[f"{source_name}: workers"] = "plugin_error"
                     listed = None
@@ -558,11 +560,13 @@ class Provisioner:
         return obs, unknown, workers
 
     def warm_targets(self, counts: Mapping[str, QueueCounts | None], now: float) -> dict[str, int]:
-        """Each pool's warm target this cycle (see ``warm``); the queues' arrivals are measured first."""
+        """Each pool's warm target this cycle (see ``warm``); the arrivals at an ``auto`` pool's queue are measured
+        first (a queue has one pool)."""
         claims, self._claims_seen = self._claims_seen, Counter()
         targets = {}
         for pool in self.pools.values():
-            self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
+            if pool.warm == "auto":
+                self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
                 targets[pool.name] = warm_target(pool, self.arrivals.rate(pool.queue), self.claim_estimate(pool.name, now),
                                                  self.settings.warm_safety_factor)
