@@ -441,3 +441,26 @@ def test_workers_are_read_in_pages_of_a_thousand_per_queue():
     clock.advance(10)
     assert len(fleet.workers([Q, "empty/queue"])[Q]) == 2500
     assert fleet.stats()["calls"]["workers"] == 3 + 1
+
+
+@pytest.mark.parametrize("lag", [0, 12, 45])  # none, ending during the setup, outlasting it
+def test_the_device_list_kept_between_calls_says_what_each_phone_says_at_every_second(lag):
+    """``phones`` returns a device list the fleet updates on each change rather than asking every phone: second by
+    second, through pinned, blocked and selector launches, idle-outs, cleanups and a faulty phone, it must match
+    what each phone shows at that time."""
+    fleet, clock = make(
+        phones=6, queues={Q: {"burst": 3, "per_hour": 60}}, faulty=["SIM0005"], seed=3, startup_seconds=20,
+        pre_seconds=10, task_seconds=30, post_seconds=5, idle_timeout_seconds=15, cleanup_seconds=7,
+        list_lag_seconds=lag, upload_seconds=0.5,
+    )
+    a51 = pool("a51", selector=Selector(model="Galaxy A51"))
+    for second in range(900):
+        if second % 25 == 0:
+            launch(fleet, f"SIM{second // 25 % 6:04d}", n=second)
+        if second % 35 == 0:
+            launch(fleet, "", a51, n=-second)
+        now = clock.now()
+        assert fleet.phones() == [phone.view(now) for phone in fleet._phones.values()], second
+        clock.advance(1)
+    stats = fleet.stats()
+    assert stats["completed"] and stats["wasted"] and stats["double_bookings"] and stats["faulty_launches"]

@@ -116,6 +116,8 @@ class Fleet:
             self._idle.setdefault(phone.kind, {})
             if not phone.faulty:
                 self._idle[phone.kind][phone.udid] = phone
+        # the device list as phones() gives it, in the cloud's fixed order: each entry is replaced when it changes
+        self._listed = {udid: phone.view(self._now) for udid, phone in self._phones.items()}
         self._selector_blocked: deque[Job] = deque()  # selector jobs no idle phone could take yet
         self._quarantined = frozenset(config.quarantined)
         until = self._started_at + QUARANTINE_SECONDS
@@ -143,7 +145,7 @@ class Fleet:
         queues = list(queues)
         self._gate("counts", max(1, -(-len(queues) // 1000)))
         with self._lock:
-            self._advance("")
+            self._advance()
             out = {}
             for queue_id in queues:
                 queue = self._queues.get(queue_id)
@@ -155,7 +157,7 @@ class Fleet:
         worker that ever claimed a task from it, with its latest task and first claim. Raises ``RemoteError``
         during a fault window. Counted as the real endpoint costs: one call per queue and page of 1,000 workers."""
         with self._lock:
-            self._advance("")
+            self._advance()
             answer = {}
             for queue_id in queues:
                 queue = self._queues.get(queue_id)
@@ -167,14 +169,14 @@ class Fleet:
         """Every phone in the cloud's fixed order; one a job took less than ``list_lag_seconds`` ago says idle."""
         self._gate("phones")
         with self._lock:
-            now = self._advance("")
-            return [p.view(now) for p in self._phones.values()]
+            self._advance()
+            return list(self._listed.values())
 
     def jobs(self, since: float) -> list[RemoteJob]:
         """Our jobs (first label is the job tag) created at or after ``since``, oldest first."""
         self._gate("jobs")
         with self._lock:
-            self._advance("")
+            self._advance()
             return self._ours[bisect.bisect_left(self._our_times, since):]
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
@@ -185,14 +187,14 @@ class Fleet:
         except _TimedOut as exc:
             if exc.went_through and not request.dry_run and (not request.udid or request.udid in self._phones):
                 with self._lock:
-                    self._advance("")
+                    self._advance()
                     self._submit(request)
             raise
         if request.dry_run:
             return LaunchResult(ok=True, detail="dry run: nothing launched")
         self.clock.sleep(self.config.upload_seconds)  # outside the lock: other callers go on meanwhile
         with self._lock:
-            self._advance("")
+            self._advance()
             unlucky = self._launch_rng.random() < self.config.launch_failure_rate
             if request.udid and request.udid not in self._phones:
                 return self._failed(f"no phone with UDID {request.udid} in the simulated cloud")
@@ -222,7 +224,7 @@ class Fleet:
     def add_tasks(self, queue_id: str, n: int) -> None:
         """Create ``n`` tasks in a queue now (tests and benchmarks)."""
         with self._lock:
-            self._advance("")
+            self._advance()
             self._add_tasks(self._queue(queue_id), n)
 
     def catalog(self) -> list[Phone]:
@@ -237,7 +239,7 @@ class Fleet:
     def stats(self) -> dict[str, Any]:
         """Counters for benchmarks: launches, wasted jobs, double bookings, task creation and claim times..."""
         with self._lock:
-            now = self._advance("")
+            now = self._advance()
             states = Counter(job.state.value for job in self._jobs if job.phase is not Phase.ENDED)
             tasks = [tuple(t) for t in self._tasks]
             return {
@@ -342,16 +344,15 @@ class Fleet:
         phone.job = job
         self._occupancy.append((self._now, 1))
         phone.listed_idle_until = self._now + self.config.list_lag_seconds
+        self._at(phone.listed_idle_until, self._relist, phone)
         job.phone = phone
         self._set_phase(job, Phase.INITIATED)
         self._at(self._now + self.config.startup_seconds, self._run_pre, job)
 
     # --- events -----------------------------------------------------------------------------------------------
 
-    def _advance(self, endpoint: str) -> float:
-        """Process every event due up to the clock's now; count the call; return the simulation's time."""
-        if endpoint:
-            self._calls[endpoint] += 1
+    def _advance(self) -> float:
+        """Process every event due up to the clock's now; return the simulation's time (calls count in ``_gate``)."""
         now = max(self._now, self.clock.now())
         events = self._events
         while events and events[0][0] <= now:
@@ -458,11 +459,13 @@ class Fleet:
         phone.job = None
         self._occupancy.append((self._now, -1))
         phone.cleaning = True
+        self._relist(phone)
         self._at(self._now + self.config.cleanup_seconds, self._release, phone)
 
     def _release(self, phone: CloudPhone) -> None:
         """Cleanup is over: the first job blocked on the phone takes it, else a selector job, else it is idle."""
         phone.cleaning = False
+        self._relist(phone)
         if phone.blocked:
             self._place(phone.blocked.popleft(), phone)
             return
@@ -477,3 +480,11 @@ class Fleet:
         job.phase = phase
         if job.index >= 0:
             self._ours[job.index] = job.remote()
+        if job.phone is not None:
+            self._relist(job.phone)
+
+    def _relist(self, phone: CloudPhone) -> None:
+        """Update the phone's entry in the device list. Called on every change of what it shows (a job takes or
+        leaves the phone or changes phase, cleanup ends, the list lag runs out: an event of its own), so that
+        ``phones`` copies a list rather than asking each of thousands of phones its state every call."""
+        self._listed[phone.udid] = phone.view(self._now)

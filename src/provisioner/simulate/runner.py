@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from loguru import logger
 
@@ -38,9 +38,9 @@ class CycleRecord:
     observe_seconds: float = 0.0  # wall time of reads, reconcile and ledger queries
 
 
-@dataclass(frozen=True)
-class PoolPoint:
-    """What the loop saw of one pool at one cycle (for the plots)."""
+class PoolPoint(NamedTuple):
+    """What the loop saw of one pool at one cycle (for the plots). A named tuple, not a frozen dataclass: a day of a
+    large fleet keeps one per pool and cycle (over half a million), and a tuple is made three times faster."""
 
     at: float  # seconds since the run started
     pending: int | None
