@@ -11,10 +11,13 @@ recently used first, ties broken by a seeded shuffle, never in the provider's or
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
+from operator import add
 from typing import NamedTuple
 
 from .model import Limits, Phone, PhoneState, Plan, PlannedLaunch, Pool, PoolDecision, QueueCounts
@@ -47,154 +50,164 @@ class Observation:
 
 def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, seed: int = 0) -> Plan:
     rng = random.Random(seed)
-    starting_by_pool: dict[str, int] = defaultdict(int)
-    unplaced_by_pool: dict[str, int] = defaultdict(int)
-    booked: set[str] = set()
-    for f in obs.in_flight:
-        # A launch stops counting as starting once seen running, or after the maximum startup time...
-        limit = limits.max_startup_seconds if f.max_startup is None else f.max_startup
-        starting = f.starting and (f.unsubmitted or now - f.since < limit)
-        if starting:
-            starting_by_pool[f.pool] += 1
-        # ...but its phone stays booked for as long as it is in flight at all.
-        if f.udid:
-            booked.add(f.udid)
-        elif starting:
-            unplaced_by_pool[f.pool] += 1
+    starting_by_pool, unplaced_by_pool, booked = _in_flight(obs.in_flight, limits, now)
     total_starting = sum(starting_by_pool.values())
     held = {u for u, until in obs.held.items() if until > now}
+    index = {provider: _Index(phones, booked, held) for provider, phones in obs.phones.items() if phones is not None}
+    taken: dict[str, set[str]] = {provider: set() for provider in index}  # UDIDs launched on or set aside
 
-    # One global order of phones: least recently used first, ties in a seeded random order.
-    free: dict[str, dict[str, Phone]] = {}  # provider -> udid -> idle phone with nothing in flight
-    rank = _Ranks(obs.last_used, rng.random)  # udid -> its place in the order, drawn when first asked
-    index: dict[str, _Index] = {}
-    for provider, phones in obs.phones.items():
-        if phones is not None:
-            index[provider] = _Index(phones, booked, held)
-            free[provider] = index[provider].free
-
-    decisions: dict[str, dict] = {}
+    lines: dict[str, dict] = {}  # pool -> its line (see _observe_pool), its PoolDecision's fields
     wants: dict[str, int] = {}  # pool -> demand launches wanted
     warm_wants: dict[str, int] = {}  # pool -> warm launches wanted
-    candidates: dict[str, list[str]] = {}
+    picks: dict[str, Iterator[str]] = {}  # pool -> its phones in the order it takes them (see _picks)
     for pool in pools:
         pool_index = index.get(pool.device_provider)
-        d = _observe_pool(pool, obs, pool_index, booked, held, starting_by_pool[pool.name])
-        d["warm_target"] = target = max(0, obs.warm.get(pool.name, 0))
-        decisions[pool.name] = d
-        demand, warm, reason = _want(pool, obs, d, target)
-        if demand + warm > 0 and pool.max_starting is not None:
-            room = max(0, pool.max_starting - d["starting"])
-            if room == 0:
-                reason = f"pool cap: {d['starting']} starting"
-            demand = min(demand, room)
-            warm = min(warm, room - demand)
-        d["reason"] = reason
+        line = lines[pool.name] = _observe_pool(pool, obs, pool_index, starting_by_pool.get(pool.name, 0))
+        demand, warm, line["reason"] = _want(pool, line)
         if demand + warm > 0:
-            quarantined = obs.quarantined.get(pool.queue) or frozenset()
-            pool_free = free[pool.device_provider]
-            mine = [p.udid for p in index[pool.device_provider].of(pool)
-                    if p.udid in pool_free and p.udid not in quarantined]
-            mine.sort(key=rank.__getitem__)  # only the candidates of pools that launch are ever ranked
-            candidates[pool.name] = mine
+            picks[pool.name] = _picks(
+                pool, pool_index, obs.quarantined[pool.queue], obs.last_used, taken[pool.device_provider], rng)
             if demand:
                 wants[pool.name] = demand
             if warm:
                 warm_wants[pool.name] = warm
-    # Selector launches not yet placed will take some matching idle phone: keep that many aside.
+    # Selector launches not yet placed will take some matching idle phone: keep that many aside, the ones the pool
+    # would take itself if it launches and has any, else any it matches.
     for pool in pools:
-        for _ in range(unplaced_by_pool[pool.name]):
-            if pool.device_provider not in index:
-                break
-            mine = candidates.get(pool.name) or [p.udid for p in index[pool.device_provider].of(pool)]
-            taken = next((u for u in mine if u in free.get(pool.device_provider, {})), None)
-            if taken is None:
-                break
-            del free[pool.device_provider][taken]
+        unplaced, pool_index = unplaced_by_pool.get(pool.name, 0), index.get(pool.device_provider)
+        if unplaced and pool_index:
+            free = list(chain.from_iterable(pool_index.groups(pool)))
+            quarantined = obs.quarantined.get(pool.queue) or frozenset()
+            own = pool.name in picks and any(u not in quarantined for u in free)
+            pool_taken = taken[pool.device_provider]
+            for udid in islice((u for u in (picks[pool.name] if own else free) if u not in pool_taken), unplaced):
+                pool_taken.add(udid)
 
     budget = max(0, min(limits.max_launches_per_cycle, limits.max_starting - total_starting))
     launches: list[PlannedLaunch] = []
     by_name = {p.name: p for p in pools}
-    cut_by_budget: set[str] = set()
-    made, budget = _fill(wants, "demand", by_name, candidates, free, budget, rng, launches, cut_by_budget)
-    made_warm, budget = _fill(warm_wants, "warm", by_name, candidates, free, budget, rng, launches, cut_by_budget)
+    made, budget = _fill(wants, "demand", by_name, picks, taken, budget, rng, launches)
+    made_warm, budget = _fill(warm_wants, "warm", by_name, picks, taken, budget, rng, launches)
 
+    cap = None if budget else (
+        "global starting cap" if total_starting + len(launches) >= limits.max_starting else "cycle cap")
     out = []
     for pool in pools:
-        d = decisions[pool.name]
-        n, w = made[pool.name], made_warm[pool.name]
-        if pool.name in wants or pool.name in warm_wants:
-            want = wants.get(pool.name, 0) + warm_wants.get(pool.name, 0)
-            warm_note = f", {w} warm" if w else ""
-            if n + w == want:
-                d["reason"] = f"launching {n + w} for {d['pending']} pending, {d['starting']} starting{warm_note}"
-            elif pool.name in cut_by_budget or (budget == 0 and n + w < want):
-                d["reason"] = f"launching {n + w} of {want}{warm_note}: " + (
-                    "global starting cap" if total_starting + len(launches) >= limits.max_starting else "cycle cap"
-                )
-            elif n + w == 0:
-                d["reason"] = f"{want} wanted, no eligible idle phone"
-            else:
-                d["reason"] = f"launching {n + w} of {want}{warm_note}: no more eligible idle phones"
-        pending = d["pending"]
-        d["warm"] = None if pending is None else max(0, d["starting"] - pending)
-        out.append(PoolDecision(pool=pool.name, launches=n + w, warm_launches=w, **d))
+        line = lines[pool.name]
+        n, w = made.get(pool.name, 0), made_warm.get(pool.name, 0)
+        want = wants.get(pool.name, 0) + warm_wants.get(pool.name, 0)
+        if want:
+            line["reason"] = _launching(line, want, n + w, w, cap)
+        pending = line["pending"]
+        line["warm"] = None if pending is None else max(0, line["starting"] - pending)
+        out.append(PoolDecision(pool=pool.name, launches=n + w, warm_launches=w, **line))
     return Plan(tuple(launches), tuple(out))
 
 
+def _launching(line: dict, want: int, made: int, warm: int, cap: str | None) -> str:
+    """Why a pool that wanted ``want`` launches has ``made`` (``warm`` of them warm); ``cap``: the cap the cycle
+    reached, if any."""
+    warm_note = f", {warm} warm" if warm else ""
+    if made == want:
+        return f"launching {made} for {line['pending']} pending, {line['starting']} starting{warm_note}"
+    if cap:
+        return f"launching {made} of {want}{warm_note}: {cap}"
+    if made == 0:
+        return f"{want} wanted, no eligible idle phone"
+    return f"launching {made} of {want}{warm_note}: no more eligible idle phones"
+
+
 def _fill(
-    wants: Mapping[str, int], kind: str, by_name: Mapping[str, Pool], candidates: Mapping[str, list[str]],
-    free: dict[str, dict[str, Phone]], budget: int, rng: random.Random, launches: list[PlannedLaunch],
-    cut_by_budget: set[str],
+    wants: Mapping[str, int], kind: str, by_name: Mapping[str, Pool], picks: Mapping[str, Iterator[str]],
+    taken: Mapping[str, set[str]], budget: int, rng: random.Random, launches: list[PlannedLaunch],
 ) -> tuple[dict[str, int], int]:
     """One pass: pools by priority, taking turns within a priority, each up to its wants; returns what each made
-    and the budget left. Phones taken leave ``free``; launches are appended to ``launches``."""
+    and the budget left. Phones taken join ``taken``; launches are appended to ``launches``."""
     made: dict[str, int] = defaultdict(int)
+    if budget == 0:
+        return made, 0
     tiers: dict[int, list[str]] = defaultdict(list)
     for name in wants:
         tiers[by_name[name].priority].append(name)
     for priority in sorted(tiers, reverse=True):
-        turn = tiers[priority]
-        rng.shuffle(turn)
-        cursor = {name: 0 for name in turn}
-        active = list(turn)
+        active = tiers[priority]
+        rng.shuffle(active)
         while active:
             still = []
             for name in active:
                 pool = by_name[name]
-                if budget == 0:
-                    cut_by_budget.add(name)
+                udid = next(picks[name], None)
+                if udid is None:
                     continue
-                pool_free = free[pool.device_provider]
-                mine, i = candidates[name], cursor[name]
-                while i < len(mine) and mine[i] not in pool_free:
-                    i += 1
-                if i == len(mine):
-                    continue
-                udid = mine[i]
-                cursor[name] = i + 1
-                del pool_free[udid]
+                taken[pool.device_provider].add(udid)
                 launches.append(PlannedLaunch(name, "" if pool.targeting == "selector" else udid, kind))
                 made[name] += 1
                 budget -= 1
+                if budget == 0:
+                    return made, 0
                 if made[name] < wants[name]:
                     still.append(name)
             active = still
     return made, budget
 
 
-def _observe_pool(pool: Pool, obs: Observation, index: _Index | None, booked, held, starting: int) -> dict:
-    """The pool's line: pending and claimed, and its phones idle, busy, quarantined and held (None: unknown).
-    Counted per group of phones (a kind, or a pool's own UDIDs) once a cycle, so that pools sharing a model cost
-    no more than one pass over its phones."""
+def _in_flight(in_flight: Sequence[InFlight], limits: Limits, now: float) -> tuple[dict, dict, set[str]]:
+    """(launches starting per pool, of which not placed on a phone yet, the phones booked). A launch stops counting
+    as starting once seen running, or after the maximum startup time, but its phone stays booked for as long as it
+    is in flight at all. One pass that unpacks each tuple (a large fleet has tens of thousands in flight, scattered
+    in memory: reading each once, without an attribute lookup per field, is what costs least)."""
+    starting_by_pool: dict[str, int] = defaultdict(int)
+    unplaced_by_pool: dict[str, int] = defaultdict(int)
+    booked: set[str] = set()
+    default = limits.max_startup_seconds
+    for pool, udid, starting, since, unsubmitted, max_startup in in_flight:
+        booked.add(udid)
+        if starting and (unsubmitted or now - since < (default if max_startup is None else max_startup)):
+            starting_by_pool[pool] += 1
+            if not udid:
+                unplaced_by_pool[pool] += 1
+    booked.discard("")  # selector launches not placed yet
+    return starting_by_pool, unplaced_by_pool, booked
+
+
+def _picks(
+    pool: Pool, index: _Index, quarantined: frozenset[str], last_used: Mapping[str, float], taken: set[str],
+    rng: random.Random,
+) -> Iterator[str]:
+    """The pool's free phones not quarantined in its queue, in the order it takes them: least recently used first,
+    ties in a seeded random order (never the provider's), skipping those ``taken`` by then. A generator, so lazy
+    twice over: nothing is ranked until the pool first takes a phone (with a cycle cap of 1,000 launches, most
+    pools of a large fleet never get a turn), and a random draw is made only for each phone it gets to."""
+    by_time: dict[float, list[str]] = defaultdict(list)  # last launch on it -> phones
+    for group in index.groups(pool):
+        for udid in group:
+            if udid not in quarantined:
+                by_time[last_used.get(udid, -math.inf)].append(udid)
+    for when in sorted(by_time):
+        for udid in _shuffled(by_time[when], rng):
+            if udid not in taken:
+                yield udid
+
+
+def _shuffled(items: list[str], rng: random.Random) -> Iterator[str]:
+    """``items`` in a random order, one draw per item taken (a Fisher-Yates shuffle, as far as it is read)."""
+    for i in range(len(items)):
+        j = rng.randrange(i, len(items))
+        items[i], items[j] = items[j], items[i]
+        yield items[i]
+
+
+def _observe_pool(pool: Pool, obs: Observation, index: _Index | None, starting: int) -> dict:
+    """The pool's line: pending and claimed, its phones idle, busy, quarantined and held (None: unknown), its
+    launches starting and its warm target. Phones are counted per group (a kind, or a pool's own UDIDs) once a
+    cycle, so that pools sharing a model cost no more than one pass over its phones."""
     counts = obs.counts.get(pool.queue)
     listed = obs.quarantined.get(pool.queue)
     idle = busy = q = h = None  # unknown, never 0, while the phones are
     if index is not None:
         tally = [0, 0, 0, 0]  # idle, busy, held, neither
         for group in index.groups(pool):
-            for i, n in enumerate(index.counts(group)):
-                tally[i] += n
+            tally = list(map(add, tally, group.counts))
         q = 0
         for udid in listed or ():  # few: take the pool's quarantined phones out of their state
             phone = index.by_udid.get(udid)
@@ -206,55 +219,65 @@ def _observe_pool(pool: Pool, obs: Observation, index: _Index | None, booked, he
         "pending": counts.pending if counts else None,
         "claimed": counts.claimed if counts else None,
         "idle": idle, "busy": busy, "starting": starting, "quarantined": q if listed is not None else None, "held": h,
+        "warm_target": max(0, obs.warm.get(pool.name, 0)),
     }
 
 
-class _Ranks(dict):
-    """udid -> (last launch on it, a seeded random draw): least recently used first, ties in random order."""
+class _Group(list):
+    """What the pools' lines and candidates need of a group of phones (one kind: model and OS version; or a pool's
+    own UDIDs), noted as it is made: the UDIDs of the free ones, in the provider's order (the list itself), and
+    how many are in each other category (see _Index). Not the phones themselves: this is all a pool asks."""
 
-    def __init__(self, last_used: Mapping[str, float], draw) -> None:
+    __slots__ = ("busy", "held", "neither")
+
+    def __init__(self) -> None:
         super().__init__()
-        self.last_used, self.draw = last_used, draw
+        self.busy = self.held = self.neither = 0
 
-    def __missing__(self, udid: str) -> tuple[float, float]:
-        rank = self[udid] = (self.last_used.get(udid, float("-inf")), self.draw())
-        return rank
+    def note(self, phone: Phone, category: int) -> None:
+        if category == 0:
+            self.append(phone.udid)
+        elif category == 1:
+            self.busy += 1
+        elif category == 2:
+            self.held += 1
+        else:
+            self.neither += 1
+
+    @property
+    def counts(self) -> tuple[int, int, int, int]:
+        return len(self), self.busy, self.held, self.neither
 
 
 class _Index:
-    """A provider's phones, free or not, by UDID and in groups (one per model and OS version, or a pool's own
-    UDIDs), made in one pass: a pool finds its own, and counts them, in time proportional to its groups, so
-    planning stays linear in phones plus pools.
+    """A provider's phones in groups (one per model and OS version, or a pool's own UDIDs), made in one pass: a
+    pool finds its own, and counts them, in time proportional to its groups, so planning stays linear in phones
+    plus pools.
 
     A phone's category: 0 idle (free to take: idle, booked by no launch, not held), 1 busy (taken, or booked),
     2 held back, 3 neither (faulty, offline...)."""
 
     def __init__(self, phones: Sequence[Phone], booked: set[str], held: set[str]) -> None:
         self.all, self.booked, self.held = phones, booked, held
-        self.free: dict[str, Phone] = {}
         self._by_udid: dict[str, Phone] | None = None
-        self.by_kind: dict[tuple[str, str], list[Phone]] = defaultdict(list)
-        self._counts: dict[int, list[int]] = {}
-        idle, busy, free, by_kind = PhoneState.IDLE, PhoneState.BUSY, self.free, self.by_kind
-        kind_counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for phone in phones:
-            u, kind = phone.udid, (phone.model, phone.os_version)
-            by_kind[kind].append(phone)
+        self.by_kind = by_kind = defaultdict(_Group)
+        idle, busy = PhoneState.IDLE, PhoneState.BUSY
+        for phone in phones:  # group.note(phone, self.category(phone)), inlined: this runs once per phone
+            u, state, group = phone.udid, phone.state, by_kind[phone.model, phone.os_version]
             if u in held:
-                kind_counts[kind][2] += 1
-            elif u in booked:
-                kind_counts[kind][1] += 1
-            elif phone.state is idle:
-                free[u] = phone
-                kind_counts[kind][0] += 1
+                group.held += 1
+            elif state is busy or u in booked:  # a busy phone needs no lookup
+                group.busy += 1
+            elif state is idle:
+                group.append(u)
             else:
-                kind_counts[kind][1 if phone.state is busy else 3] += 1
-        self._by_field: dict[tuple[int, str], list[list[Phone]]] = defaultdict(list)
-        for kind, group in by_kind.items():
-            self._counts[id(group)] = kind_counts[kind]
-            self._by_field[0, kind[0]].append(group)
-            self._by_field[1, kind[1]].append(group)
-        self._groups: dict[str, list[list[Phone]]] = {}
+                group.neither += 1
+        self.by_model: dict[str, list[_Group]] = defaultdict(list)
+        self.by_os: dict[str, list[_Group]] = defaultdict(list)
+        for (model, os_version), group in by_kind.items():
+            self.by_model[model].append(group)
+            self.by_os[os_version].append(group)
+        self._groups: dict[str, list[_Group]] = {}
 
     @property
     def by_udid(self) -> dict[str, Phone]:
@@ -262,57 +285,53 @@ class _Index:
             self._by_udid = {p.udid: p for p in self.all}
         return self._by_udid
 
-    def groups(self, pool: Pool) -> list[list[Phone]]:
+    def groups(self, pool: Pool) -> list[_Group]:
         found = self._groups.get(pool.name)
         if found is None:
             found = self._groups[pool.name] = self._find(pool)
         return found
 
-    def of(self, pool: Pool) -> list[Phone]:
-        return [p for group in self.groups(pool) for p in group]
-
-    def _find(self, pool: Pool) -> list[list[Phone]]:
+    def _find(self, pool: Pool) -> list[_Group]:
         if pool.udids:
-            return [[self.by_udid[u] for u in pool.udids if u in self.by_udid]]
+            return [self._own(pool.udids)]
         s = pool.selector
         if s is None:
             return []
         if s.model and s.os_version:
-            return [self.by_kind.get((s.model, s.os_version), [])]
+            return [self.by_kind.get((s.model, s.os_version), _Group())]
         if s.model or s.os_version:
-            return self._by_field.get((0, s.model) if s.model else (1, s.os_version), [])
+            return self.by_model.get(s.model, []) if s.model else self.by_os.get(s.os_version, [])
         return list(self.by_kind.values())
 
+    def _own(self, udids: Iterable[str]) -> _Group:
+        group = _Group()
+        for u in udids:
+            if u in self.by_udid:
+                group.note(self.by_udid[u], self.category(self.by_udid[u]))
+        return group
+
     def category(self, phone: Phone) -> int:
-        u = phone.udid
+        u, state = phone.udid, phone.state
         if u in self.held:
             return 2
-        if u in self.free:
-            return 0
-        return 1 if phone.state is PhoneState.BUSY or u in self.booked else 3
-
-    def counts(self, group: list[Phone]) -> list[int]:
-        """How many phones of ``group`` are in each category (a kind's were counted in the first pass)."""
-        found = self._counts.get(id(group))
-        if found is None:
-            found = self._counts[id(group)] = [0, 0, 0, 0]
-            for phone in group:
-                found[self.category(phone)] += 1
-        return found
+        if state is PhoneState.BUSY or u in self.booked:
+            return 1
+        return 0 if state is PhoneState.IDLE else 3
 
 
-def _want(pool: Pool, obs: Observation, d: dict, warm: int) -> tuple[int, int, str]:
+def _want(pool: Pool, line: dict) -> tuple[int, int, str]:
     """(demand launches, warm launches, why none): the pool wants ``pending + warm - starting`` launches, demand
-    first (``pending - starting``), the rest warm."""
+    first (``pending - starting``), the rest warm, within its own cap on launches starting; none while its line
+    has an unknown."""
     if not pool.enabled:
         return 0, 0, "disabled"
-    if obs.phones.get(pool.device_provider) is None:
+    if line["idle"] is None:
         return 0, 0, "phones or jobs unknown: no launch"
-    if obs.counts.get(pool.queue) is None:
+    if line["pending"] is None:
         return 0, 0, "pending unknown: no launch"
-    if obs.quarantined.get(pool.queue) is None:
+    if line["quarantined"] is None:
         return 0, 0, "quarantine unknown: no launch"
-    pending, starting = d["pending"], d["starting"]
+    pending, starting, warm = line["pending"], line["starting"], line["warm_target"]
     if pending == 0 and warm == 0:
         return 0, 0, "no task pending"
     total = pending + warm - starting
@@ -320,4 +339,9 @@ def _want(pool: Pool, obs: Observation, d: dict, warm: int) -> tuple[int, int, s
         extra = f" and {warm} warm" if warm else ""
         return 0, 0, f"{starting} starting cover {pending} pending{extra}"
     demand = max(0, pending - starting)
-    return demand, total - demand, ""
+    warm = total - demand
+    if pool.max_starting is None:
+        return demand, warm, ""
+    room = max(0, pool.max_starting - starting)
+    demand = min(demand, room)
+    return demand, min(warm, room - demand), "" if room else f"pool cap: {starting} starting"
