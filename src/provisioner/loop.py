@@ -65,7 +65,10 @@ PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
 PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
 GOOD_NAMES_MAX = 1_000_000  # valid names remembered, so that each is checked once
 _UDID, _POOL = attrgetter("udid"), attrgetter("pool")
-STEADY = {JobState.STARTING: LaunchState.STARTING, JobState.RUNNING: LaunchState.RUNNING}  # nothing to record
+# A job in one of these states, its launch in the other of the pair: nothing to record. (Compared by identity: an
+# enum's hash is a Python call, and this is asked of every launch in flight every cycle.)
+_J_STARTING, _J_RUNNING, _L_STARTING, _L_RUNNING = (
+    JobState.STARTING, JobState.RUNNING, LaunchState.STARTING, LaunchState.RUNNING)
 BUSIEST = {PhoneState.IDLE: 0, PhoneState.UNAVAILABLE: 1, PhoneState.BUSY: 2}
 
 
@@ -315,15 +318,17 @@ class Provisioner:
                 continue
             job = by_id.get(launch.job_id) if launch.job_id else None
             here = launch.id in active
-            if job is None or STEADY.get(job.state) is not launch.state or (job.udid and not launch.udid):
+            steady = job is not None and (job.state is _J_RUNNING and launch.state is _L_RUNNING or
+                                          job.state is _J_STARTING and launch.state is _L_STARTING)
+            if not steady or (job.udid and not launch.udid):
                 launch = self._record_one(launch, t.pool, job, jobs, t.workers, matched, here, now)
                 if not launch.state.in_flight:
                     continue
+            # a claim needs the phone and the queue's workers; with a baseline, only a worker on record claims
+            if launch.claimed_at is None and t.workers is not None and launch.udid and (
+                    launch.claim_baseline is None or launch.udid in t.workers):
+                launch = self._claim(launch, t.workers, now)
             if launch.claimed_at is None:
-                # a claim needs the phone and the queue's workers; with a baseline, only a worker on record claims
-                if t.workers is not None and launch.udid and (
-                        launch.claim_baseline is None or launch.udid in t.workers):
-                    launch = self._claim(launch, t.workers, now)
                 in_flight.append(_covering(launch, here, t, now))
             else:  # claimed: covers nothing, books its phone
                 in_flight.append(InFlight(launch.pool, launch.udid, False, sent(launch)))
@@ -889,17 +894,18 @@ _GONE = _Terms(None, None, 0.0, 0.0)  # a pool no longer in the config
 
 
 def _covering(launch: Launch, here: bool, t: _Terms, now: float) -> InFlight:
-    """What the planner needs of a launch in flight: it covers a pending task until its worker claims one.
-    One still queued, or being submitted by this process, covers however long its turn takes. Where the
-    claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet), the pool's
-    learned launch-to-claim time stands in."""
-    unsubmitted = launch.state is LaunchState.QUEUED or (launch.state is LaunchState.SUBMITTING and here)
-    covering = launch.claimed_at is None
-    limit = t.warm_limit if launch.kind == WARM else None
+    """What the planner needs of a launch in flight whose worker has not claimed a task: it covers a pending task
+    until its worker claims one. One still queued, or being submitted by this process, covers however long its
+    turn takes. Where the claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet),
+    the pool's learned launch-to-claim time stands in (a warm launch: that and its idle timeout)."""
     since = launch.sent_at if launch.sent_at is not None else launch.submitted_at
-    if covering and not unsubmitted and not (t.workers is not None and launch.udid):
-        covering = now - since < (t.estimate if limit is None else limit)
-    return InFlight(launch.pool, launch.udid, covering, since, unsubmitted, limit)
+    limit = t.warm_limit if launch.kind == WARM else None
+    if launch.state is LaunchState.QUEUED or (here and launch.state is LaunchState.SUBMITTING):
+        return InFlight(launch.pool, launch.udid, True, since, True, limit)
+    if t.workers is not None and launch.udid:  # its claim will be seen
+        return InFlight(launch.pool, launch.udid, True, since, False, limit)
+    return InFlight(launch.pool, launch.udid, now - since < (t.estimate if limit is None else limit), since, False,
+                    limit)
 
 
 def sent(launch: Launch) -> float:
