@@ -303,7 +303,6 @@ class Provisioner:
         ours = self.ledger.in_flight() if self.ledger is not None else []  # a dry run reads, never writes
         by_id = {j.job_id: j for js in jobs.values() if js for j in js}
         matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
-        by_worker = {q: {w.worker_id: w for w in listed} for q, listed in workers.items() if listed is not None}
         unrecorded: list[Launch] = []  # in flight with no job id yet: their jobs may be listed already
         strangers: list[RemoteJob] = []
         with self._active_lock:
@@ -312,7 +311,7 @@ class Provisioner:
         for launch in ours:
             t = terms.get(launch.pool)
             if t is None:
-                t = terms[launch.pool] = self._terms(launch.pool, by_worker, now)
+                t = terms[launch.pool] = self._terms(launch.pool, workers, now)
             if t is _GONE:  # its pool left the config: nothing will follow it any more
                 launch = self._end(launch, now, "pool removed", "its pool is no longer in the config")
                 continue
@@ -439,16 +438,18 @@ class Provisioner:
             return replace(launch, claimed_at=now)
         return launch
 
-    def _terms(self, name: str, by_worker: Mapping[str, Mapping[str, Worker]], now: float) -> _Terms:
-        """What reconcile needs of a pool once a cycle, not once per launch: its queue's workers (None: unknown
-        this cycle) and how long one of its launches may cover a task without a claim seen."""
+    def _terms(self, name: str, workers: Mapping[str, Sequence[Worker] | None], now: float) -> _Terms:
+        """What reconcile needs of a pool with launches in flight, once a cycle, not once per launch: its queue's
+        workers by id (None: unknown this cycle) and how long one of its launches may cover a task without a claim
+        seen."""
         pool = self.pools.get(name)
         if pool is None:
             return _GONE
         estimate = self.claim_estimate(name, now)
         # a warm launch's worker waits for a task up to its idle timeout: it covers one until then
         warm = max(estimate + idle_timeout(pool) + self.settings.interval, self.settings.max_startup_seconds)
-        return _Terms(pool, by_worker.get(pool.queue), estimate, warm)
+        listed = workers.get(pool.queue)
+        return _Terms(pool, None if listed is None else {w.worker_id: w for w in listed}, estimate, warm)
 
     def claim_estimate(self, pool: str, now: float) -> float:
         """The pool's median launch-to-claim time over the last day, of its demand launches (``claim_seconds``
