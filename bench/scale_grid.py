@@ -23,10 +23,11 @@ from loguru import logger
 from provisioner.clock import VirtualClock
 from provisioner.config import load
 from provisioner.ledger import Ledger
-from provisioner.loop import Provisioner, settle_collector
+from provisioner.loop import Provisioner
 from provisioner.model import JobState, LaunchResult, LaunchState, Limits, Phone, PhoneState, QueueCounts, RemoteJob
 from provisioner.planner import Observation, plan
 from provisioner.plugins import Runtime
+from provisioner.runtime import settle_collector
 
 GRID = ((5_000, 200, 2_000), (50_000, 2_000, 20_000))
 TARGETS = {"cycle": 100.0, "plan": 50.0, "restart": 1000.0}  # ms, at the largest row
@@ -147,7 +148,7 @@ def main() -> int:
     args = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    settle_collector()  # as Provisioner.run does (the bench calls cycle() itself)
+    settle_collector()  # as `provisioner run` does (the bench calls cycle() itself)
     print("| phones | pools | in flight | plan (median) | launches planned | whole cycle (median) |")
     print("|---|---|---|---|---|---|")
     last: dict[str, float] = {}

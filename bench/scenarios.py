@@ -23,6 +23,7 @@ from loguru import logger
 
 from provisioner.model import Limits, Phone, PhoneState, Pool, QueueCounts, Selector
 from provisioner.planner import InFlight, Observation, plan
+from provisioner.runtime import settle_collector
 from provisioner.simulate.metrics import Metrics, measure
 from provisioner.simulate.report import checks, fmt, ratio
 from provisioner.simulate.runner import run_baseline, run_provisioner
@@ -95,6 +96,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=20, help="cycles of `provisioner run` for the memory figure")
     args = parser.parse_args()
     logger.remove()
+    settle_collector()  # as `provisioner simulate` does
     settings = settings_table(ROOT / "scenarios" / "production.toml")
     header = ["scenario"] + [c[0] for c in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

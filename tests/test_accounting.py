@@ -465,7 +465,7 @@ def test_names_from_the_provider_that_cannot_be_labels_are_skipped_and_warned_on
     p, fake, clock = make(tmp_path, extra='[pools.q]\nqueue = "proj/q"\nselector = { model = "X" }\n')
     fake.pending["proj/q"] = 5
     fake.workers_of["proj/q"] = []
-    bad = ["R5\nINFO forged line", "${{ .secrets.TOKEN }}", " ", "a,b"]
+    bad = ["R5\nINFO forged line", "${{ .secrets.TOKEN }}", " ", "a,b", "", None]
     fake.phone_list = [Phone(u, model="X") for u in bad] + [Phone("GOOD", model="X")]
     fake.job_list = [RemoteJob("j1", "q", "x\ny", JobState.RUNNING, clock.now())]
     lines = []
@@ -478,7 +478,7 @@ def test_names_from_the_provider_that_cannot_be_labels_are_skipped_and_warned_on
         logger.remove(sink)
     assert [x.udid for x in first.plan.launches if x.pool == "q"] == ["GOOD"]
     skipped = [line for line in lines if "skipped" in line]
-    assert len(skipped) == 5 and all("\n" not in line for line in skipped)
+    assert len(skipped) == 7 and all("\n" not in line for line in skipped)
     assert second.strangers == 0
 
 

@@ -329,3 +329,24 @@ def test_each_submission_records_when_it_was_sent_and_how_long_it_took(tmp_path)
     assert len(launches) == 2 and all(la.state is LaunchState.STARTING for la in launches)
     assert p.ledger.submit_seconds(0) == [took, took]  # the launcher's call, recorded with the job id
     assert all(la.sent_at is not None and la.sent_at - la.submitted_at >= took for la in launches)
+
+
+def test_the_collector_is_settled_once_after_collecting_what_is_garbage_already():
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import gc, weakref
+        from provisioner.runtime import settle_collector
+        class Node: pass
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the collector frees it
+        gone = weakref.ref(a)
+        del a, b
+        settle_collector()
+        frozen = gc.get_freeze_count()
+        settle_collector()
+        print(gone() is None, frozen > 0, gc.get_freeze_count() == frozen, gc.get_threshold())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True", "(50000,", "10,", "10)"]

@@ -309,3 +309,20 @@ def test_a_warm_launch_covers_until_its_own_limit():
     flying = [InFlight("p", "a", True, NOW - 1000, max_startup=1200)]  # past max_startup_seconds, not its own
     result = plan([pool(udids=ids)], obs({"q": (0, 0)}, phones(*ids), in_flight=flying, warm={"p": 1}), LIMITS, NOW)
     assert result.launches == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from("12"), st.sampled_from(list(PhoneState)),
+                          st.booleans(), st.booleans()), max_size=30))
+def test_the_index_counts_each_group_as_category_says(rows):
+    from provisioner.planner import _Index
+
+    phones = [Phone(f"U{i}", model, os_version, state) for i, (model, os_version, state, _, _) in enumerate(rows)]
+    booked = {p.udid for p, row in zip(phones, rows) if row[3]}
+    held = {p.udid for p, row in zip(phones, rows) if row[4]}
+    index = _Index(phones, booked, held)
+    for (model, os_version), group in index.by_kind.items():
+        mine = [p for p in phones if (p.model, p.os_version) == (model, os_version)]
+        tally = Counter(index.category(p) for p in mine)
+        assert group.counts == tuple(tally[c] for c in range(4))
+        assert list(group) == [p.udid for p in mine if index.category(p) == 0]  # free, in the provider's order

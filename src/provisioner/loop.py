@@ -9,7 +9,6 @@ observation.
 from __future__ import annotations
 
 import contextlib
-import gc
 import queue
 import random
 import threading
@@ -249,19 +248,22 @@ class Provisioner:
                 phones[name] = self._dedupe(name, self._named(name, "phone", phones[name], _UDID))
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
             if jobs[name] is not None:  # a job's pool and phone come from its labels: foreign text is skipped
-                jobs[name] = self._named(name, "job", self._named(name, "job", jobs[name], _POOL), _UDID)
+                jobs[name] = self._named(name, "job", self._named(name, "job", jobs[name], _POOL), _UDID,
+                                         optional=True)  # a job not placed on a phone names none
             if jobs[name] is None:  # which phones our jobs hold is unknown: so is which phones are free
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
         return obs, unknown, jobs, workers
 
-    def _named(self, provider: str, what: str, items: list[Any], name_of: Callable[[Any], str]) -> list[Any]:
-        """``items`` without those whose name (``name_of``; an empty one is no name) may not become a label, a
-        path or an argument. Each name is checked once; a cycle whose names were all seen before costs one pass."""
+    def _named(self, provider: str, what: str, items: list[Any], name_of: Callable[[Any], str],
+               optional: bool = False) -> list[Any]:
+        """``items`` without those whose name (``name_of``) may not become a label, a path or an argument (an
+        empty name is one, unless ``optional``: then it is no name). Each name is checked once; a cycle whose
+        names were all seen before costs one pass."""
         good = self._good_names
-        if good.issuperset(filter(None, map(name_of, items))):
+        if good.issuperset(filter(None, map(name_of, items)) if optional else map(name_of, items)):
             return items
-        return [i for i in items if not name_of(i) or self._valid(provider, what, name_of(i))]
+        return [i for i in items if (optional and not name_of(i)) or self._valid(provider, what, name_of(i))]
 
     def _valid(self, provider: str, what: str, name: str) -> bool:
         """Whether a name from a provider (a UDID, a job's labels) may become a label, a path or an argument;
@@ -307,7 +309,7 @@ class Provisioner:
         strangers: list[RemoteJob] = []
         with self._active_lock:
             active = set(self._active)
-        terms: dict[str, _Terms | None] = {}
+        terms: dict[str, _Terms] = {}  # pool -> what its launches need, made when its first one comes
         for launch in ours:
             t = terms.get(launch.pool)
             if t is None:
@@ -317,8 +319,8 @@ class Provisioner:
                 continue
             job = by_id.get(launch.job_id) if launch.job_id else None
             here = launch.id in active
-            steady = job is not None and (job.state is _J_RUNNING and launch.state is _L_RUNNING or
-                                          job.state is _J_STARTING and launch.state is _L_STARTING)
+            steady = job is not None and ((job.state is _J_RUNNING and launch.state is _L_RUNNING) or
+                                          (job.state is _J_STARTING and launch.state is _L_STARTING))
             if not steady or (job.udid and not launch.udid):
                 launch = self._record_one(launch, t.pool, job, jobs, t.workers, matched, here, now)
                 if not launch.state.in_flight:
@@ -788,7 +790,6 @@ class Provisioner:
 
     # -- run -----------------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_cycles: int | None = None, duration: float | None = None) -> None:
-        settle_collector()
         start = self.clock.now()
         try:
             while not stop.is_set():
@@ -812,25 +813,6 @@ class Provisioner:
             self.submitter.close(cancel=stop.is_set())  # the submissions in flight return first,
             self.runtime.close()  # then each plugin object is closed, once
 
-
-
-_collector_settled = False
-
-
-def settle_collector() -> None:
-    """Fit Python's garbage collector to a daemon whose heap is mostly long-lived (config, plugins, the launches in
-    flight) and whose every cycle makes tens of thousands of short-lived objects (a phone, a job, a launch's
-    view each). With the default thresholds a collection of the whole heap ran every cycle or two at 50,000
-    phones: a fifth of the cycle (bench/scale_grid.py). What exists at start-up is moved out of the collector's
-    view (``gc.freeze``: refcounting still frees it) and the youngest generation is collected once 50,000 more
-    objects live than were freed, instead of 700: a cycle's own objects are freed by refcounting when it ends,
-    so a large fleet's cycle no longer runs several young collections over its lists of phones and launches.
-    Once per process."""
-    global _collector_settled
-    if not _collector_settled:
-        _collector_settled = True
-        gc.freeze()
-        gc.set_threshold(50_000, 10, 10)
 
 
 def _stamp(t: float) -> str:
@@ -887,7 +869,9 @@ def claimed(launch: Launch, worker: Worker | None, skew: float) -> bool:
 
 
 class _Terms(NamedTuple):
-    pool: Pool | None
+    """What reconcile needs of a pool with launches in flight, made once a cycle (see ``Provisioner._terms``)."""
+
+    pool: Pool | None  # None: the pool left the config (``_GONE``)
     workers: Mapping[str, Worker] | None  # the pool's queue's workers by id; None: unknown this cycle
     estimate: float  # how long a demand launch covers a task where its claim cannot be seen
     warm_limit: float  # the same for a warm launch

@@ -59,11 +59,14 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     lines: dict[str, dict] = {}  # pool -> its line (see _observe_pool), its PoolDecision's fields
     wants: dict[str, int] = {}  # pool -> demand launches wanted
     warm_wants: dict[str, int] = {}  # pool -> warm launches wanted
-    picks: dict[str, Iterator[str]] = {}  # pool -> its phones in the order it takes them (see _picks)
+    # pool -> its phones in the order it takes them (see _picks). The generators share ``rng``: the seeded order
+    # depends on the order in which they are read, which is itself fixed by the seed.
+    picks: dict[str, Iterator[str]] = {}
     for pool in pools:
         pool_index = index.get(pool.device_provider)
         line = lines[pool.name] = _observe_pool(pool, obs, pool_index, starting_by_pool.get(pool.name, 0))
-        demand, warm, line["reason"] = _want(pool, line)
+        demand, warm, reason = _want(pool, line)
+        line["reason"] = reason  # until its launches are made (see _launching)
         if demand + warm > 0:
             picks[pool.name] = _picks(
                 pool, pool_index, obs.quarantined[pool.queue], obs.last_used, taken[pool.device_provider], rng)
@@ -262,7 +265,8 @@ class _Index:
         self._by_udid: dict[str, Phone] | None = None
         self.by_kind = by_kind = defaultdict(_Group)
         idle, busy = PhoneState.IDLE, PhoneState.BUSY
-        for phone in phones:  # group.note(phone, self.category(phone)), inlined: this runs once per phone
+        for phone in phones:  # group.note(phone, self.category(phone)), inlined (once per phone; a test holds
+            # the two to the same categories)
             u, state, group = phone.udid, phone.state, by_kind[phone.model, phone.os_version]
             if u in held:
                 group.held += 1

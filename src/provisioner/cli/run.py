@@ -19,6 +19,7 @@ from ..ledger.select import open_daemon_ledger
 from ..logs import redact, setup
 from ..values import one_line
 from ..loop import Provisioner
+from ..runtime import settle_collector
 from .common import config_option, fail, validate
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2)
@@ -132,6 +133,7 @@ def run(config_path, dry_run: bool, once: bool, cycles: int | None, duration: fl
             2 * settings.interval,
         )
     notify.ready(f"{len(loaded.runtime.pools)} pools")
+    settle_collector()
     try:
         provisioner.run(stop, max_cycles=1 if once else cycles, duration=duration)
     finally:

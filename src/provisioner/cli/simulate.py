@@ -16,6 +16,7 @@ from ..simulate.runner import Progress, run_baseline, run_provisioner
 from ..simulate.scenario import ScenarioError, compose, load_scenario, settings_table
 from ..simulate.tomlout import dumps
 from ..plots import plot_check
+from ..runtime import settle_collector
 from .common import EXIT_PROBLEMS, config_option
 
 
@@ -61,6 +62,7 @@ def simulate(config_path: Path, scenario_name: str, seed: int | None, policy: st
     waits, launches, waste, double bookings, utilization and remote calls, next to the old tool's policy.
     """
     setup(log_level)
+    settle_collector()
     if plot_path is not None:
         plot_check(plot_path)
         warm_values = warm_values or "0,auto"
