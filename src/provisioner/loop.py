@@ -245,7 +245,9 @@ class Provisioner:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
             if phones[name] is not None:
-                phones[name] = self._dedupe(name, self._named(name, "phone", phones[name], _UDID))
+                udids = set(map(_UDID, phones[name]))  # the common cycle: every UDID once, each seen before
+                if len(udids) != len(phones[name]) or not self._good_names.issuperset(udids):
+                    phones[name] = self._dedupe(name, self._named(name, "phone", phones[name], _UDID))
             jobs[name] = _guard(lambda: list(provider.jobs(since)), f"{name}: jobs", unknown, reads, RemoteJob)
             if jobs[name] is not None:  # a job's pool and phone come from its labels: foreign text is skipped
                 jobs[name] = self._named(name, "job", self._named(name, "job", jobs[name], _POOL), _UDID,
@@ -318,7 +320,7 @@ class Provisioner:
                 launch = self._end(launch, now, "pool removed", "its pool is no longer in the config")
                 continue
             job = by_id.get(launch.job_id) if launch.job_id else None
-            here = launch.id in active
+            here = bool(active) and launch.id in active  # being submitted by this process (seldom any)
             steady = job is not None and ((job.state is _J_RUNNING and launch.state is _L_RUNNING) or
                                           (job.state is _J_STARTING and launch.state is _L_STARTING))
             if not steady or (job.udid and not launch.udid):
