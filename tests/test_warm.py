@@ -110,3 +110,22 @@ def test_a_warm_worker_that_claims_is_no_idle_out_and_a_pending_task_goes_first(
         assert ended.claimed_at is not None and not is_idle_out(ended)
     finally:
         observer.close()
+
+
+def test_a_few_arrivals_by_chance_keep_no_worker_waiting_a_steady_stream_does():
+    def window_with(arrivals: int) -> Arrivals:
+        a = Arrivals(window=1800)
+        a.observe("q", 0, QueueCounts(0, 0))
+        a.observe("q", 1800, QueueCounts(0, 0), claims=arrivals)  # arrived and were claimed within the window
+        return a
+
+    sparse = Pool("p", "q", "s", "d", "l", warm="auto")
+    # 3 tasks an hour: 1.5 expected in the window; 5 is chance (the plain rate would keep a worker waiting)
+    assert warm_target(sparse, window_with(5).rate("q"), 210, 1.5) == 1
+    assert warm_target(sparse, window_with(5).likely_rate("q"), 210, 1.5) == 0
+    # 100 an hour: about the same target either way (50 arrivals less 7)
+    steady = window_with(50)
+    assert steady.likely_rate("q") == pytest.approx((50 - 50 ** 0.5) / 1800)
+    assert warm_target(sparse, steady.rate("q"), 300, 1.5) == 13
+    assert warm_target(sparse, steady.likely_rate("q"), 300, 1.5) == 11
+    assert Arrivals(window=1800).likely_rate("q") is None  # no reading: no rate

@@ -578,7 +578,7 @@ class Provisioner:
             if pool.warm == "auto":
                 self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
-                targets[pool.name] = warm_target(pool, self.arrivals.rate(pool.queue), self.claim_estimate(pool.name, now),
+                targets[pool.name] = warm_target(pool, self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now),
                                                  self.settings.warm_safety_factor)
         return targets
 

@@ -6,7 +6,8 @@ the tasks expected to arrive within one launch-to-claim time,
     warm = round(arrival rate x launch-to-claim time x warm_safety_factor), capped by ``warm_max``
 
 where the launch-to-claim time is the one the loop learns from the ledger (``Provisioner.claim_estimate``) and
-the arrival rate is measured by :class:`Arrivals` from the queue's counts over ``warm_window_seconds``. The
+the arrival rate is measured by :class:`Arrivals` from the queue's counts over ``warm_window_seconds``, less
+its chance part (``Arrivals.likely_rate``: a few arrivals keep no worker waiting). The
 planner then wants ``pending + warm - starting`` launches for the pool, demand first (for every pool), warm
 after; it never takes more phones than are free, so the pool's free phones cap the warm workers too.
 
@@ -75,11 +76,28 @@ class Arrivals:
     def rate(self, queue: str) -> float | None:
         """Tasks per second over the window, or None before two readings in a row. Until half the window is
         covered, as if it were: a few arrivals in the first cycles after a start make no burst of warm workers."""
+        counted = self._counted(queue)
+        return None if counted is None else counted[0] / counted[1]
+
+    def likely_rate(self, queue: str) -> float | None:
+        """The rate a warm target is sized from: the arrivals counted less one standard deviation of a Poisson
+        count (their square root), over the same time as ``rate``. A pool that sees a few tasks an hour, and by
+        chance five in half an hour, keeps no worker waiting for a sixth (at 3 tasks an hour a pool, the plain rate
+        kept a warm worker in one pool of five, nearly all of them idling out); a steady stream of n arrivals in
+        the window loses 1/sqrt(n) of its rate (a seventh at 50)."""
+        counted = self._counted(queue)
+        if counted is None:
+            return None
+        arrivals, seconds = counted
+        return max(0.0, arrivals - math.sqrt(arrivals)) / seconds
+
+    def _counted(self, queue: str) -> tuple[int, float] | None:
+        """(arrivals in the window, the seconds they are counted over), or None before two readings in a row."""
         intervals = self._intervals.get(queue)
         covered = sum(seconds for _, seconds, _ in intervals) if intervals else 0.0
         if covered <= 0:
             return None
-        return sum(n for _, _, n in intervals) / max(covered, self.window / 2)
+        return sum(n for _, _, n in intervals), max(covered, self.window / 2)
 
 
 def demand_claim_seconds(ledger: Ledger, since: float) -> dict[str, list[float]]:
