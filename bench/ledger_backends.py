@@ -46,7 +46,7 @@ def run(dialect, tmp: Path, runs: int, url: str = "") -> dict[str, float]:
         ledger = Ledger(dialect, follow=True)
     else:
         ledger = Ledger(dialect)
-    fill(ledger, fleet, POOLS, FLYING, clock.now())
+    fill(ledger, fleet, FLYING, clock.now())
     runtime = Runtime(config.pools, {role: {"mem": fleet} for role in ("queue_source", "device_provider", "launcher")})
     p = Provisioner(config, runtime, ledger, clock, inline=True, lease=lease)
     act = p.act

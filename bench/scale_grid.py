@@ -85,7 +85,7 @@ def config_for(tmp: Path, pools: int) -> Path:
     return path
 
 
-def fill(ledger: Ledger, fleet: Fleet, pools: int, n: int, now: float) -> None:
+def fill(ledger: Ledger, fleet: Fleet, n: int, now: float) -> None:
     """``n`` launches in flight on busy phones, half starting, half running, and their jobs in the provider's list."""
     busy = [p for p in fleet.phone_list if p.state is PhoneState.BUSY]
     names = {model: f"pool-{i:04d}" for i, model in enumerate(fleet.models)}  # one object a pool, as the loop's
@@ -106,7 +106,7 @@ def make(tmp: Path, phones: int, pools: int, flying: int) -> tuple[Provisioner, 
     fleet = Fleet(phones, pools)
     clock = VirtualClock()
     ledger = Ledger(tmp / "ledger.sqlite3")
-    fill(ledger, fleet, pools, flying, clock.now())
+    fill(ledger, fleet, flying, clock.now())
     runtime = Runtime(config.pools, {role: {"mem": fleet} for role in ("queue_source", "device_provider", "launcher")})
     return Provisioner(config, runtime, ledger, clock, inline=True), fleet, ledger
 
