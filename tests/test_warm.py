@@ -19,22 +19,22 @@ from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJo
 from provisioner.warm import Arrivals, is_idle_out, warm_target
 
 
-def test_arrival_rate_from_pending_and_claims_over_the_window():
+def test_arrivals_counted_from_pending_and_claims_over_the_window():
     a = Arrivals(window=600)
     a.observe("q", 0, QueueCounts(0, 0))
-    assert a.rate("q") is None  # one reading is no rate
+    assert a.counted("q") is None and a.likely_rate("q") is None  # one reading is no rate
     a.observe("q", 60, QueueCounts(2, 0))  # 2 arrived
     a.observe("q", 120, QueueCounts(1, 3), claims=3)  # 2 more: pending fell by 1 while 3 were claimed
-    assert a.rate("q") == pytest.approx(4 / 300)  # over half the window at least: 120 s of readings is not enough
+    assert a.counted("q") == (4, 300)  # over half the window at least: 120 s of readings is not enough
     a.observe("q", 180, QueueCounts(0, 1), claims=0)  # a claim not seen yet, tasks done: never negative
     a.observe("q", 420, QueueCounts(0, 1))
-    assert a.rate("q") == pytest.approx(4 / 420)
+    assert a.counted("q") == (4, 420)
     a.observe("q", 440, None)  # unknown: the interval around it is left out, not guessed
     a.observe("q", 500, QueueCounts(50, 0))
-    assert a.rate("q") == pytest.approx(4 / 420)
+    assert a.counted("q") == (4, 420)
     a.observe("q", 560, QueueCounts(50, 0))
     a.observe("q", 1400, QueueCounts(50, 0))  # the window moved on: only quiet intervals are left
-    assert a.rate("q") == 0
+    assert a.counted("q") == (0, 840) and a.likely_rate("q") == 0
 
 
 def test_warm_target_fixed_auto_and_capped():
@@ -121,11 +121,12 @@ def test_a_few_arrivals_by_chance_keep_no_worker_waiting_a_steady_stream_does():
 
     sparse = Pool("p", "q", "s", "d", "l", warm="auto")
     # 3 tasks an hour: 1.5 expected in the window; 5 is chance (the plain rate would keep a worker waiting)
-    assert warm_target(sparse, window_with(5).rate("q"), 210, 1.5) == 1
+    assert window_with(5).counted("q") == (5, 1800)
+    assert warm_target(sparse, 5 / 1800, 210, 1.5) == 1
     assert warm_target(sparse, window_with(5).likely_rate("q"), 210, 1.5) == 0
     # 100 an hour: about the same target either way (50 arrivals less 7)
     steady = window_with(50)
     assert steady.likely_rate("q") == pytest.approx((50 - 50 ** 0.5) / 1800)
-    assert warm_target(sparse, steady.rate("q"), 300, 1.5) == 13
+    assert warm_target(sparse, 50 / 1800, 300, 1.5) == 13
     assert warm_target(sparse, steady.likely_rate("q"), 300, 1.5) == 11
     assert Arrivals(window=1800).likely_rate("q") is None  # no reading: no rate

@@ -887,7 +887,7 @@ def _covering(launch: Launch, here: bool, t: _Terms, now: float) -> InFlight:
     until its worker claims one. One still queued, or being submitted by this process, covers however long its
     turn takes. Where the claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet),
     the pool's learned launch-to-claim time stands in (a warm launch: that and its idle timeout)."""
-    since = launch.sent_at if launch.sent_at is not None else launch.submitted_at
+    since = sent(launch)
     limit = t.warm_limit if launch.kind == WARM else None
     if launch.state is LaunchState.QUEUED or (here and launch.state is LaunchState.SUBMITTING):
         return InFlight(launch.pool, launch.udid, True, since, True, limit)

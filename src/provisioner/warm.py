@@ -73,26 +73,22 @@ class Arrivals:
         while intervals and intervals[0][0] < now - self.window:
             intervals.popleft()
 
-    def rate(self, queue: str) -> float | None:
-        """Tasks per second over the window, or None before two readings in a row. Until half the window is
-        covered, as if it were: a few arrivals in the first cycles after a start make no burst of warm workers."""
-        counted = self._counted(queue)
-        return None if counted is None else counted[0] / counted[1]
-
     def likely_rate(self, queue: str) -> float | None:
-        """The rate a warm target is sized from: the arrivals counted less one standard deviation of a Poisson
-        count (their square root), over the same time as ``rate``. A pool that sees a few tasks an hour, and by
+        """The rate a warm target is sized from, in tasks per second: the arrivals counted less one standard
+        deviation of a Poisson count (their square root), over the time they are counted in. A pool that sees a few tasks an hour, and by
         chance five in half an hour, keeps no worker waiting for a sixth (at 3 tasks an hour a pool, the plain rate
         kept a warm worker in one pool of five, nearly all of them idling out); a steady stream of n arrivals in
         the window loses 1/sqrt(n) of its rate (a seventh at 50)."""
-        counted = self._counted(queue)
+        counted = self.counted(queue)
         if counted is None:
             return None
         arrivals, seconds = counted
         return max(0.0, arrivals - math.sqrt(arrivals)) / seconds
 
-    def _counted(self, queue: str) -> tuple[int, float] | None:
-        """(arrivals in the window, the seconds they are counted over), or None before two readings in a row."""
+    def counted(self, queue: str) -> tuple[int, float] | None:
+        """(arrivals in the window, the seconds they are counted over), or None before two readings in a row.
+        Until half the window is covered, over half the window: a few arrivals in the first cycles after a start
+        make no burst of warm workers."""
         intervals = self._intervals.get(queue)
         covered = sum(seconds for _, seconds, _ in intervals) if intervals else 0.0
         if covered <= 0:
