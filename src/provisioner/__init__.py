@@ -25,7 +25,17 @@ from .model import (
     Worker,
 )
 from .runtime import plugin_options
-from .types import DeviceProvider, JobLauncher, Option, PluginContext, QueueSource, RemoteError, RoleSpec
+from .types import (
+    ConfigImporter,
+    DeviceProvider,
+    ImportResult,
+    JobLauncher,
+    Option,
+    PluginContext,
+    QueueSource,
+    RemoteError,
+    RoleSpec,
+)
 from .values import name_problem
 
 __version__ = "0.1.0"
@@ -45,10 +55,12 @@ def __getattr__(name: str):  # noqa: ANN202 - PEP 562
 __all__ = [
     "BodyTooLarge",
     "Clock",
+    "ConfigImporter",
     "ConfigError",
     "ConfigProblem",
     "DeadlineAdapter",
     "DeviceProvider",
+    "ImportResult",
     "JobLauncher",
     "JobState",
     "Launch",

@@ -103,6 +103,18 @@ class ProvisionerSpecs:
         """
 
     @hookspec
+    def provisioner_config_importers(self) -> Iterable[Any]:
+        """:class:`provisioner.ConfigImporter` objects: formats of other tools' configuration that
+        ``provisioner import-devicepool FILE`` turns into a config.toml. Example::
+
+            @hookimpl
+            def provisioner_config_importers():
+                yield ConfigImporter("devicepool-lambdatest", "mozilla-bitbar-devicepool's lambdatest.yml",
+                                     accepts=lambda doc: isinstance(doc, dict) and "projects" in doc,
+                                     convert=convert_lambdatest)
+        """
+
+    @hookspec
     def provisioner_cycle(self, report: Any) -> None:
         """A cycle was observed and planned (called before its launches are submitted).
 

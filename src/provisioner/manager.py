@@ -61,10 +61,10 @@ class PluginInfo:
     def kinds(self) -> list[str]:
         """The roles its hooks declare (known even when it is broken and offers nothing)."""
         kinds = [role for role, hook in ROLES.items() if hook in self.hooks]
-        if any(h not in ROLES.values() and h != "provisioner_commands" for h in self.hooks) and "observer" not in kinds:
+        extras = {"provisioner_commands": "commands", "provisioner_config_importers": "importers"}
+        if any(h not in ROLES.values() and h not in extras for h in self.hooks) and "observer" not in kinds:
             kinds.append(EVENT_HOOKS_ROLE)
-        if "provisioner_commands" in self.hooks:
-            kinds.append("commands")
+        kinds.extend(kind for hook, kind in extras.items() if hook in self.hooks)
         return kinds
 
 

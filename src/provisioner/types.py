@@ -193,8 +193,33 @@ class RoleSpec:
             raise TypeError(f"plugin {self.name!r}: factory is not callable")
 
 
+@dataclass(frozen=True)
+class ImportResult:
+    """What a :class:`ConfigImporter` made of another tool's configuration."""
+
+    toml: str  # a config.toml (or the part of one: pools and plugin tables) equivalent to the file
+    not_carried: tuple[str, ...] = ()  # one line per setting that could not be carried over, and why
+
+
+@dataclass(frozen=True)
+class ConfigImporter:
+    """Reads another tool's configuration (one format), for ``provisioner import-devicepool FILE``.
+
+    ``accepts(document)`` says whether the parsed YAML/JSON ``document`` is in this importer's format;
+    ``convert(document, source)`` turns it into an :class:`ImportResult` (``source`` names the file, for
+    messages). Both must be pure: no network, no file written. A document no importer accepts is refused.
+    """
+
+    name: str
+    description: str
+    accepts: Callable[[Any], bool]
+    convert: Callable[[Any, str], ImportResult]
+
+
 __all__ = [
     "REQUIRED",
+    "ConfigImporter",
+    "ImportResult",
     "DeviceProvider",
     "JobLauncher",
     "LaunchRequest",
