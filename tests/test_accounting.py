@@ -15,7 +15,8 @@ import pytest
 from provisioner.clock import VirtualClock
 from provisioner.config import load
 from provisioner.ledger import Ledger
-from provisioner.loop import Provisioner, Submitter
+from provisioner.cycle.act import Submitter
+from provisioner.loop import Provisioner
 from provisioner.model import (
     JobState, Launch, LaunchResult, LaunchState, Phone, PhoneState, QueueCounts, RemoteJob, Worker,
 )
