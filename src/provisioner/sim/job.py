@@ -16,7 +16,7 @@ lifecycle)::
   launch, an idle-out, counted apart) or ``failed``
   (the cloud never got the phone to start it). The phone then cleans up before it is idle again.
 
-The :class:`~provisioner.sim.fleet.Fleet` moves jobs from phase to phase on its event queue.
+The :class:`~provisioner.sim.cloud.Cloud` moves jobs from phase to phase on the :class:`~provisioner.sim.timeline.Timeline`.
 """
 
 from __future__ import annotations
