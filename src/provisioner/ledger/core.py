@@ -11,42 +11,26 @@ through, so a cycle reads nothing from disk however long the ledger grows. The w
 reconciliation go to the database in one transaction (``batch``). A ledger that follows (a standby daemon's, or a
 read-only one) keeps nothing in memory and reads the database.
 
-Fencing: once ``take_over`` gave it an epoch, every write of a launch runs in a transaction that first checks,
-holding the row, that the epoch is still the job tag's current one (``Fenced`` if not): a daemon that lost its
-leadership while paused or cut off cannot write a launch, hence cannot submit one.
+Fencing and the write path live in ``store`` (``Fenced``); the holds in ``holds``. This module owns the
+``launches`` table: each launch's writes, the launches in flight and each phone's last use kept in memory, and
+the reads the loop, ``status`` and ``report`` make of them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
 
 from ..model import Launch, LaunchState
 from .dialects import Conn, Dialect, SQLite
+from .holds import Hold, HoldBook
 from .migrations import ADDED_COLUMNS, BASE_COLUMNS, NOT_READ, migrate
+from .store import Fenced, Store
 
-
-class Fenced(Exception):
-    """This daemon's leadership epoch is no longer current: another daemon took over; nothing was written."""
-
-
-@dataclass(frozen=True)
-class Hold:
-    """A phone held back by hand (``manual``) or for failing jobs (``jobs``), or released by hand (``release``)."""
-
-    udid: str
-    since: float
-    until: float
-    source: str
-    reason: str = ""
-    released_at: float | None = None
-
+__all__ = ["COLUMNS", "Fenced", "Hold", "IN_FLIGHT", "Ledger", "OldSchema"]
 
 IN_FLIGHT = tuple(s.value for s in LaunchState if s.in_flight)
 _FIELDS = {f.name for f in fields(Launch)}
@@ -67,47 +51,35 @@ class Ledger:
         self.path = getattr(self.dialect, "path", None)
         self.readonly = readonly
         self.IntegrityError = self.dialect.IntegrityError
-        self._lock = threading.RLock()
-        self._local = threading.local()  # .batch: this thread's writes waiting for the end of its batch
+        self._store = store = Store(self.dialect, readonly)
+        self._lock, self._exec, self._write = store.lock, store.exec, store.write
+        self.batch, self.transaction, self.query, self.close = store.batch, store.transaction, store.query, store.close
+        self._holds = holds = HoldBook(store)
+        self.hold, self.release, self.holds = holds.hold, holds.release, holds.holds
+        self.hold_history, self.releases = holds.hold_history, holds.releases
         self._flight: dict[str, Launch] | None = None  # the launches in flight, written through (None: read)
         self._last_used: dict[str, float] | None = None
-        self._fence: tuple[str, int] | None = None  # (job tag, epoch) every launch write checks
         self.endings = 0  # launches this process moved to ended or failed (see health_version)
-        self._db = self.dialect.connect(readonly)
         if readonly:
             missing = [c for c in READ if c not in self.dialect.columns(self.conn, "launches")]
             if missing:  # a daemon not restarted since an upgrade: its ledger is not migrated yet
-                self._db.close()
+                store.close()
                 raise OldSchema(f"its schema is older than this provisioner's (no {', '.join(missing)}): restart "
                                 f"the daemon, or run `provisioner ledger migrate`")
             return
-        migrate(Conn(self._db, self.dialect), self.dialect, time.time())
+        migrate(Conn(store.db, self.dialect), self.dialect, time.time())
         if not follow:
             self.load()
 
     @property
     def conn(self) -> Conn:
         """The connection (made again if it broke: a database that went away and came back)."""
-        with self._lock:
-            if self.dialect.broken(self._db):
-                self._db = self.dialect.connect(self.readonly)
-            return Conn(self._db, self.dialect)
+        return self._store.conn
 
-    def _exec(self, sql: str, args: Sequence = ()) -> Any:
-        """One statement (autocommitted), tried once more on a new connection if the one it ran on broke (a server
-        that restarted since the connection's last use)."""
-        with self._lock:
-            try:
-                return self.conn.execute(sql, args)
-            except self.dialect.Error:
-                if not self.dialect.broken(self._db):
-                    raise
-            return self.conn.execute(sql, args)
-
-    def _begin(self) -> Conn:
-        """A transaction begun (on a new connection if the one it began on broke)."""
-        self._exec(self.dialect.begin)
-        return self.conn
+    @property
+    def _db(self) -> object:
+        """The driver's connection now (tests trace its statements)."""
+        return self._store.db
 
     def load(self) -> None:
         """Read the launches in flight and each phone's last use into memory (then written through)."""
@@ -120,7 +92,7 @@ class Ledger:
     def take_over(self, tag: str, epoch: int) -> None:
         """Become the writer of epoch ``epoch`` of ``tag``: every launch write is fenced by it from now on."""
         with self._lock:
-            self._fence = (tag, epoch)
+            self._store.fence = (tag, epoch)
             self.load()
 
     def step_down(self) -> None:
@@ -133,10 +105,6 @@ class Ledger:
 
     def describe(self) -> str:
         return self.dialect.describe()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
     # -- writes --------------------------------------------------------------------------------------
     def add(self, pool: str, udid: str, now: float, claim_baseline: str | None = None, kind: str = "demand") -> Launch:
@@ -225,66 +193,6 @@ class Ledger:
         if udid and self._last_used is not None and at > self._last_used.get(udid, float("-inf")):
             self._last_used[udid] = at
 
-    def _write(self, sql: str, args: Sequence) -> int | None:
-        """Run one write of a launch now, or keep it for the end of this thread's ``batch``. How many rows it
-        changed (None: kept for later)."""
-        batch = getattr(self._local, "batch", None)
-        if batch is not None:
-            batch.append((sql, tuple(args)))
-            return None
-        if self._fence is None:
-            with self._lock:
-                return self._exec(sql, args).rowcount
-        return self._apply([(sql, tuple(args))])[0]
-
-    def _apply(self, writes: list[tuple[str, tuple]]) -> list[int]:
-        """``writes`` in one transaction, fenced by the epoch if there is one; rows each changed."""
-        with self._lock:
-            db = self._begin()
-            try:
-                if self._fence is not None:
-                    row = db.execute("SELECT epoch FROM leadership WHERE tag = ? FOR SHARE", (self._fence[0],)).fetchone()
-                    if row is None or row[0] != self._fence[1]:
-                        raise Fenced(f"epoch {self._fence[1]} is no longer current"
-                                     f"{'' if row is None else f' (now {row[0]})'}: another daemon took over")
-                counts = [db.execute(sql, args).rowcount for sql, args in writes]
-                db.execute("COMMIT")
-                return counts
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    if self.dialect.in_transaction(db.raw):
-                        db.execute("ROLLBACK")
-                raise
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """This thread's writes inside the block reach the database together, in one transaction, at its end (one
-        fsync, not one per write). Other threads' writes go on as usual. Reads see the launches in memory at once.
-        Should the transaction fail, each write is tried again on its own, and the first error raised."""
-        self._local.batch = writes = []
-        try:
-            yield
-        finally:
-            self._local.batch = None
-            if writes:
-                self._flush(writes)
-
-    def _flush(self, writes: list[tuple[str, tuple]]) -> None:
-        with self._lock:
-            try:
-                self._apply(writes)
-                return
-            except self.dialect.Error:
-                pass
-            errors = []
-            for write in writes:
-                try:
-                    self._apply([write])
-                except self.dialect.Error as exc:
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
-
     def recover(self, now: float) -> int:
         """After a restart or a takeover: launches queued but never handed to the launcher are cancelled."""
         with self._lock:
@@ -352,23 +260,6 @@ class Ledger:
         )
         return {launch.pool: launch for launch in failed}
 
-    def query(self, sql: str, args: Sequence = ()) -> list[tuple]:
-        """Rows of a read (for the history module: reports and retention)."""
-        with self._lock:
-            return self._exec(sql, args).fetchall()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Conn]:
-        """One write transaction, the ledger locked for its length (keep it short): yields the connection."""
-        with self._lock:
-            db = self._begin()
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
     def failing_jobs(self, outcomes: Sequence[str], since: float, at_least: int) -> dict[str, tuple[int, float]]:
         """Phones whose last ``at_least`` or more jobs ended with one of ``outcomes``, all since ``since``.
 
@@ -402,52 +293,11 @@ class Ledger:
             row = self._exec("SELECT epoch, holder, since FROM leadership WHERE tag = ?", (tag,)).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
-    # -- holds ---------------------------------------------------------------------------------------
+    # -- phone health ------------------------------------------------------------------------------
     def health_version(self) -> tuple[int, int]:
         """Changes only when what phone health reads may have: a launch of this process ended or failed, or a
         hold or release was recorded (by any process)."""
-        return self.endings, self._exec("SELECT MAX(id) FROM holds").fetchone()[0] or 0
-
-    def hold(self, udid: str, since: float, until: float, source: str, reason: str = "") -> Hold:
-        with self._lock:
-            self._exec("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
-                       (udid, since, until, source, reason))
-        return Hold(udid, since, until, source, reason)
-
-    def release(self, udid: str, now: float, reason: str = "") -> int:
-        """End every hold of ``udid`` now and record the release: failures before it no longer count.
-
-        Returns how many holds were still active."""
-        with self.transaction() as db:
-            ended = db.execute(
-                "UPDATE holds SET released_at = ? "
-                "WHERE udid = ? AND until > ? AND released_at IS NULL AND source != 'release'",
-                (now, udid, now),
-            ).rowcount
-            db.execute("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,'release',?)",
-                       (udid, now, now, reason))
-            return ended
-
-    def holds(self, now: float) -> list[Hold]:
-        """The holds in force at ``now``."""
-        return self._holds("until > ? AND released_at IS NULL AND source != 'release'", (now,))
-
-    def hold_history(self, since: float) -> list[Hold]:
-        """Every hold and release that was in force, or made, at or after ``since``."""
-        return self._holds("until >= ? OR since >= ?", (since, since))
-
-    def releases(self) -> dict[str, float]:
-        """udid -> when an operator last released it."""
-        with self._lock:
-            return dict(self._exec("SELECT udid, MAX(since) FROM holds WHERE source = 'release' GROUP BY udid").fetchall())
-
-    def _holds(self, where: str, args: Iterable) -> list[Hold]:
-        with self._lock:
-            rows = self._exec(
-                f"SELECT udid, since, until, source, reason, released_at FROM holds WHERE {where} ORDER BY since",
-                tuple(args),
-            ).fetchall()
-        return [Hold(*row) for row in rows]
+        return self.endings, self._holds.latest()
 
     def _select(self, where: str, args: Iterable) -> list[Launch]:
         with self._lock:
