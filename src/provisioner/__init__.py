@@ -24,7 +24,6 @@ from .model import (
     Selector,
     Worker,
 )
-from .runtime import plugin_options
 from .types import (
     ConfigImporter,
     DeviceProvider,
@@ -40,15 +39,19 @@ from .values import name_problem
 
 __version__ = "0.1.0"
 
-_LAZY = {"BodyTooLarge", "DeadlineAdapter", "deadline", "deadline_left", "is_loopback", "read_capped",
-         "redirect_target"}  # from .httpdeadline: imported on first use (it loads requests)
+# imported on first use: .httpdeadline loads requests; .runtime the plugin manager and the loader
+_LAZY = {
+    **dict.fromkeys(("BodyTooLarge", "DeadlineAdapter", "deadline", "deadline_left", "is_loopback", "read_capped",
+                     "redirect_target"), ".httpdeadline"),
+    "plugin_options": ".runtime",
+}
 
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(".httpdeadline", __name__), name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'provisioner' has no attribute {name!r}")
 
 
