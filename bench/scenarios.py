@@ -1,10 +1,10 @@
 """Runs every scenario under the provisioner and the old tool's policy, prints the figures side by side (a
-Markdown table, quoted in the README), the targets, the planner's time on the large fleet and the resident
+Markdown table, quoted in docs/simulate.md), the targets, the planner's time on the large fleet and the resident
 memory of `provisioner run` on it.
 
     .venv/bin/python bench/scenarios.py [--seed N] [--cycles N]
 
-Exits 1 when a target is missed (the raw ">= 2x sooner" burst line is informational, see the README).
+Exits 1 when a target is missed (the raw ">= 2x sooner" burst line is informational, see docs/simulate.md).
 """
 
 from __future__ import annotations
