@@ -19,10 +19,21 @@ def write_config(tmp_path: Path):
     return write
 
 
+class LogLines(list):
+    """Every log line at every level, as text: ``LEVEL message``."""
+
+    def messages(self, level: str = "TRACE") -> list[str]:
+        """The messages (without their level, nor the line's end) logged at ``level`` or above."""
+        least = logger.level(level).no
+        return [m.removesuffix("\n") for name, _, m in (line.partition(" ") for line in self)
+                if logger.level(name).no >= least]
+
+
 @pytest.fixture
 def log_lines():
-    """Every log line at every level, as text."""
-    lines: list[str] = []
+    """Every log line at every level, as text (``LEVEL message``); ``messages(level)`` the messages at a level
+    or above."""
+    lines = LogLines()
     handler = logger.add(lambda m: lines.append(str(m)), level="TRACE", format="{level} {message}")
     yield lines
     logger.remove(handler)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from test_accounting import make
+from worlds import fake_loop as make
 
 from provisioner.cli.report import read_history, report_data
 from provisioner.history import BATCH, DAY, endings, prune

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-from test_accounting import CONFIG, fake_world
+from worlds import CONFIG, fake_world
 
 from provisioner.cli import cli
 from provisioner.config import load

@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from provisioner import notify
+from test_process import start, write_config
 
 
 @pytest.fixture
@@ -62,40 +59,10 @@ def test_watchdog_period():
     assert notify.watchdog_seconds({}) is None
 
 
-def _config(tmp_path: Path, interval: float) -> Path:
-    path = tmp_path / "c.toml"
-    path.write_text(textwrap.dedent(f"""
-        [provisioner]
-        interval = {interval}
-        launch_interval = 0
-        state_dir = "state"
-        seed = 5
-        [pools.perf]
-        queue = "proj/perf"
-        selector = {{ model = "A55" }}
-        queue_source = "sim"
-        device_provider = "sim"
-        launcher = "sim"
-        [plugins.sim]
-        phones = 4
-        models = ["A55"]
-        [plugins.sim.queues]
-        "proj/perf" = {{ burst = 2 }}
-    """))
-    return path
-
-
-def _run(config: Path, socket_path: str, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PROVISIONER_PLUGINS="none", NOTIFY_SOCKET=socket_path, WATCHDOG_USEC="1000000")
-    return subprocess.Popen(
-        [sys.executable, "-m", "provisioner", "run", "-c", str(config), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-
-
 def test_the_daemon_says_ready_then_pings_each_cycle(tmp_path, listener):
     sock, path = listener
-    proc = _run(_config(tmp_path, 1), path, "--cycles", "2")  # the shortest cycle a config may ask: 1 s
+    proc = start(write_config(tmp_path, phones=4, pacing=0, interval=1), "--cycles", "2", NOTIFY_SOCKET=path,
+                 WATCHDOG_USEC="1000000")  # the shortest cycle a config may ask: 1 s
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     messages = [sock.recv(4096).decode() for _ in range(3)]
@@ -105,7 +72,7 @@ def test_the_daemon_says_ready_then_pings_each_cycle(tmp_path, listener):
 
 def test_the_daemon_says_stopping_on_sigterm(tmp_path, listener):
     sock, path = listener
-    proc = _run(_config(tmp_path, 3600), path)
+    proc = start(write_config(tmp_path, phones=4, pacing=0, interval=3600), NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
     assert sock.recv(4096).startswith(b"READY=1")
     assert sock.recv(4096).startswith(b"WATCHDOG=1")  # the first cycle is done; now it sleeps an hour
     proc.send_signal(signal.SIGTERM)

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_plugins import make_dist
 
 HANG_PLUGIN = '''
 import sys, threading
@@ -32,11 +33,12 @@ def provisioner_job_launchers():
 '''
 
 
-def write_config(tmp_path: Path, launcher: str = "sim", phones: int = 12, pacing: float = 0.2) -> Path:
+def write_config(tmp_path: Path, launcher: str = "sim", phones: int = 12, pacing: float = 0.2,
+                 interval: float = 60) -> Path:
     path = tmp_path / "c.toml"
     path.write_text(textwrap.dedent(f"""
         [provisioner]
-        interval = 60
+        interval = {interval}
         launch_interval = {pacing}
         launch_concurrency = 1
         state_dir = "state"
@@ -57,13 +59,15 @@ def write_config(tmp_path: Path, launcher: str = "sim", phones: int = 12, pacing
     return path
 
 
-def start(config: Path, *args: str, pythonpath: Path | None = None) -> subprocess.Popen:
-    env = dict(os.environ, PROVISIONER_PLUGINS="none" if pythonpath is None else "hang")
+def start(config: Path, *args: str, pythonpath: Path | None = None, plugin: str = "hang", **env: str) -> subprocess.Popen:
+    """``provisioner run -c config`` in a child process: the third-party plugin ``plugin`` from ``pythonpath`` (none
+    without one), ``env`` added to the environment; stdin a pipe (a plugin may read it)."""
+    environ = dict(os.environ, PROVISIONER_PLUGINS="none" if pythonpath is None else plugin, **env)
     if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+        environ["PYTHONPATH"] = str(pythonpath)
     return subprocess.Popen(
         [sys.executable, "-m", "provisioner", "run", "-c", str(config), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
     )
 
 
@@ -120,11 +124,7 @@ def test_sigkill_mid_cycle_loses_nothing_and_books_no_phone_twice(tmp_path: Path
 def hang_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     site.mkdir()
-    (site / "hangplug.py").write_text(HANG_PLUGIN)
-    info = site / "hangplug-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hangplug\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[provisioner]\nhang = hangplug\n")
+    make_dist(site, "hangplug", "hangplug", HANG_PLUGIN, "hang")
     return site
 
 

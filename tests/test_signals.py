@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-from test_process import read_until, write_config
+from test_plugins import make_dist
+from test_process import read_until, start, write_config
 
 # A launcher whose submission (on a worker thread) hangs, and on each line it reads sends the signal the line
 # names to its own thread: the kernel delivers it to that thread, not to the main one. "JOINING" waits until the
@@ -52,26 +50,12 @@ def provisioner_job_launchers():
 def self_kill_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     site.mkdir()
-    (site / "selfkill.py").write_text(SELF_KILL_PLUGIN)
-    info = site / "selfkill-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: selfkill\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[provisioner]\nselfkill = selfkill\n")
+    make_dist(site, "selfkill", "selfkill", SELF_KILL_PLUGIN)
     return site
 
 
-def daemon(config: Path, site: Path | None = None) -> subprocess.Popen:
-    env = dict(os.environ, PROVISIONER_PLUGINS="selfkill" if site else "none")
-    if site:
-        env["PYTHONPATH"] = str(site)
-    return subprocess.Popen(
-        [sys.executable, "-m", "provisioner", "run", "-c", str(config)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-
-
 def test_signals_delivered_to_a_submission_thread_stop_and_the_third_exits_at_once(tmp_path: Path, self_kill_site):
-    proc = daemon(write_config(tmp_path, launcher="hang"), self_kill_site)
+    proc = start(write_config(tmp_path, launcher="hang"), pythonpath=self_kill_site, plugin="selfkill")
     guard = threading.Timer(60, proc.kill)  # a daemon that never reacts fails the test (EOF), never hangs it
     guard.start()
     try:
@@ -100,7 +84,7 @@ def test_signals_delivered_to_a_submission_thread_stop_and_the_third_exits_at_on
 
 
 def test_sighup_stops_cleanly_like_sigterm(tmp_path: Path):
-    proc = daemon(write_config(tmp_path, pacing=30))
+    proc = start(write_config(tmp_path, pacing=30))
     read_until(proc.stderr, "pool perf:")
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=30)

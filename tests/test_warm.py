@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_accounting import CONFIG, fake_world
+from worlds import CONFIG, fake_world
 
 from provisioner.cli.report import read_history, report_data
 from provisioner.cli.status import snapshot
