@@ -37,3 +37,10 @@ def provisioner_commands() -> Iterable[object]:
     from .commands import hyperexecute_pin, hyperexecute_update
 
     return [hyperexecute_update, hyperexecute_pin]
+
+
+@hookimpl
+def provisioner_config_importers() -> Iterable[object]:
+    from .devicepool import IMPORTER
+
+    return [IMPORTER]
