@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from provisioner.cli import cli
 from provisioner_lambdatest.downloads import ARCHES, downloads, pins
-from provisioner_lambdatest.payload import builtin_payload
+from provisioner_lambdatest.payload import builtin_payload, unpinned, verify
 from provisioner_lambdatest.pin import HEADER, MIRROR_ENV, PinError, _mirror
 
 SHIPPED = builtin_payload()
@@ -50,7 +50,8 @@ class Mirror:
 
     def path_of(self, name: str) -> str:
         """The path that finally serves the download ``name``."""
-        return next(p for p, (status, _, _) in self.routes.items() if status == 200 and p.endswith("/" + name.rsplit("/", 1)[-1]))
+        tail = "/" + name.rsplit("/", 1)[-1]
+        return next(p for p, (status, _, _) in self.routes.items() if status == 200 and p.endswith(tail))
 
     def handler(self) -> type:
         mirror = self
@@ -136,6 +137,7 @@ def test_pin_writes_the_shipped_payload_with_every_download_pinned(mirror: Mirro
 
     expected = {item.name: hashlib.sha256(body(item.url)).hexdigest() for item in WANTED}
     assert pins(target) == expected and len(expected) == 11
+    assert verify(target) == [] and unpinned(target, "87.0.0") == ""  # what the daemon checks of a pool's payload
     text = (target / "checksums.sha256").read_text()
     assert text.startswith(HEADER) and "Taskcluster v87.0.0 (amd64, arm64)" in text.splitlines()[0]
     publisher, trusted = text.split("# Trust on first use (")
@@ -158,7 +160,8 @@ def test_pin_writes_the_shipped_payload_with_every_download_pinned(mirror: Mirro
 
 @pytest.mark.vcr("github_release_v87.yaml")
 def test_a_download_that_differs_from_the_publishers_digest_writes_nothing(mirror: Mirror, tmp_path: Path):
-    mirror.routes[mirror.path_of("generic-worker-insecure-linux-arm64")] = (200, {}, b"test asset tampered-with!!!!!!!!!!!!!!!!!!!!!\n")
+    path = mirror.path_of("generic-worker-insecure-linux-arm64")
+    mirror.routes[path] = (200, {}, b"X" * len(mirror.routes[path][2]))  # the listed size, other bytes
     assert_refused(run(tmp_path / "pinned", "--trust-on-first-use"), tmp_path / "pinned",
                    "v87.0.0/generic-worker-insecure-linux-arm64", "differs from the publisher's digest")
 

@@ -137,15 +137,16 @@ def _pool(name: str, project: Mapping[str, Any], own: Mapping[str, Any], group: 
                      f"not imported; the pool runs the lambdatest plugin's payload")
     variable = "TC_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
     lines.append(f"{where}: set {variable}_CLIENT_ID to {client_id} and {variable}_ACCESS_TOKEN to the token "
-                 f"production reads from {str(worker_type).replace('-', '_')} (config.toml names variables, not values; the client id is not carried over as a value)")
+                 f"production reads from {str(worker_type).replace('-', '_')} (config.toml names variables, not "
+                 f"values; the client id is not carried over as a value)")
     out = [f"[pools.{name}]", f"queue = {json.dumps(f'{PROVISIONER_ID}/{worker_type}')}", f"priority = {priority}"]
     if disabled:
         out.append("disabled = true")
     out.append("udids = [")
     for start in range(0, len(udids), UDIDS_PER_LINE):
         out.append("    " + " ".join(f"{json.dumps(u)}," for u in udids[start:start + UDIDS_PER_LINE]))
-    out += ["]", f'launch = {{ client_id_env = "{variable}_CLIENT_ID", access_token_env = "{variable}_ACCESS_TOKEN" }}',
-            ""]
+    launch = f'client_id_env = "{variable}_CLIENT_ID", access_token_env = "{variable}_ACCESS_TOKEN"'
+    out += ["]", f"launch = {{ {launch} }}", ""]
     return "\n".join(out), lines
 
 

@@ -92,23 +92,25 @@ def pin(source: Path, target: Path, version: str, arches: tuple[str, ...], trust
         raise PinError(f"{', '.join(unreviewed)}: no publisher digest; review these files and pass "
                        f"--trust-on-first-use to pin what is downloaded now")
     mirror = _mirror(environ)
-    session = requests.Session()
-    session.mount("https://", DeadlineAdapter())
-    session.mount("http://", DeadlineAdapter())
-    assets = release_assets(session, version, environ.get(TOKEN_ENV, "")) if any(d.release_asset for d in wanted) else {}
-    for item in wanted:  # every asset listed with a digest before anything is downloaded
-        asset = assets.get(item.release_asset)
-        if item.release_asset and asset is None:
-            raise PinError(f"{item.name}: Taskcluster release v{version} on GitHub lists no asset {item.release_asset}")
-        if item.release_asset and asset is not None and not asset.sha256:
-            raise PinError(f"{item.name}: GitHub lists no sha256 digest (or no size) for this release asset")
-    pinned = []
-    for item in wanted:
-        asset = assets.get(item.release_asset) if item.release_asset else None
-        got = fetch(session, item, mirror, asset.size if asset else FILE_CAP)
-        if asset and got != asset.sha256:
-            raise PinError(f"{item.name}: downloaded sha256 {got} differs from the publisher's digest {asset.sha256}")
-        pinned.append(Pinned(item, got, asset is not None))
+    with requests.Session() as session:
+        session.mount("https://", DeadlineAdapter())
+        needed = any(d.release_asset for d in wanted)
+        assets = release_assets(session, version, environ.get(TOKEN_ENV, "")) if needed else {}
+        for item in wanted:  # every asset listed with a digest before anything is downloaded
+            asset = assets.get(item.release_asset)
+            if item.release_asset and asset is None:
+                raise PinError(f"{item.name}: Taskcluster release v{version} on GitHub lists no asset "
+                               f"{item.release_asset}")
+            if item.release_asset and asset is not None and not asset.sha256:
+                raise PinError(f"{item.name}: GitHub lists no sha256 digest (or no size) for this release asset")
+        pinned = []
+        for item in wanted:
+            asset = assets.get(item.release_asset) if item.release_asset else None
+            got = fetch(session, item, mirror, asset.size if asset else FILE_CAP)
+            if asset and got != asset.sha256:
+                raise PinError(f"{item.name}: downloaded sha256 {got} differs from the publisher's digest "
+                               f"{asset.sha256}")
+            pinned.append(Pinned(item, got, asset is not None))
     write(source, target, checksums_text(pinned, version, arches, today))
     return pinned
 
@@ -231,7 +233,8 @@ def checksums_text(pinned: list[Pinned], version: str, arches: tuple[str, ...], 
     day = today.isoformat()
     lines = [f"{HEADER} on {day}, Taskcluster v{version} ({', '.join(arches)}).",
              "# sha256 of every file setup.sh downloads (downloads.txt), in sha256sum's format: <64 hex>  <name>.",
-             "# setup.sh refuses a download whose sha256 differs. Review the diff against the previous pin, then commit."]
+             "# setup.sh refuses a download whose sha256 differs. Review the diff against the previous pin, then",
+             "# commit."]
     published = [p for p in pinned if p.publisher]
     if published:
         lines += ["#", "# From the publisher: each asset's sha256 digest in GitHub's release API",
