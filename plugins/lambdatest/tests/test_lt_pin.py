@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import re
 import ssl
 import subprocess
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 from provisioner.cli import cli
 from provisioner_lambdatest.downloads import ARCHES, downloads, pins
 from provisioner_lambdatest.payload import builtin_payload, unpinned, verify
+from provisioner_lambdatest import pin
 from provisioner_lambdatest.pin import HEADER, MIRROR_ENV, PinError, _mirror
 
 SHIPPED = builtin_payload()
@@ -39,6 +41,8 @@ class Mirror:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self.seen: list[tuple[str, dict[str, str]]] = []
+        self.stall = ""  # a path whose answer never comes (until the server stops)
+        self.stopping = threading.Event()
         for item in WANTED:
             parts = urllib.parse.urlsplit(item.url)
             path = f"/{parts.hostname}{parts.path}"
@@ -59,6 +63,9 @@ class Mirror:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 mirror.seen.append((self.path, dict(self.headers)))
+                if self.path.split("?")[0] == mirror.stall:
+                    mirror.stopping.wait(30)
+                    return
                 status, headers, data = mirror.routes.get(self.path.split("?")[0], (404, {}, b"not found"))
                 self.send_response(status)
                 for key, value in {"Content-Length": str(len(data)), **headers}.items():
@@ -96,6 +103,7 @@ def mirror(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     yield served
+    served.stopping.set()
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
@@ -194,6 +202,26 @@ def test_a_redirect_to_another_host_writes_nothing(mirror: Mirror, tmp_path: Pat
                           "v87.0.0/livelog-linux-amd64", "a redirect leads to https://downloads.example.net",
                           "not an allowed download host")
     assert "token=secret" not in line
+
+
+@pytest.mark.vcr("github_release_v87.yaml")
+def test_a_redirect_to_plain_http_writes_nothing(mirror: Mirror, tmp_path: Path):
+    path = mirror.path_of("robustcheckout.py")
+    port = urllib.parse.urlsplit(os.environ[MIRROR_ENV]).port
+    mirror.routes[path] = (301, {"Location": f"http://127.0.0.1:{port}{path}"}, b"")
+    assert_refused(run(tmp_path / "pinned", "--trust-on-first-use"), tmp_path / "pinned",
+                   "robustcheckout.py: a redirect is http://127.0.0.1, not https")
+
+
+@pytest.mark.vcr("github_release_v87.yaml")
+def test_a_download_that_stalls_past_its_timeout_writes_nothing(mirror: Mirror, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    # Under vcrpy the connection is vcrpy's, not the deadline socket: the per-read timeout is what trips here.
+    monkeypatch.setattr(pin, "FILE_SECONDS", 0.5)
+    monkeypatch.setattr(pin, "TIMEOUT", (2.0, 0.5))
+    mirror.stall = mirror.path_of("livelog-linux-arm64")
+    assert_refused(run(tmp_path / "pinned", "--trust-on-first-use"), tmp_path / "pinned",
+                   "v87.0.0/livelog-linux-arm64", "while downloading from 127.0.0.1")
 
 
 @pytest.mark.vcr("github_release_v87.yaml")
