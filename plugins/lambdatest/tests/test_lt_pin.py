@@ -261,3 +261,22 @@ def test_the_test_mirror_is_loopback_https_only(value: str):
     with pytest.raises(PinError, match="for tests only"):
         _mirror({MIRROR_ENV: value})
     assert _mirror({MIRROR_ENV: "https://127.0.0.1:8443/x"}) == "https://127.0.0.1:8443"
+
+
+def test_the_token_goes_on_the_api_request_alone_which_follows_no_redirect():
+    import requests
+
+    sent: list[dict[str, Any]] = []
+
+    class Session:
+        def get(self, url: str, **kwargs: Any) -> requests.Response:
+            sent.append({"url": url, **kwargs})
+            answer = requests.Response()
+            answer.status_code, answer._content, answer._content_consumed = 200, b'{"assets": []}', True
+            return answer
+
+    assert pin.release_assets(Session(), "87.0.0", TOKEN) == {}  # type: ignore[arg-type]
+    assert sent[0]["url"] == "https://api.github.com/repos/taskcluster/taskcluster/releases/tags/v87.0.0"
+    assert sent[0]["headers"]["Authorization"] == f"Bearer {TOKEN}" and sent[0]["allow_redirects"] is False
+    pin.release_assets(Session(), "87.0.0", "")  # type: ignore[arg-type]
+    assert "Authorization" not in sent[1]["headers"]
