@@ -54,6 +54,7 @@ cli.add_command(__import__("provisioner.cli.report", fromlist=["report"]).report
 cli.add_command(__import__("provisioner.cli.phones", fromlist=["phones"]).phones)  # issue 6
 cli.add_command(__import__("provisioner.cli.simulate", fromlist=["simulate"]).simulate)  # issue 5
 cli.add_command(__import__("provisioner.cli.ledger", fromlist=["ledger_group"]).ledger_group)  # issue 13
+cli.add_command(__import__("provisioner.cli.importer", fromlist=["import_devicepool"]).import_devicepool)  # issue 19
 
 
 def main() -> None:

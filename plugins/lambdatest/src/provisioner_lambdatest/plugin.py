@@ -34,6 +34,13 @@ def provisioner_job_launchers() -> Iterable[RoleSpec]:
 
 @hookimpl
 def provisioner_commands() -> Iterable[object]:
-    from .commands import hyperexecute_update
+    from .commands import hyperexecute_pin, hyperexecute_update
 
-    return [hyperexecute_update]
+    return [hyperexecute_update, hyperexecute_pin]
+
+
+@hookimpl
+def provisioner_config_importers() -> Iterable[object]:
+    from .devicepool import IMPORTER
+
+    return [IMPORTER]
