@@ -55,6 +55,7 @@ class CycleReport:
     dry_run: bool = False
     active: bool = True  # False: a standby's cycle (observed, planned nothing)
     role: str = "active"
+    ledger_error: str | None = None  # a ledger write failed (submission thread) and none succeeded since
 
 
 WRITE_TRIES = 4  # a ledger write from a submission thread, tried this often while the database is busy
@@ -593,7 +594,7 @@ class Provisioner:
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reads), self.strangers, t1 - t0, t2 - t1,
-                             self.dry_run)
+                             self.dry_run, ledger_error=self.ledger_error)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         capped, self.submitter.capped = self.submitter.capped, 0
@@ -854,8 +855,10 @@ def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[s
         unknown.append(f"{what}: plugin error {type(exc).__name__}: {exc}".splitlines()[0])
         reads[what] = "plugin_error"
     else:
-        partial = isinstance(answer, Mapping) and any(v is None for v in answer.values())
-        reads[what] = "partial" if partial else "ok"
+        missing = [str(k) for k, v in answer.items() if v is None] if isinstance(answer, Mapping) else []
+        if missing:  # why: the plugin's own warning line
+            unknown.append(f"{what}: {len(missing)} of {len(answer)} unknown: {', '.join(missing[:5])}"[:300])
+        reads[what] = "partial" if missing else "ok"
         return answer
     return None
 
