@@ -795,6 +795,7 @@ class Provisioner:
     def run(self, stop: threading.Event, max_cycles: int | None = None, duration: float | None = None) -> None:
         start = self.clock.now()
         try:
+            self.runtime.start()  # once, before the first cycle: plugins' recovery from a crash
             while not stop.is_set():
                 began = self.clock.now()
                 try:
