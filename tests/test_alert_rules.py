@@ -37,3 +37,13 @@ def test_alert_rules_fire_on_the_series_that_must_page():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+def test_alert_rules_use_only_exported_metrics():
+    import yaml
+    from test_dashboard import exported, metric_names
+
+    rules = yaml.safe_load((DEPLOY / "prometheus-alerts.yml").read_text())["groups"][0]["rules"]
+    used = set().union(*(metric_names(rule["expr"]) for rule in rules)) - {"up"}  # Prometheus' own
+    assert {"provisioner_unknown_reads", "provisioner_queue_pending_known", "provisioner_ledger_write_failing"} <= used
+    assert used <= exported(), f"not exported by the observer: {sorted(used - exported())}"
