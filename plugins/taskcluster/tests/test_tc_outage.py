@@ -44,6 +44,10 @@ launcher = "sim"
 queue = "proj/perf"
 selector = { model = "A55" }
 
+[pools.unit]
+queue = "proj/unit"
+selector = { model = "A55" }
+
 [plugins.sim]
 seed = 3
 phones = 3
@@ -51,6 +55,7 @@ models = ["A55"]
 
 [plugins.sim.queues]
 "proj/perf" = { burst = 2 }
+"proj/unit" = { burst = 0 }
 
 [plugins.metrics]
 port = 0
@@ -104,12 +109,12 @@ def test_tc_a_read_that_knows_some_queues_answers_them(make_source, stub_session
 
 # -- what the host makes of it -------------------------------------------------------------------------
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Callable[[int, dict], tuple[Provisioner, object]]]:
+def daemon(tmp_path: Path) -> Iterator[Callable[..., tuple[Provisioner, object]]]:
     """``daemon(status, body)``: a provisioner on the simulated fleet whose queue source is this plugin, on a
-    deployment that answers every call with ``status`` and ``body``."""
+    deployment that answers every call with ``status`` and ``body`` (or ``handler(request)``, when given)."""
     made = []
 
-    def make(status: int, body: dict) -> tuple[Provisioner, object]:
+    def make(status: int = 200, body: dict | None = None, handler: Callable | None = None) -> tuple[Provisioner, object]:
         path = tmp_path / f"c{len(made)}.toml"
         path.write_text(textwrap.dedent(CONFIG))
         config, problems = load(path)
@@ -120,7 +125,7 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[int, dict], tuple[Provisioner, 
         runtime, problems = build(config, manager, context)
         assert not problems
         session = requests.Session()
-        session.mount("https://", StubAdapter(lambda request: make_response(request, status, body)))
+        session.mount("https://", StubAdapter(handler or (lambda request: make_response(request, status, body))))
         tc_context = PluginContext(clock=clock, state_dir=tmp_path / "state", environ=ENVIRON, seed=1)
         runtime.objects["queue_source"]["sim"] = TaskclusterQueues(
             Settings.resolve({"max_attempts": 2, "backoff": 0.1}, ENVIRON), tc_context, session=session)
@@ -139,6 +144,7 @@ def test_an_outage_is_an_unknown_read_of_the_cycle(daemon, tc_log):
     p, runtime = daemon(503, {"code": "ServiceUnavailable"})
     report = p.cycle()
     assert [line.split(": ", 2)[:2] for line in report.unknown] == [["sim", "counts"], ["sim", "workers"]]
+    assert "(and 1 more failed call)" in report.unknown[1]  # listWorkers: each queue asked, each failed
     assert all("HTTP 503; gave up after 2 attempts" in line for line in report.unknown)
     assert not report.plan.launches
     text = runtime.observers["metrics"].text()
@@ -162,3 +168,23 @@ def test_refused_credentials_are_named_once_in_the_log_and_in_status(daemon, tc_
     snap = snapshot(p2.config, runtime2, p2.ledger, p2.clock)
     assert any(NAMED in line and "HTTP 401" in line for line in snap["unknown"])
     assert snap["pools"][0]["pending"] is None
+
+
+def test_a_queue_left_unknown_is_named_on_the_cycle_line(daemon):
+    def handler(request: requests.PreparedRequest) -> requests.Response:
+        url = request.url or ""
+        if "unit" in url:
+            return make_response(request, 500, {"code": "InternalError"})
+        if url.endswith("/task-queues/counts"):  # the batch call: 404, one call per queue
+            return make_response(request, 404, {"code": "ResourceNotFound"})
+        if url.endswith("/counts"):
+            return make_response(request, 200, {"pendingTasks": 1, "claimedTasks": 0})
+        return make_response(request, 200, {"workers": []})
+
+    p, runtime = daemon(handler=handler)
+    report = p.cycle()
+    assert report.unknown == ["sim: counts: 1 of 2 unknown: proj/unit", "sim: workers: 1 of 2 unknown: proj/unit"]
+    text = runtime.observers["metrics"].text()
+    assert 'provisioner_queue_pending_known{pool="perf"} 1.0' in text
+    assert 'provisioner_queue_pending_known{pool="unit"} 0.0' in text
+    assert "provisioner_unknown_reads 2.0" in text
