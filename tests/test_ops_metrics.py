@@ -198,3 +198,23 @@ def _no_proxy(monkeypatch):
     """Scrapes go straight to 127.0.0.1, whatever proxy the environment names."""
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_a_ledger_that_cannot_be_written_is_a_metric(tmp_path, monkeypatch):
+    import sqlite3
+
+    p, runtime, clock = setup_loop(tmp_path, perf=3)
+    observer = runtime.observers["metrics"]
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(p.ledger, "update", locked)
+    try:
+        p.cycle()  # its launches cannot be recorded: the report was made before them
+        assert value(observer.text(), "provisioner_ledger_write_failing") == 0
+        clock.advance(30)
+        p.cycle()
+        assert p.ledger_error and value(observer.text(), "provisioner_ledger_write_failing") == 1
+    finally:
+        runtime.close()

@@ -92,6 +92,10 @@ class DeadlineSocket:
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
         # http.client reads a response through sock.makefile("rb"): read through this wrapper, not the socket.
+        # Counted as the socket's own makefile counts its readers: an answer ended by closing the connection
+        # (no length, not chunked) makes http.client close the connection right after the headers, and the
+        # socket must stay open until its body is read through this file (else: EBADF, the body unread).
+        self._sock._io_refs += 1  # type: ignore[attr-defined]
         return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
@@ -131,8 +135,6 @@ POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """A ``requests`` transport adapter whose sockets honour this thread's ``deadline()``."""
-
     """``requests`` transport adapter whose connections honour ``deadline()`` (directly or through a proxy)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

@@ -55,6 +55,7 @@ class CycleReport:
     dry_run: bool = False
     active: bool = True  # False: a standby's cycle (observed, planned nothing)
     role: str = "active"
+    ledger_error: str | None = None  # a ledger write failed (submission thread) and none succeeded since
 
 PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
 PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
@@ -148,7 +149,7 @@ class Provisioner:
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reader.reads), self.strangers, t1 - t0, t2 - t1,
-                             self.dry_run)
+                             self.dry_run, ledger_error=self.ledger_error)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         capped, self.submitter.capped = self.submitter.capped, 0
@@ -242,6 +243,7 @@ class Provisioner:
     def run(self, stop: threading.Event, max_cycles: int | None = None, duration: float | None = None) -> None:
         start = self.clock.now()
         try:
+            self.runtime.start()  # once, before the first cycle: plugins' recovery from a crash
             while not stop.is_set():
                 began = self.clock.now()
                 try:

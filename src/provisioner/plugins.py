@@ -25,6 +25,7 @@ class Runtime:
     objects: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in PROTOCOLS})
     observers: dict[str, Any] = field(default_factory=dict)  # built observers, registered as hook plugins
     closed: bool = False
+    started: bool = False
 
     def queue_source(self, name: str) -> QueueSource:
         return self.objects["queue_source"][name]
@@ -47,18 +48,27 @@ class Runtime:
                 seen.add(id(obj))
                 yield "observer", name, obj
 
+    def start(self) -> None:
+        """Call every object's optional ``start()`` once, before the daemon's first cycle (e.g. a launcher ending
+        what a crash left running); ``check`` and ``status`` never call it. A failure is one error line."""
+        if not self.started:
+            self.started = True
+            self._call_each("start", "ERROR")
+
     def close(self) -> None:
         """Close every object that has a ``close()``, each once, however often this is called."""
-        if self.closed:
-            return
-        self.closed = True
+        if not self.closed:
+            self.closed = True
+            self._call_each("close", "WARNING")
+
+    def _call_each(self, method: str, level: str) -> None:
         for _, name, obj in self.each():
-            close = getattr(obj, "close", None)
-            if callable(close):
+            call = getattr(obj, method, None)
+            if callable(call):
                 try:
-                    close()
+                    call()
                 except Exception as exc:  # noqa: BLE001
-                    logger.warning("plugin {} failed to close: {}", name, exc)
+                    logger.log(level, "plugin {} failed to {}: {}", name, method, exc)
 
 
 def build(

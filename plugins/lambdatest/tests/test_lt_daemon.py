@@ -83,3 +83,37 @@ def test_a_dry_run_shows_the_rendered_yaml_and_runner_file_with_secrets_masked(t
     for secret in SECRETS:
         assert secret not in done.stdout + done.stderr
     assert not (state / "jobs").exists()
+
+
+def test_start_ends_a_crashed_launch_before_the_first_cycle(tmp_path: Path):
+    """A daemon killed mid-launch left its CLI running and the job directory (the rendered yaml holds a token):
+    the next daemon ends the one and removes the other as it starts, before its first cycle, with no launch
+    planned (a queue with no task): not at a first launch that may be hours away."""
+    from provisioner import PluginContext
+    from test_lt_jobdirs import hanging_cli, leftover_job
+
+    state = tmp_path / "state"
+    cli = FakeCli(tmp_path / "bin", state / "hyperexecute-cli.lock")
+    config = write_config(tmp_path, state, cli, "tcdp")
+    config.write_text(config.read_text().replace("burst = 1", "burst = 0"))
+    (state / "jobs" / "K1").mkdir(parents=True)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        orphan = hanging_cli(cli, state / "jobs" / "K1", started)
+        crashed = leftover_job(PluginContext(state_dir=state), "K1", orphan.pid, str(cli.path))
+        env = dict(ENVIRON, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+        done = subprocess.run([sys.executable, "-m", "provisioner", "run", "-c", str(config), "--once"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert orphan.wait(timeout=10) == -15  # SIGTERM from the daemon; reaped here, its parent
+        assert not crashed.exists()
+        lines = done.stderr.splitlines()
+        removed = next(i for i, line in enumerate(lines) if f"(process group {orphan.pid}) ended; directory removed" in line)
+        first_cycle = next(i for i, line in enumerate(lines) if "cycle 1:" in line)
+        assert removed < first_cycle
+        assert "launching 0" in lines[first_cycle]
+    finally:
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+            process.wait()

@@ -1,5 +1,5 @@
-"""What a killed launcher leaves, and the first launch of the next one: orphaned CLIs ended (never a recycled
-pid), secret files deleted, CLI logs redacted; no sweep ever follows a symbolic link."""
+"""What a killed launcher leaves, and the start of the next one: orphaned CLIs ended (never a recycled pid) and
+their job directories removed, other secret files deleted, CLI logs redacted; no sweep follows a symbolic link."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def leftover_job(context: PluginContext, name: str, pid: int, cli: str, owner_st
     return directory
 
 
-def test_the_first_launch_ends_orphaned_clis_and_cleans_their_secrets(
+def test_start_ends_orphaned_clis_and_removes_their_job_directories(
     context: PluginContext, fake_cli: FakeCli, processes: list[subprocess.Popen[bytes]], logs: list[str]
 ) -> None:
     context.environ["TC_TOKEN_OTHER"] = OTHER_TOKEN  # type: ignore[index]
@@ -78,22 +78,26 @@ def test_the_first_launch_ends_orphaned_clis_and_cleans_their_secrets(
     # a job of a launcher that still runs (the recorded owner is alive, start time and all): left alone
     live = leftover_job(context, "K3", decoy.pid, str(fake_cli.path), owner_start="keep")
 
+    ended = leftover_job(context, "K5", decoy.pid, str(fake_cli.path))  # a launch that ended: no record left
+    (ended / PID_FILE).unlink()
+
     launcher = make_launcher(context, fake_cli)  # the factory touches nothing; neither does check
     launcher.check([], network=False)
     assert orphan.poll() is None and (killed / "hyperexecute.yaml").exists()
 
-    assert launcher.launch(make_request()).ok
+    launcher.start()  # what the daemon does before its first cycle
     assert orphan.poll() == -signal.SIGTERM  # ended (a zombie until reaped here), not left running
     assert decoy.poll() is None  # the recycled pid's new owner lives on
-    for directory in (killed, recycled):
-        assert not (directory / "hyperexecute.yaml").exists() and not (directory / PID_FILE).exists()
-        for log in (LOG_NAME, CLI_OWN_LOG):
-            text = (directory / log).read_text()
-            assert "***" in text and LT_KEY not in text and OTHER_TOKEN not in text and TC_TOKEN not in text
+    assert not killed.exists() and not recycled.exists()
+    assert not (ended / "hyperexecute.yaml").exists()
+    for log in (LOG_NAME, CLI_OWN_LOG):
+        text = (ended / log).read_text()
+        assert "***" in text and LT_KEY not in text  # (a pool's token: by the host's secrets, in the daemon)
     assert (live / "hyperexecute.yaml").exists() and (live / PID_FILE).exists()
     assert LT_KEY in (live / LOG_NAME).read_text()
     assert sum(f"(process group {orphan.pid}) ended" in line for line in logs) == 1
     assert sum(f"(process group {decoy.pid}) was not running" in line for line in logs) == 1
+    assert launcher.launch(make_request()).ok
     assert not (job_dir(context) / PID_FILE).exists()  # this launch's own record went with its CLI
 
     # only once per process: a later launch does not sweep again

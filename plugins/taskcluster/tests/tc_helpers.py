@@ -48,3 +48,16 @@ class StubAdapter(requests.adapters.BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+def unknown(read: Callable[[], Any]) -> str:
+    """The one line of the ``RemoteError`` a read raises when it knows no queue (an outage, refused credentials)."""
+    from provisioner import RemoteError
+
+    try:
+        answer = read()
+    except RemoteError as exc:
+        line = str(exc)
+        assert "\n" not in line and line
+        return line
+    raise AssertionError(f"expected RemoteError, got {answer!r}")

@@ -9,7 +9,7 @@ import requests
 
 from provisioner import QueueCounts
 from provisioner_taskcluster import source as source_module
-from tc_helpers import Q1, Q2, ROOT, make_response, recorded_bodies
+from tc_helpers import Q1, Q2, ROOT, make_response, recorded_bodies, unknown
 
 COUNTS_URL = f"{ROOT}/api/queue/v1/task-queues/proj-autophone%2Fgecko-t-lambda-perf-a55/counts"
 BATCH_URL = f"{ROOT}/api/queue/v1/task-queues/counts"
@@ -118,7 +118,7 @@ def test_tc_counts_batch_403_asks_each_queue(make_source, stub_session, tc_log):
 ])
 def test_tc_counts_batch_bad_body_is_unknown(make_source, stub_session, tc_log, body, reason):
     session, _ = stub_session(lambda request: make_response(request, 200, body))
-    assert make_source(session=session).counts([Q1, Q2]) == {Q1: None, Q2: None}
+    unknown(lambda: make_source(session=session).counts([Q1, Q2]))
     assert [line for line in tc_log if line.startswith("WARNING")] == [
         f"WARNING taskcluster taskQueueCountsBatch POST {BATCH_URL}: unexpected body: " + reason
         + (" or not a non-negative integer" if reason.endswith("missing") else "")
@@ -137,7 +137,7 @@ def test_tc_counts_batch_answer_lacking_every_queue(make_source, stub_session, t
     monkeypatch.setattr(source_module, "MAX_NAMED", 2)
     q3 = "proj-autophone/gecko-t-lambda-a51"
     session, _ = stub_session(lambda request: make_response(request, 200, {"taskQueueCounts": []}))
-    assert make_source(session=session).counts([Q1, Q2, q3]) == {Q1: None, Q2: None, q3: None}
+    unknown(lambda: make_source(session=session).counts([Q1, Q2, q3]))
     assert [line for line in tc_log if line.startswith("WARNING")] == [
         f"WARNING taskcluster taskQueueCountsBatch POST {BATCH_URL}: answer lacks 3 queue(s), unknown this cycle: "
         f"{Q1}, {Q2} and 1 more"]
@@ -145,7 +145,7 @@ def test_tc_counts_batch_answer_lacking_every_queue(make_source, stub_session, t
 
 def test_tc_counts_batch_server_error_is_unknown_without_fallback(make_source, stub_session):
     session, adapter = stub_session(lambda request: make_response(request, 500, {"code": "InternalServerError"}))
-    assert make_source(session=session).counts([Q1, Q2]) == {Q1: None, Q2: None}
+    unknown(lambda: make_source(session=session).counts([Q1, Q2]))
     assert {r.method for r, _ in adapter.calls} == {"POST"}  # a sick server is not asked 50 more times
 
 
@@ -176,7 +176,7 @@ def test_tc_counts_429_then_success(vcr, make_source, clock):
 @pytest.mark.vcr
 def test_tc_counts_5xx_gives_up(vcr, make_source, clock, tc_log):
     start = clock.now()
-    assert make_source().counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source().counts([Q1]))
     assert vcr.play_count == 4  # max_attempts
     assert clock.now() - start < 30
     assert tc_log == [f"WARNING taskcluster taskQueueCounts GET {COUNTS_URL}: HTTP 503; gave up after 4 attempts"]
@@ -190,7 +190,7 @@ def test_tc_counts_timeout_is_unknown_after_bounded_retries(make_source, stub_se
 
     session, adapter = stub_session(handler)
     source = make_source(session=session, connect_timeout=2, read_timeout=3, time_budget=60)
-    assert source.counts([Q1]) == {Q1: None}
+    unknown(lambda: source.counts([Q1]))
     assert len(adapter.calls) == 4
     assert all(kwargs["timeout"] == (2.0, 3.0) for _, kwargs in adapter.calls)
     assert len(tc_log) == 1 and tc_log[0].endswith(f"({error.__name__}); gave up after 4 attempts")
@@ -205,7 +205,7 @@ def test_tc_counts_time_budget_bounds_retries_and_later_queues(make_source, stub
     source = make_source(session=session, read_timeout=4, time_budget=10, batch=False, backoff=1)
     q3 = "proj-autophone/gecko-t-lambda-a51"
     start = clock.now()
-    assert source.counts([Q1, Q2, q3]) == {Q1: None, Q2: None, q3: None}
+    unknown(lambda: source.counts([Q1, Q2, q3]))
     assert clock.now() - start <= 10 + 0.5  # never past the budget (a timeout is clamped to what is left)
     assert all(kwargs["timeout"][1] <= 4 for _, kwargs in adapter.calls)
     assert [line.rsplit(": ", 1)[1] for line in tc_log] == [
@@ -221,34 +221,34 @@ def test_tc_counts_other_request_error_is_not_retried(make_source, stub_session,
         raise requests.exceptions.InvalidHeader("bad")
 
     session, adapter = stub_session(handler)
-    assert make_source(session=session).counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session).counts([Q1]))
     assert len(adapter.calls) == 1
     assert tc_log[0].endswith("request failed (InvalidHeader)")
 
 
 @pytest.mark.vcr
 def test_tc_counts_malformed_json(vcr, make_source, tc_log):
-    assert make_source().counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source().counts([Q1]))
     assert tc_log == [f"WARNING taskcluster taskQueueCounts GET {COUNTS_URL}: malformed JSON in HTTP 200 answer"]
 
 
 @pytest.mark.vcr
 def test_tc_counts_missing_fields(vcr, make_source, tc_log):
     # the shape of the deprecated pendingTasks endpoint: no claimedTasks
-    assert make_source().counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source().counts([Q1]))
     assert tc_log == [f"WARNING taskcluster taskQueueCounts GET {COUNTS_URL}: unexpected body: "
                       "claimedTasks missing or not a non-negative integer"]
 
 
 def test_tc_counts_json_that_is_not_an_object(make_source, stub_session, tc_log):
     session, _ = stub_session(lambda request: make_response(request, 200, [1, 2]))
-    assert make_source(session=session).counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session).counts([Q1]))
     assert tc_log[0].endswith("expected a JSON object, got list")
 
 
 @pytest.mark.vcr
 def test_tc_counts_403_names_missing_scopes(vcr, make_source, tc_log):
-    assert make_source().counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source().counts([Q1]))
     assert tc_log == [
         f"WARNING taskcluster taskQueueCounts GET {COUNTS_URL}: HTTP 403 InsufficientScopes: missing scopes "
         "queue:pending-count:proj-autophone/gecko-t-lambda-perf-a55, "
@@ -258,7 +258,7 @@ def test_tc_counts_403_names_missing_scopes(vcr, make_source, tc_log):
 
 def test_tc_counts_404_queue_is_unknown(make_source, stub_session, tc_log):
     session, adapter = stub_session(lambda request: make_response(request, 404, "not json"))
-    assert make_source(session=session).counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session).counts([Q1]))
     assert len(adapter.calls) == 1
     assert tc_log[0].endswith(": HTTP 404")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tc_helpers import Q1, make_response
+from tc_helpers import Q1, make_response, unknown
 
 PING = "/api/queue/v1/ping"
 
@@ -103,9 +103,9 @@ def test_tc_an_oversized_answer_is_refused(real_source, tc_log, chunked):
     else:
         data, status_head = payload, head(length=len(payload))
     with CannedServer(status_head, data) as server:
-        answer = real_source(server, max_body_bytes=1024).workers([Q1])
-    assert answer == {Q1: None}
-    assert tc_log[-1].endswith(": answer larger than max_body_bytes (1024); not read")
+        line = unknown(lambda: real_source(server, max_body_bytes=1024).workers([Q1]))
+    assert line.endswith(": answer larger than max_body_bytes (1024); not read")
+    assert tc_log[-1].endswith(line)
 
 
 def test_tc_an_answer_under_the_cap_is_read(real_source):
@@ -122,7 +122,7 @@ def test_tc_an_answer_under_the_cap_is_read(real_source):
 ])
 def test_tc_redirects_are_not_followed(make_source, stub_session, tc_log, location):
     session, adapter = stub_session(lambda request: make_response(request, 302, "", {"Location": location}))
-    assert make_source(session=session, root_url="https://tc.example.com").workers([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session, root_url="https://tc.example.com").workers([Q1]))
     assert len(adapter.calls) == 1  # the session did not follow it either
     (line,) = tc_log
     assert "HTTP 302 redirect to " in line and line.endswith(" not followed") and "s3cr3t" not in line

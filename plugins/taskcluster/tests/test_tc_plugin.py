@@ -18,7 +18,7 @@ from provisioner_taskcluster import plugin, urls
 from provisioner_taskcluster.settings import DEFAULT_ROOT_URL, OPTIONS, Settings
 from provisioner_taskcluster.source import TaskclusterQueues
 from provisioner_taskcluster.transport import insufficient_scopes, render_scopes, retry_after
-from tc_helpers import Q1, make_response
+from tc_helpers import Q1, make_response, unknown
 
 COUNTS_URL = "https://tc.example.com/api/queue/v1/task-queues/proj-autophone%2Fgecko-t-lambda-perf-a55/counts"
 
@@ -128,7 +128,7 @@ def test_tc_scope_expressions_and_retry_after():
 
 def test_tc_403_without_taskcluster_body(make_source, stub_session, tc_log):
     session, _ = stub_session(lambda request: make_response(request, 403, "<html>Forbidden</html>"))
-    assert make_source(session=session).counts([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session).counts([Q1]))
     assert tc_log[0].endswith("HTTP 403 Forbidden: missing scopes scopes not named in the response (anonymous)")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from provisioner import Worker
 from provisioner_taskcluster.wire import parse_time
-from tc_helpers import Q1, Q2, ROOT, make_response, recorded_bodies
+from tc_helpers import Q1, Q2, ROOT, make_response, recorded_bodies, unknown
 
 WORKERS_URL = f"{ROOT}/api/queue/v1/provisioners/proj-autophone/worker-types/gecko-t-lambda-perf-a55/workers"
 FUTURE = "3025-06-09T22:05:00.000Z"
@@ -68,7 +68,7 @@ def test_tc_workers_read_fresh_each_cycle(vcr, make_source, clock):
 
 @pytest.mark.vcr
 def test_tc_workers_403_is_unknown(vcr, make_source, tc_log):
-    assert make_source().workers([Q1]) == {Q1: None}
+    unknown(lambda: make_source().workers([Q1]))
     assert tc_log == [f"WARNING taskcluster listWorkers GET {WORKERS_URL}: HTTP 403 InsufficientScopes: missing scopes "
                       "queue:list-workers:proj-autophone/gecko-t-lambda-perf-a55 (anonymous)"]
     assert vcr.play_count == 1  # a 403 is not retried
@@ -87,7 +87,7 @@ def test_tc_workers_page_limit_makes_it_unknown(make_source, stub_session, tc_lo
     tokens = iter(range(100))
     session, adapter = stub_session(
         lambda request: make_response(request, 200, page(entry("R5"), token=f"t{next(tokens)}")))
-    assert make_source(session=session, max_pages=3).workers([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session, max_pages=3).workers([Q1]))
     assert len(adapter.calls) == 3
     assert adapter.calls[2][0].url.endswith("/workers?continuationToken=t1")
     assert tc_log[-1].endswith("still more pages after 3; workers unknown")
@@ -108,7 +108,7 @@ def test_tc_workers_garbled_body_is_unknown_never_empty(make_source, stub_sessio
     # fail-safe: a phone whose quarantine or claim we cannot read makes the whole queue unknown (no launch),
     # rather than a guess (a garbled latestTask read as "" would look like a claim)
     session, _ = stub_session(lambda request: make_response(request, 200, body))
-    assert make_source(session=session).workers([Q1]) == {Q1: None}
+    unknown(lambda: make_source(session=session).workers([Q1]))
     assert tc_log == [f"WARNING taskcluster listWorkers GET {WORKERS_URL}: unexpected body: {reason}"]
 
 
@@ -170,5 +170,5 @@ def test_tc_workers_budget_spent_leaves_later_queues_unknown_without_a_call(make
     session, adapter = stub_session(handler)
     q3 = "proj-autophone/gecko-t-lambda-a51"
     source = make_source(session=session, read_timeout=4, time_budget=10, backoff=1)
-    assert source.workers([Q1, Q2, q3]) == {Q1: None, Q2: None, q3: None}
+    unknown(lambda: source.workers([Q1, Q2, q3]))
     assert not any("a51" in request.url for request, _ in adapter.calls)

@@ -158,7 +158,9 @@ def _guard(call: Callable[[], Any], what: str, unknown: list[str], reads: dict[s
         unknown.append(f"{what}: plugin error {type(exc).__name__}: {exc}".splitlines()[0])
         reads[what] = "plugin_error"
     else:
-        partial = isinstance(answer, Mapping) and any(v is None for v in answer.values())
-        reads[what] = "partial" if partial else "ok"
+        missing = [str(k) for k, v in answer.items() if v is None] if isinstance(answer, Mapping) else []
+        if missing:  # why: the plugin's own warning line
+            unknown.append(f"{what}: {len(missing)} of {len(answer)} unknown: {', '.join(missing[:5])}"[:300])
+        reads[what] = "partial" if missing else "ok"
         return answer
     return None

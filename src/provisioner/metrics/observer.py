@@ -30,6 +30,11 @@ class MetricsObserver:
         self._lock = threading.Lock()
         self.pending = Gauge("provisioner_queue_pending", "Tasks pending in the pool's queue (absent: unknown)",
                              ["pool"], registry=r)
+        # Whether the pool's counts were read this cycle: 0 while they are unknown (an outage, refused credentials),
+        # when provisioner_queue_pending has no series for the pool. A 0/1 series that is always there, rather than
+        # NaN: an alert compares it (== 0) and counts it (sum), where NaN poisons every sum and never compares true.
+        self.pending_known = Gauge("provisioner_queue_pending_known",
+                                   "1: the pool's queue counts were read this cycle; 0: unknown", ["pool"], registry=r)
         self.claimed = Gauge("provisioner_queue_claimed", "Tasks claimed in the pool's queue (absent: unknown)",
                              ["pool"], registry=r)
         self.phones = Gauge("provisioner_pool_phones", "The pool's phones by state", ["pool", "state"], registry=r)
@@ -45,6 +50,9 @@ class MetricsObserver:
         self.strangers = Gauge("provisioner_foreign_jobs",
                                "Live jobs with our job tag that no launch of ours knows (another daemon with the tag?)",
                                registry=r)
+        self.ledger_failing = Gauge("provisioner_ledger_write_failing",
+                                    "1: a ledger write failed and has not succeeded since (the watchdog is not fed)",
+                                    registry=r)
         self.cycles = Counter("provisioner_cycles", "Cycles observed and planned", registry=r)
         self.leader = Gauge("provisioner_leader", "1: this daemon is the active one (plans and launches); 0: a standby",
                             registry=r)
@@ -104,11 +112,13 @@ class MetricsObserver:
         self.last_cycle.set(report.started_at)
         self.cycle_seconds.observe(report.observe_seconds + report.plan_seconds)
         self.unknown.set(len(report.unknown))
+        self.ledger_failing.set(1 if getattr(report, "ledger_error", None) else 0)
         self.strangers.set(report.strangers)
         for endpoint, result in _reads(report):
             self.reads.labels(endpoint, result).inc()
         for d in report.plan.decisions:
             _set_or_clear(self.pending, d.pool, d.pending)
+            self.pending_known.labels(d.pool).set(0 if d.pending is None else 1)
             _set_or_clear(self.claimed, d.pool, d.claimed)
             for state in PHONE_STATES:
                 value = getattr(d, state)

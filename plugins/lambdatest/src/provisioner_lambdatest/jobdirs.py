@@ -3,7 +3,9 @@
 A launch records its CLI's process group in ``cli.pid`` while the CLI runs. A launcher killed uncleanly leaves
 that record, the rendered ``hyperexecute.yaml`` (it holds the Taskcluster token) and CLI logs not yet redacted;
 ``recover()`` ends each orphaned CLI (SIGTERM then SIGKILL to its process group, only while the group's leader
-is still that CLI: a recycled pid is never killed), deletes the secret files and redacts the logs.
+is still that CLI: a recycled pid is never killed) and removes its job directory (secret files first, logs
+redacted before: a directory that cannot be removed holds no secret). A directory without a record (its launch
+ended) only has its secret files deleted and its logs redacted; it goes with the old ones.
 
 Nothing here follows a symbolic link: the jobs root is opened with ``O_NOFOLLOW`` (a link there is refused, with
 one warning), every job directory and file is reached through its parent's descriptor with ``O_NOFOLLOW``, a
@@ -251,20 +253,24 @@ class JobDirs:
             for name, _ in self._entries(root_fd):
                 try:
                     with opened_dir(name, root_fd) as fd:
-                        self._recover_one(name, fd, known, environ)
+                        orphaned = self._recover_one(name, fd, known, environ)
+                    if orphaned:
+                        _remove_tree(name, root_fd)
                 except OSError as exc:
                     logger.warning("hyperexecute: job directory {!r}: {}", name, exc.strerror or type(exc).__name__)
 
-    def _recover_one(self, name: str, fd: int, known: Sequence[str], environ: Mapping[str, str]) -> None:
+    def _recover_one(self, name: str, fd: int, known: Sequence[str], environ: Mapping[str, str]) -> bool:
+        """Clean one job directory; True when a killed launcher left it mid-launch (to be removed)."""
         record = _read_record(fd)
         secrets = list(known)
         if record is not None:
             if _owner_alive(record):
-                return
+                return False
             secrets += [environ.get(variable, "") for variable in record["secret_env"]]
             outcome = end_cli(record["pgid"], record["cli"])
-            logger.info("hyperexecute: job directory {!r}: the CLI a killed launcher left (process group {}) {}",
-                        name, record["pgid"], outcome)
+            logger.info("hyperexecute: job directory {!r}: the CLI a killed launcher left (process group {}) {}; "
+                        "directory removed", name, record["pgid"], outcome)
         scrub(fd, secrets)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(PID_FILE, dir_fd=fd)
+        return record is not None

@@ -49,8 +49,8 @@ class HyperExecuteLauncher:
         self._max_age = float(self._options["job_dir_max_age_days"]) * 86400.0
         self._clean_lock = threading.Lock()
         self._last_clean: float | None = None
-        self._recovered = False  # the first launch recovers what a killed launcher left (not the factory:
-        # `provisioner check` builds the launcher too, and must change nothing)
+        self._recovered = False  # start() recovers what a killed launcher left (not the factory: `provisioner
+        # check` and `status` build the launcher too, and must change nothing)
 
     # -- launching ----------------------------------------------------------------------------
     def launch(self, request: LaunchRequest) -> LaunchResult:
@@ -95,6 +95,7 @@ class HyperExecuteLauncher:
         environ = self._context.environ
         self.clean_job_dirs()  # first: recovering changes the mtime of the directories it cleans
         self.recover([environ.get(self._options["access_key_env"], ""), environ.get(launch["access_token_env"], "")])
+        # (a no-op once start() ran; for a host that does not call start())
         _check_request(request)
         username, access_key = self._lt_credentials()
         secrets.append(access_key)
@@ -194,9 +195,17 @@ class HyperExecuteLauncher:
         return job_dir
 
     # -- housekeeping -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Called once by the daemon before its first cycle (``Runtime.start``): recover what a killed launcher
+        left, so that no orphaned CLI or secret outlives a crash until the next launch, which may be hours away.
+        A dry run changes nothing."""
+        if not self._context.dry_run:
+            self.clean_job_dirs()
+            self.recover([self._context.environ.get(self._options["access_key_env"], "")])
+
     def recover(self, known: Sequence[str]) -> None:
-        """Once per process, before its first launch: end the CLIs a killed launcher left running, delete its
-        secret files and redact its CLI logs (see ``jobdirs``). ``known``: the secrets this launch knows."""
+        """Once per process: end the CLIs a killed launcher left running, remove their job directories, delete
+        other directories' secret files and redact their CLI logs (see ``jobdirs``). ``known``: secrets known."""
         with self._clean_lock:
             if not self._recovered:
                 self._recovered = True

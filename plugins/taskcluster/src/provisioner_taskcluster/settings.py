@@ -69,10 +69,19 @@ class Settings:
     allow_http: bool = False
     deprecated: str = ""  # one line when a deprecated option is set, else ""
     certificate_env: str = "TASKCLUSTER_CERTIFICATE"
+    client_id_env: str = "TASKCLUSTER_CLIENT_ID"
+    access_token_env: str = "TASKCLUSTER_ACCESS_TOKEN"
 
     @property
     def who(self) -> str:
         return f"client {self.credentials.client_id}" if self.credentials else "anonymous"
+
+    def credential_variables(self) -> str:
+        """The variables the credentials come from (names, never values): ``$A and $B`` (``, $C`` when temporary)."""
+        names = [self.client_id_env, self.access_token_env]
+        if self.credentials and self.credentials.certificate:
+            names.append(self.certificate_env)
+        return ", ".join(f"${n}" for n in names[:-1]) + f" and ${names[-1]}"
 
     @classmethod
     def resolve(cls, options: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -93,7 +102,8 @@ class Settings:
         )
         return cls(root_url, source, credentials, problem, policy, float(values["time_budget"]),
                    bool(values["batch"]), int(values["max_pages"]), bool(values["allow_http"]),
-                   DEPRECATED if values["quarantine_refresh"] is not None else "", values["certificate_env"])
+                   DEPRECATED if values["quarantine_refresh"] is not None else "", values["certificate_env"],
+                   values["client_id_env"], values["access_token_env"])
 
 
 def check_numbers(values: Mapping[str, Any]) -> None:

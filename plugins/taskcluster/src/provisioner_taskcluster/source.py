@@ -11,7 +11,7 @@ import requests
 import taskcluster
 from loguru import logger
 
-from provisioner import DeadlineAdapter, PluginContext, QueueCounts, Worker
+from provisioner import DeadlineAdapter, PluginContext, QueueCounts, RemoteError, Worker
 
 from . import __version__
 from .settings import Credentials, Settings, certificate_expired, root_url_problem
@@ -78,6 +78,9 @@ class TaskclusterQueues:
                                    signer, settings.who)
         self._batch_missing_at: float | None = None  # when the deployment last answered 404 to the batch call
         self._skip_warned: set[str] = set()  # queues whose listWorkers had entries without a workerId
+        self._failed: list[str] = []  # this read's failed calls, one line each
+        self._refused_status: int | None = None  # this read's first 401/403
+        self._credentials_named = False  # the credentials' variables were named since the last read they passed
         # A root URL that check refuses (plain http off loopback, user info, not a URL) is never called.
         self.url_problem = root_url_problem(settings.root_url, settings.root_url_source, settings.allow_http)
         for problem in (settings.credential_problem, settings.deprecated):
@@ -95,14 +98,13 @@ class TaskclusterQueues:
         """Pending and claimed tasks per queue; None for a queue whose counts are unknown this cycle."""
         budget = Budget(self.clock, self.settings.time_budget)
         result: dict[str, QueueCounts | None] = dict.fromkeys(queues)
-        if self._refused(result):
-            return result
+        self._start_read(result)
         valid = self._valid_queues(result, "counts")
         singles = self._counts_batched(valid, budget, result) if self._use_batch(len(valid)) else valid
         for queue in singles:
             url = self.urls.counts(queue)
             result[queue] = self._fetch("taskQueueCounts", "GET", url, budget, queue_counts)
-        return result
+        return self._known(result)
 
     def _use_batch(self, queues: int) -> bool:
         if not self.settings.batch or queues < 2:
@@ -125,9 +127,11 @@ class TaskclusterQueues:
                     logger.info("taskcluster: {} has no taskQueueCountsBatch (404): one call per queue for the "
                                 "next {:.0f} h", self.settings.root_url, BATCH_RECHECK / 3600)
                     return singles + queues[index * BATCH_LIMIT:]
-                logger.warning(str(exc))
                 if exc.status == 403:  # one queue without scopes fails the batch: ask each queue on its own
+                    logger.warning(str(exc))
                     singles.extend(chunk)
+                else:
+                    self._fail(exc)
                 continue
             self._batch_missing_at = None
             found = self._parse("taskQueueCountsBatch", "POST", url, body, batch_counts)
@@ -137,8 +141,8 @@ class TaskclusterQueues:
             if lacking:
                 named = ", ".join(lacking[:MAX_NAMED]) + (f" and {len(lacking) - MAX_NAMED} more"
                                                           if len(lacking) > MAX_NAMED else "")
-                logger.warning(describe("taskQueueCountsBatch", "POST", url,
-                                        f"answer lacks {len(lacking)} queue(s), unknown this cycle: {named}"))
+                self._fail(CallError("taskQueueCountsBatch", "POST", url,
+                                     f"answer lacks {len(lacking)} queue(s), unknown this cycle: {named}"))
             for queue in chunk:
                 result[queue] = found.get(queue)
         return singles
@@ -153,12 +157,11 @@ class TaskclusterQueues:
         """
         budget = Budget(self.clock, self.settings.time_budget)
         result: dict[str, list[Worker] | None] = dict.fromkeys(queues)
-        if self._refused(result):
-            return result
+        self._start_read(result)
         for queue in self._valid_queues(result, "workers"):
             provisioner_id, worker_type = queue.split("/")
             result[queue] = self._workers_one(queue, provisioner_id, worker_type, budget)
-        return result
+        return self._known(result)
 
     def _workers_one(self, queue: str, provisioner_id: str, worker_type: str, budget: Budget) -> list[Worker] | None:
         """Follow listWorkers' continuation tokens for at most max_pages pages; a worker seen twice counts once."""
@@ -179,17 +182,51 @@ class TaskclusterQueues:
                     logger.warning(describe("listWorkers", "GET", url, f"skipped {skipped} worker entr"
                                             f"{'y' if skipped == 1 else 'ies'} without a workerId"))
                 return list(found.values())
-        logger.warning(describe("listWorkers", "GET", url,
-                                f"still more pages after {self.settings.max_pages}; workers unknown"))
+        self._fail(CallError("listWorkers", "GET", url,
+                             f"still more pages after {self.settings.max_pages}; workers unknown"))
         return None
 
     # --- shared -------------------------------------------------------------------------------------------
 
-    def _refused(self, result: Mapping[str, Any]) -> bool:
-        """True (and one warning) when the root URL is one ``check`` refuses: every queue stays unknown."""
+    def _start_read(self, result: Mapping[str, Any]) -> None:
+        """A read begins: no call failed yet. A root URL that ``check`` refuses makes it unknown at once."""
+        self._failed, self._refused_status = [], None
         if self.url_problem and result:
-            logger.warning("{}; no call made, every queue unknown", self.url_problem)
-        return bool(self.url_problem)
+            raise RemoteError(f"{self.url_problem}; no call made")
+
+    def _fail(self, exc: CallError) -> None:
+        """One call of this read failed: one warning line, remembered for the read's own error."""
+        logger.warning(str(exc))
+        self._failed.append(str(exc))
+        if exc.status in (401, 403) and self._refused_status is None:
+            self._refused_status = exc.status
+
+    def _known(self, result: dict[str, T | None]) -> dict[str, T | None]:
+        """The read's answer; ``RemoteError`` when calls failed and no queue is known: an outage, or credentials
+        refused, is an unknown read (counted, alerted on), not a quiet row of unknown queues. A read that knows
+        some queues answers them (the others None: their warnings said why)."""
+        failed, status = self._failed, self._refused_status
+        if status is None:
+            self._credentials_named = False  # refused again later: named again
+        if not failed or any(value is not None for value in result.values()):
+            return result
+        line = failed[0] + (f" (and {len(failed) - 1} more failed call{'s' if len(failed) > 2 else ''})"
+                            if len(failed) > 1 else "")
+        if status is not None and not self._credentials_named:
+            self._credentials_named = True  # once: the host logs this line every cycle the read fails
+            line += f"; {self.refused_credentials(status)}"
+        raise RemoteError(line)
+
+    def refused_credentials(self, status: int) -> str:
+        """What a 401 or 403 says about the credentials: their variables by name, never their values."""
+        settings = self.settings
+        names = settings.credential_variables()
+        if settings.credentials is None:
+            return f"the calls are anonymous: set {names} to a client with the queue's scopes"
+        if status == 401:
+            return (f"Taskcluster refused the credentials of {settings.who} from {names}: expired or revoked? "
+                    "Renew them and restart")
+        return f"{settings.who} (from {names}) lacks the scopes named above"
 
     def _valid_queues(self, result: Mapping[str, Any], what: str) -> list[str]:
         valid = [queue for queue in result if split_queue(queue) is not None]
@@ -204,17 +241,16 @@ class TaskclusterQueues:
         try:
             body = self.transport.request(endpoint, method, url, budget)
         except CallError as exc:
-            logger.warning(str(exc))
+            self._fail(exc)
             return None
         return self._parse(endpoint, method, url, body, parse)
 
-    @staticmethod
-    def _parse(endpoint: str, method: str, url: str, body: dict[str, Any],
+    def _parse(self, endpoint: str, method: str, url: str, body: dict[str, Any],
                parse: Callable[[dict[str, Any]], T]) -> T | None:
         try:
             return parse(body)
         except BadBody as exc:
-            logger.warning(describe(endpoint, method, url, f"unexpected body: {exc}"))
+            self._fail(CallError(endpoint, method, url, f"unexpected body: {exc}"))
             return None
 
     # --- check and close ----------------------------------------------------------------------------------
