@@ -200,9 +200,10 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
                                  {"withDisabled": "true", "limit": 100, "offset": 0})],
         "launch_ok": before_post + [posted(201, RUN_OK), posted(201, RUN_GROUP_OK, "", 603)] + runs_and_sessions(),
         "launch_404_file_then_ok": before_post + [posted(404, error(404, "FileEntity with id 711 does not exist"))]
-        + catalog(712) + [posted(201, RUN_OK, test_id=712)],
+        + catalog(712) + members(601) + [posted(201, RUN_OK, test_id=712)],
         "launch_404_file_same_ids": before_post + [posted(404, error(404, "FileEntity with id 711 does not exist"))]
-        + catalog(),
+        + catalog() + members(601),
+        "launch_wrong_group": catalog() + members(604),
         "launch_404_group": before_post + [posted(404, error(404, "DeviceGroup with id 601 does not exist"))],
         "launch_400": before_post + [posted(400, error(400, "Invalid testRunParameters"))],
         "launch_401": before_post + [posted(401, error(401, "Unauthorized"))],
