@@ -14,7 +14,7 @@ from provisioner import (
 from .api import BitbarApi
 from .catalog import Catalogs, Missing
 from .launcher import Launches, pool_launch
-from .options import IMAGE_IDLE_TIMEOUT, OPTIONS, OWN_PARAMETERS, QUEUE_PREFIX, filled
+from .options import IMAGE_IDLE_TIMEOUT, OPTIONS, OWN_PARAMETERS, QUEUE_PREFIX, filled, problem_text
 from .runs import RunReader, project_name
 from .states import parse_phones
 
@@ -74,7 +74,7 @@ class Bitbar:
         try:
             launch = pool_launch(pool)
         except ConfigError as exc:
-            return [exc.problems[0].reason if exc.problems else str(exc)]
+            return [problem_text(exc)]
         problems = []
         if not pool.queue.startswith(QUEUE_PREFIX):
             problems.append(f"queue {pool.queue} is not under {QUEUE_PREFIX}: the image's workers serve only "

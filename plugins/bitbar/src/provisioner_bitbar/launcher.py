@@ -21,7 +21,7 @@ from provisioner import ConfigError, LaunchRequest, LaunchResult, Pool, RemoteEr
 
 from .api import Answer, BitbarApi, NotSent
 from .catalog import Catalog, Catalogs, Missing, Target
-from .options import POOL_OPTIONS, filled
+from .options import POOL_OPTIONS, filled, problem_text
 from .runs import project_name
 
 STALE_IDS = (re.compile(r"FileEntity with id \d* does not exist"), re.compile(r"Project with id \d* does not exist"))
@@ -109,7 +109,7 @@ class Launches:
         try:
             launch = pool_launch(request.pool)
         except ConfigError as exc:
-            return LaunchResult(False, detail=str(exc.problems[0]))
+            return LaunchResult(False, detail=problem_text(exc))
         if not request.udid and not launch["device_group"]:
             return LaunchResult(False, detail=f"pool {request.pool.name}: a launch naming no phone needs "
                                               "launch.device_group (the group Bitbar picks the phone from)")

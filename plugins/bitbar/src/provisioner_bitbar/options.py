@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provisioner import Option, validate_options
+from provisioner import ConfigError, Option, validate_options
 
 URL = "https://mozilla-v3.bitbar.com"  # Mozilla's current server (mbd config/config-v3-server.yml)
 API_PATH = "/api/v2"  # TDPY and TDJ; mbd's comments also show /cloud/api/v2 (unverified: facts §7)
@@ -68,3 +68,8 @@ def filled(options: Mapping[str, Option], given: Mapping[str, Any], what: str = 
     """``given`` validated and completed with the defaults (the host does this for the daemon; tests, commands
     and a pool's launch table go through here too). Raises ``provisioner.ConfigError``."""
     return validate_options(dict(given), options, "", what)
+
+
+def problem_text(error: ConfigError) -> str:
+    """A ``ConfigError`` of a table checked here, on one line: ``key: reason; ...``."""
+    return "; ".join(f"{p.key}: {p.reason}" for p in error.problems) or str(error)
