@@ -1,9 +1,8 @@
-"""Fixtures of the Bitbar plugin's tests: answers from cassettes (``shapes.py`` builds them), a virtual clock at
+"""Fixtures of the Bitbar plugin's tests: answers from cassettes (``bb_shapes.py`` builds them), a virtual clock at
 the cassettes' time, fake credentials, every log line captured."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,44 +10,11 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from provisioner import PluginContext, Pool, VirtualClock
-from provisioner.testing import make_context
+from provisioner import PluginContext
 from provisioner_bitbar import states
 
-from shapes import CASSETTES, NOW
-
-APIKEY = "bb-apikey-0123456789abcdefghij"
-TOKEN = "tc-token-A55-0123456789abcdefghij"
-SECRETS = (APIKEY, TOKEN)
-ENVIRON = {"TESTDROID_APIKEY": APIKEY, "gecko_t_bitbar_gw_perf_a55": TOKEN}
-LAUNCH = {"client_id": "project/autophone/gecko-t-bitbar-perf-a55", "access_token_env": "gecko_t_bitbar_gw_perf_a55",
-          "docker_image_version": "20250304T123621", "worker_type": "gecko-t-bitbar-gw-perf-a55"}
-
-
-def mask_token(request: Any) -> Any:
-    """Before anything is written: the Taskcluster token in a launch body becomes ``***`` (for re-recording)."""
-    try:
-        body = json.loads(request.body or b"")
-    except (ValueError, TypeError):
-        return request
-    if isinstance(body, dict) and isinstance(body.get("testRunParameters"), list):
-        for item in body["testRunParameters"]:
-            if isinstance(item, dict) and item.get("key") == "TASKCLUSTER_ACCESS_TOKEN":
-                item["value"] = "***"
-        request.body = json.dumps(body).encode()
-    return request
-
-
-def launch_body(r1: Any, r2: Any) -> None:
-    """vcrpy matcher: two ``POST runs`` match only with the same JSON body, the token masked in both."""
-    if r1.method == "POST" and r1.path.endswith("/runs"):
-        assert mask_token(_copy(r1)).body == mask_token(_copy(r2)).body
-
-
-def _copy(request: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(request)
+from bb_shapes import CASSETTES
+from bb_support import bb_context, launch_body, mask_token
 
 
 def pytest_recording_configure(config: Any, vcr: Any) -> None:
@@ -66,24 +32,9 @@ def vcr_cassette_dir() -> str:
     return str(CASSETTES)
 
 
-def bb_context(tmp_path: Path, **fields: Any) -> PluginContext:
-    return make_context(tmp_path, environ=fields.pop("environ", ENVIRON), clock=VirtualClock(NOW), **fields)
-
-
 @pytest.fixture
 def context(tmp_path: Path) -> PluginContext:
     return bb_context(tmp_path)
-
-
-def pool(name: str = "bb-a55-perf", udids: tuple[str, ...] = ("a55-33", "a55-34", "a55-35", "a55-52"),
-         targeting: str = "pinned", **launch: Any) -> Pool:
-    return Pool(name, "proj-autophone/gecko-t-bitbar-gw-perf-a55", "taskcluster", "bitbar", "bitbar", udids=udids,
-                targeting=targeting, launch={**LAUNCH, **launch}, idle_timeout=5400)
-
-
-def group_pool() -> Pool:
-    return pool("bb-a55-group", ("a55-33", "a55-34", "a55-35", "a55-52", "a55-57", "a55-58"), "group",
-                device_group="a55-perf")
 
 
 @pytest.fixture

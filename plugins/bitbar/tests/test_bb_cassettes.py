@@ -1,4 +1,4 @@
-"""The cassettes are what ``shapes.py`` builds (so they can be read, changed and reviewed as code), cover every
+"""The cassettes are what ``bb_shapes.py`` builds (so they can be read, changed and reviewed as code), cover every
 endpoint the plugin calls, and hold no credential (``tests/test_cassettes.py`` checks every cassette too)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from shapes import CASSETTES, cassettes, render
+from bb_shapes import CASSETTES, cassettes, render
 
 ENDPOINTS = {  # every call of the plugin: (method, path with ids as {id})
     ("GET", "admin/devices"), ("GET", "admin/runs"), ("GET", "me/projects/{id}/runs/{id}/device-sessions"),
@@ -22,7 +22,7 @@ ENDPOINTS = {  # every call of the plugin: (method, path with ids as {id})
 @pytest.mark.parametrize("name", sorted(cassettes()))
 def test_each_cassette_is_what_shapes_builds(name: str) -> None:
     assert (CASSETTES / f"{name}.yaml").read_text() == render(cassettes()[name]), \
-        "run python plugins/bitbar/tests/shapes.py"
+        "run python plugins/bitbar/tests/bb_shapes.py"
 
 
 def test_no_stray_cassette() -> None:

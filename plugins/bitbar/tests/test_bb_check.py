@@ -9,7 +9,7 @@ import pytest
 from provisioner import PluginContext, Selector
 from provisioner_bitbar import Bitbar
 
-from conftest import bb_context, group_pool, pool
+from bb_support import bb_context, group_pool, pool
 
 
 def test_a_good_config_has_no_problem(context: PluginContext) -> None:

@@ -13,23 +13,8 @@ from provisioner import PluginContext, Pool
 from provisioner.testing import DeviceProviderContract, JobLauncherContract
 from provisioner_bitbar import Bitbar
 
-from conftest import SECRETS, bb_context, group_pool, pool
-from shapes import NOW
-
-
-class Refused(requests.adapters.BaseAdapter):
-    """Every request: the connection is refused (nothing sent)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        self.sent.append(f"{request.method} {request.url}")
-        raise requests.ConnectionError("connection refused")
-
-    def close(self) -> None:
-        pass
+from bb_support import SECRETS, Refused, bb_context, group_pool, pool
+from bb_shapes import NOW
 
 
 @pytest.mark.vcr("provider_ok.yaml", allow_playback_repeats=True)

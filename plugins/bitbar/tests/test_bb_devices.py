@@ -9,8 +9,8 @@ from provisioner import PhoneState, PluginContext, RemoteError
 from provisioner_bitbar import Bitbar
 from provisioner_bitbar.states import DEVICE_STATES, parse_phones, phone_state
 
-from conftest import APIKEY, bb_context
-from shapes import DEVICES, NOW
+from bb_support import APIKEY, bb_context
+from bb_shapes import DEVICES, NOW
 
 IDLE, BUSY, UNAVAILABLE = PhoneState.IDLE, PhoneState.BUSY, PhoneState.UNAVAILABLE
 

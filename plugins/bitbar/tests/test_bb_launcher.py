@@ -16,8 +16,7 @@ from provisioner_bitbar import Bitbar
 from provisioner_bitbar.launcher import body
 from provisioner_bitbar.options import POOL_OPTIONS, filled
 
-from conftest import SECRETS, TOKEN, group_pool, pool
-from test_bb_contract import Refused
+from bb_support import SECRETS, TOKEN, Refused, group_pool, pool
 
 
 def request(udid: str = "a55-33", target: Any = None) -> LaunchRequest:
@@ -157,7 +156,7 @@ def test_a_phone_group_holding_other_phones_gets_no_launch(context: PluginContex
 
 
 def test_no_token_no_launch(tmp_path) -> None:
-    from conftest import bb_context
+    from bb_support import bb_context
 
     bitbar = Bitbar({}, bb_context(tmp_path, environ={"TESTDROID_APIKEY": "k" * 20}))
     result = bitbar.launch(request())

@@ -10,7 +10,7 @@ from provisioner_bitbar import Bitbar
 from provisioner_bitbar.runs import labels_phone, pool_of
 from provisioner_bitbar.states import session_facts
 
-from shapes import NOW
+from bb_shapes import NOW
 
 S = NOW - 7200
 STARTING, RUNNING, ENDED = JobState.STARTING, JobState.RUNNING, JobState.ENDED

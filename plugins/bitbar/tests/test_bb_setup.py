@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from provisioner.cli import cli
 
-from conftest import APIKEY
+from bb_support import APIKEY
 
 CONFIG = """
 [provisioner]

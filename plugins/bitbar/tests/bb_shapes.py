@@ -1,5 +1,5 @@
 """The Bitbar answers the tests replay, built from the shapes the reference facts cite (no Bitbar server was
-ever recorded: facts §6), and the cassettes made of them (``python plugins/bitbar/tests/shapes.py`` writes
+ever recorded: facts §6), and the cassettes made of them (``python plugins/bitbar/tests/bb_shapes.py`` writes
 ``cassettes/bitbar/``; ``test_bb_cassettes.py`` holds the files to this script).
 
 Field lists: TDJ ``APIList`` (``data``, ``limit``, ``offset``, ``total``), ``APIAdminDevice`` / JS ``AdminDevice``
