@@ -70,3 +70,70 @@ class Refused(requests.adapters.BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+class FakeBitbar:
+    """Bitbar on 127.0.0.1 for end-to-end runs of the daemon: the lists of ``bb_shapes`` (paged by ``limit`` and
+    ``offset``), a one-phone group for pixel6-137, and ``POST runs`` answering a new run (bodies kept in
+    ``posted``)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import bb_shapes as s
+
+        groups = s.GROUPS + [{**s.GROUPS[0], "id": 605, "displayName": "provisioner-pixel6-137"}]
+        members = {**s.MEMBERS, 605: ["pixel6-137"]}
+        self.lists: dict[str, list[Any]] = {
+            "admin/devices": s.DEVICES, "admin/runs": s.RUNS, "me/projects": s.PROJECTS, "me/device-groups": groups,
+            "admin/frameworks": s.FRAMEWORKS, "files": s.files(),
+            **{f"device-groups/{g}/devices": [{"displayName": m} for m in ms] for g, ms in members.items()},
+            **{f"me/projects/{next(r['projectId'] for r in s.RUNS if r['id'] == run)}/runs/{run}/device-sessions": rows
+               for run, rows in s.SESSIONS.items()},
+        }
+        self.posted: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # as a real server (the host's DeadlineSocket fails on HTTP/1.0 bodies)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                import urllib.parse
+
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                rows = fake.lists.get(url.path.removeprefix("/api/v2/"))
+                if rows is None:
+                    return self._answer(404, {"message": "no such endpoint", "statusCode": 404})
+                offset, limit = int(query.get("offset", 0)), int(query.get("limit", 20))
+                self._answer(200, {"data": rows[offset:offset + limit], "offset": offset, "limit": limit,
+                                   "total": len(rows)})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.posted.append(body)
+                self._answer(201, {**s.RUN_OK, "id": 9100 + len(fake.posted)})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeBitbar:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -102,6 +102,8 @@ class BitbarApi:
                 reason = "timed out"
             except requests.ConnectionError:
                 reason = "connection failed"
+            except requests.RequestException as exc:  # a broken body, a bad chunk: as unknown as a timeout
+                reason = type(exc).__name__
             else:
                 if status == 401:
                     raise RemoteError(f"{what}: HTTP 401, the API key was refused (check {self._key_env})")
