@@ -140,8 +140,8 @@ def listing(path: str, rows: list, page: int = 100, params: dict | None = None) 
     return out
 
 
-def runs_and_sessions(page: int = 100) -> list[dict[str, Any]]:
-    out = listing("admin/runs", RUNS, page, {"sort": "createTime_d"})
+def runs_and_sessions(page: int = 100, runs: list[dict[str, Any]] = RUNS) -> list[dict[str, Any]]:
+    out = listing("admin/runs", runs, page, {"sort": "createTime_d"})
     for run_id, rows in SESSIONS.items():
         project = next(r["projectId"] for r in RUNS if r["id"] == run_id)
         out += listing(f"me/projects/{project}/runs/{run_id}/device-sessions", rows, page)
@@ -192,6 +192,8 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
     return {
         "provider_ok": listing("admin/devices", DEVICES, params={"withDisabled": "true"}) + runs_and_sessions(),
         "runs_two_pages": runs_and_sessions(page=5),
+        # a server that ignores sort (Q4): page 1 visibly out of order and ending on a run older than since
+        "runs_unsorted": runs_and_sessions(5, [RUNS[i] for i in (0, 2, 1, 3, 8, 4, 5, 6, 7)]),
         "devices_odd": listing("admin/devices", ODD_DEVICES, params={"withDisabled": "true"}),
         "devices_5xx": failing,
         "devices_not_json": [exchange("GET", "admin/devices", 200, "<html>login</html>",

@@ -8,7 +8,7 @@ import pytest
 from provisioner import JobState, PluginContext, RemoteError, RemoteJob
 from provisioner_bitbar import Bitbar
 from provisioner_bitbar.runs import labels_phone, pool_of
-from provisioner_bitbar.states import session_facts
+from provisioner_bitbar.states import run_state, session_facts
 
 from bb_shapes import NOW
 
@@ -33,6 +33,25 @@ def test_our_runs_with_states_phones_and_outcomes(context: PluginContext) -> Non
 @pytest.mark.vcr("runs_two_pages.yaml")
 def test_paging_stops_below_since(context: PluginContext) -> None:
     assert Bitbar({"page_size": 5}, context).jobs(S) == EXPECTED
+
+
+@pytest.mark.vcr("runs_unsorted.yaml")
+def test_a_list_out_of_order_is_read_to_its_end(context: PluginContext) -> None:
+    jobs = Bitbar({"page_size": 5}, context).jobs(S)  # page 1 ends on 8990: stopping there would lose 8998-8995
+    assert sorted(jobs, key=lambda j: -j.created_at) == EXPECTED
+
+
+@pytest.mark.parametrize("row, state", [
+    ({"state": "WAITING"}, STARTING),
+    ({"state": "RUNNING"}, RUNNING),
+    ({"state": "FINISHED"}, ENDED),
+    ({"state": "RUNNING", "endTime": 1}, ENDED),
+    ({"state": "PAUSED", "startTime": 1}, RUNNING),
+    ({"state": "PAUSED"}, STARTING),
+    ({}, STARTING),
+])
+def test_run_state_table(row, state) -> None:
+    assert run_state(row) is state
 
 
 @pytest.mark.vcr("runs_two_pages.yaml")
