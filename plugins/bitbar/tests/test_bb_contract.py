@@ -4,10 +4,8 @@ shapes, and as a launcher for a pinned pool and a group pool (a launch naming no
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from provisioner import PluginContext, Pool
 from provisioner.testing import DeviceProviderContract, JobLauncherContract

@@ -121,6 +121,16 @@ def test_a_refusal_or_an_unclear_answer_is_one_failure(context: PluginContext, v
     clean(result.detail)
 
 
+def test_an_answer_echoing_a_secret_is_redacted() -> None:
+    from provisioner_bitbar.api import Answer
+    from provisioner_bitbar.launcher import _detail
+
+    detail = _detail(Answer(400, {"message": f"bad parameter TASKCLUSTER_ACCESS_TOKEN={TOKEN} for key {SECRETS[0]}"}),
+                     list(SECRETS))
+    assert detail.startswith("POST runs: HTTP 400: bad parameter") and "\n" not in detail
+    clean(detail)
+
+
 class TimesOutAfterSending(requests.adapters.HTTPAdapter):
     def __init__(self, inner: Any) -> None:
         super().__init__()

@@ -81,6 +81,7 @@ class Launches:
         self._api = api
         self._catalogs = catalogs
         self._url: str = options["url"]
+        self._key_env: str = options["apikey_env"]
         self._phone_prefix = phone_prefix
 
     def target(self, catalog: Catalog, request: LaunchRequest, launch: Mapping[str, Any],
@@ -116,6 +117,7 @@ class Launches:
         token = environ.get(launch["access_token_env"], "")
         if not token:
             return LaunchResult(False, detail=f"environment variable {launch['access_token_env']} is not set")
+        secrets = [token, environ.get(self._key_env, "")]  # what an answer might echo, never shown
         try:
             ids = self._catalogs.resolve(lambda catalog: self.target(catalog, request, launch))
             answer = self._post(request, launch, ids, token)
@@ -123,20 +125,20 @@ class Launches:
                 generation = self._catalogs.generation
                 fresh = self.target(self._catalogs.get(stale=generation)[0], request, launch)
                 if fresh == ids:
-                    return LaunchResult(False, detail=_detail(answer, token, " (the ids looked up again are the "
+                    return LaunchResult(False, detail=_detail(answer, secrets, " (the ids looked up again are the "
                                                               "same: upload the file or run bitbar-setup)"))
                 logger.info("bitbar: pool {}: {}; ids looked up again, sending once more", request.pool.name,
-                            _detail(answer, token))
+                            _detail(answer, secrets))
                 answer = self._post(request, launch, fresh, token)
         except (Missing, RemoteError, NotSent) as exc:
-            return LaunchResult(False, detail=redact(str(exc), [token]))
-        return self._result(answer, token)
+            return LaunchResult(False, detail=redact(str(exc), secrets))
+        return self._result(answer, secrets)
 
     def _post(self, request: LaunchRequest, launch: Mapping[str, Any], ids: Target, token: str) -> Answer:
         return self._api.write("POST", "runs", json_body=body(request, launch, ids, self._url, token,
                                                                self._phone_prefix))
 
-    def _result(self, answer: Answer, token: str) -> LaunchResult:
+    def _result(self, answer: Answer, secrets: list[str]) -> LaunchResult:
         if 200 <= answer.status < 300:
             run_id = answer.body.get("id") if isinstance(answer.body, dict) else None
             if isinstance(run_id, int) and not isinstance(run_id, bool):
@@ -144,7 +146,7 @@ class Launches:
                 return LaunchResult(True, job_id=str(run_id), url=link if isinstance(link, str) else "")
             return LaunchResult(False, detail=f"POST runs: HTTP {answer.status} without a run id; a run may have "
                                               "started (it would show as a stranger)")
-        return LaunchResult(False, detail=_detail(answer, token))
+        return LaunchResult(False, detail=_detail(answer, secrets))
 
     def render(self, request: LaunchRequest) -> str:
         import json
@@ -166,8 +168,8 @@ def _stale(body: Any) -> bool:
     return isinstance(message, str) and any(p.search(message) for p in STALE_IDS)
 
 
-def _detail(answer: Answer, token: str, tail: str = "") -> str:
+def _detail(answer: Answer, secrets: list[str], tail: str = "") -> str:
     message = answer.body.get("message") if isinstance(answer.body, dict) else None
     text = " ".join(str(message).split())[:200] if message else "no message"
     hint = " (the API key was refused)" if answer.status == 401 else ""
-    return redact(f"POST runs: HTTP {answer.status}{hint}: {text}{tail}", [token])
+    return redact(f"POST runs: HTTP {answer.status}{hint}: {text}{tail}", [s for s in secrets if s])
