@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup bench clean
 
-$(STAMP): pyproject.toml plugins/taskcluster/pyproject.toml plugins/lambdatest/pyproject.toml examples/plugins/usbrack/pyproject.toml
+$(STAMP): pyproject.toml plugins/taskcluster/pyproject.toml plugins/lambdatest/pyproject.toml plugins/bitbar/pyproject.toml examples/plugins/usbrack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' -e plugins/taskcluster -e plugins/lambdatest -e examples/plugins/usbrack
+	$(BIN)/pip install --quiet -e '.[test]' -e plugins/taskcluster -e plugins/lambdatest -e plugins/bitbar -e examples/plugins/usbrack
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -194,12 +194,15 @@ class JobLauncherContract(_Contract):
     """A job launcher, as the loop calls it on a submission thread (and ``render`` in a dry run).
 
     Define ``make_launcher(context)`` and ``make_pool(context, targeting)``: a pool this launcher can launch for,
-    ``targeting`` "pinned" (``udids`` names a phone the launch will name) or "selector" (no phone named; return
-    None where the launcher's cloud cannot place a job itself). Optionally: ``make_provider(context)``, the device
+    ``targeting`` "pinned" (``udids`` names a phone the launch will name), "selector" (no phone named; return
+    None where the launcher's cloud cannot place a job itself) or "group" (``udids`` names the phones, the
+    launch names none and the cloud picks one of them; return None, or a pool of another targeting, where the
+    launcher cannot). Optionally: ``make_provider(context)``, the device
     provider that lists this launcher's jobs (then the suite checks that a launched job comes back with its
     labels; it may be the launcher itself, as when one factory plays both roles); ``make_failing_launcher(context)`` (its submission fails); ``secrets`` (values that must never
     appear in a result). Checks: ``launch`` returns a ``LaunchResult`` with a job id, never raises; a failure is
-    ``ok=False`` with a one-line detail free of secrets; a launch naming no phone is accepted for a selector pool;
+    ``ok=False`` with a one-line detail free of secrets; a launch naming no phone is accepted for a selector pool
+    and for a group pool;
     ``render``, if defined, returns text and starts nothing, submits nothing and leaves no file behind.
     """
 
@@ -230,6 +233,11 @@ class JobLauncherContract(_Contract):
         if targeting == "pinned":
             assert pool.udids, "a pinned pool names its phones"
             return pool, pool.udids[0]
+        if targeting == "group":
+            if pool.targeting != "group":  # a suite written before group pools: no group pool offered
+                pytest.skip("no group pool for this launcher")
+            assert pool.udids and pool.selector is None, "a group pool names its phones (the group's members)"
+            return pool, ""
         assert pool.selector is not None and pool.targeting == "selector", "a selector pool has targeting selector"
         return pool, ""
 
@@ -253,12 +261,17 @@ class JobLauncherContract(_Contract):
                 assert job.pool == pool.name, "the job's pool label comes back"
                 if udid:
                     assert job.udid == udid, "the job's phone label comes back"
+                elif job.udid and pool.targeting == "group":
+                    assert job.udid in pool.udids, "the cloud placed a group launch on one of the group's phones"
 
     def test_a_pinned_launch_names_its_job(self, contract_context: PluginContext) -> None:
         self._launch_and_find(contract_context, "pinned")
 
     def test_a_launch_that_names_no_phone_is_accepted_for_a_selector_pool(self, contract_context: PluginContext) -> None:
         self._launch_and_find(contract_context, "selector")
+
+    def test_a_launch_that_names_no_phone_is_accepted_for_a_group_pool(self, contract_context: PluginContext) -> None:
+        self._launch_and_find(contract_context, "group")
 
     def test_a_failed_submission_is_a_result_not_an_exception(self, contract_context: PluginContext) -> None:
         launcher = self.make_failing_launcher(contract_context)
