@@ -3,9 +3,12 @@ covering until its idle timeout, an idle-out when it ends unclaimed) and where i
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_accounting import CONFIG, fake_world
 
 from provisioner.cli.report import read_history, report_data
@@ -15,6 +18,10 @@ from provisioner.idle_outs import idle_outs_ended_since, warm_minutes
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.metrics.observer import MetricsObserver
+from provisioner.simulate.metrics import measure
+from provisioner.simulate.report import checks
+from provisioner.simulate.runner import run_provisioner
+from provisioner.simulate.scenario import load_scenario, settings_table
 from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJob, Worker
 from provisioner.warm import Arrivals, is_idle_out, warm_target
 
@@ -130,3 +137,51 @@ def test_a_few_arrivals_by_chance_keep_no_worker_waiting_a_steady_stream_does():
     assert warm_target(sparse, 50 / 1800, 300, 1.5) == 13
     assert warm_target(sparse, steady.likely_rate("q"), 300, 1.5) == 11
     assert Arrivals(window=1800).likely_rate("q") is None  # no reading: no rate
+
+
+def _auto(timeout: float | None = None) -> Pool:
+    return Pool("p", "q", "s", "d", "l", warm="auto", idle_timeout=timeout)
+
+
+rates = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)  # tasks a second
+seconds = st.floats(min_value=1.0, max_value=7200.0, allow_nan=False)
+
+
+@given(rate=rates, claim=seconds, timeout=seconds, start=st.floats(min_value=0.0, max_value=7200.0),
+       safety=st.floats(min_value=1.0, max_value=10.0))
+def test_auto_keeps_no_more_waiting_than_arrivals_use_before_the_idle_timeout_and_serves_demand_first(
+        rate, claim, timeout, start, safety):
+    """Beyond the expected demand over one launch-to-claim time (``round(r x L)``, served first, never cut), the
+    workers kept waiting are never more than ``r x (idle_timeout - start)``; and never more than the safety
+    factor asks for."""
+    got = warm_target(_auto(timeout), rate, claim, safety, start)
+    expected = math.floor(rate * claim + 0.5 + 1e-9)
+    assert got >= expected  # demand first: the cut never takes from the expected demand
+    assert got - expected <= rate * max(0.0, timeout - start) + 1e-6  # never more waiting than can be used
+    assert got <= math.floor(rate * claim * safety + 0.5 + 1e-9)
+
+
+def test_the_idle_timeout_cuts_the_margin_where_launch_to_claim_is_long_against_it():
+    # 72 an hour, 5 min to claim: 6 expected, 1.5 x 6 = 9 wanted; a 600 s timeout leaves room for 12 waiting
+    assert warm_target(_auto(600), 0.02, 300, 1.5) == 9
+    # a 100 s timeout: a waiting worker sees 2 arrivals before it idles out, so 6 + 2, not 9
+    assert warm_target(_auto(100), 0.02, 300, 1.5) == 8
+    # a timeout the worker's start uses up: the expected demand only
+    assert warm_target(_auto(100), 0.02, 300, 1.5, start_seconds=100) == 6
+    assert warm_target(_auto(None), 0.02, 300, 1.5) == 9  # no idle_timeout: production's 600 s
+
+
+def test_the_busy_scenario_warm_workers_pay_for_themselves():
+    """The shipped busy scenario (a pool about 80% busy, 3.5 min to claim, 600 s idle timeout), shortened and
+    seeded: with auto, idle-outs stay under 10% of launches and the median wait under a third of warm = 0's."""
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    sc = load_scenario("busy", (root,))
+    sc = type(sc)(**{**sc.__dict__, "duration": 5400})
+    settings = settings_table(root / "production.toml")
+    cold = measure(run_provisioner(settings, sc, seed=3, warm=0))
+    run = run_provisioner(settings, sc, seed=3, warm="auto")
+    warm = measure(run)
+    assert warm.launches > 60 and warm.idle_outs < 0.1 * warm.launches
+    assert cold.wait_p50 >= 210 and warm.wait_p50 < cold.wait_p50 / 3
+    found = checks(warm, None, run.settings, sc)
+    assert [c.target for c in found] == ["warm-pays", "warm-pays"] and all(c.ok for c in found), found
