@@ -37,7 +37,7 @@ from .planner import InFlight, Observation, plan
 from .plugins import Runtime
 from .types import RemoteError
 from .values import name_problem, one_line
-from .warm import WARM, Arrivals, demand_claim_seconds, idle_timeout, warm_target
+from .warm import WARM, Arrivals, demand_claim_seconds, expected_demand, idle_timeout, warm_target
 
 
 @dataclass
@@ -562,25 +562,28 @@ class Provisioner:
             in_flight = self.reconcile(jobs, workers, now)
         self._note_idle_workers(obs.phones, workers, in_flight)
         held = self.held_back(now)  # after the batch: phone health reads this cycle's endings from disk
+        warm, expected = self.warm_targets(obs.counts, now)
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
-            warm=self.warm_targets(obs.counts, now),
+            warm=warm, warm_expected=expected,
         )
         return obs, unknown, workers
 
-    def warm_targets(self, counts: Mapping[str, QueueCounts | None], now: float) -> dict[str, int]:
-        """Each pool's warm target this cycle (see ``warm``); the arrivals at an ``auto`` pool's queue are measured
-        first (a queue has one pool)."""
+    def warm_targets(self, counts: Mapping[str, QueueCounts | None], now: float) -> tuple[dict, dict]:
+        """Each pool's warm target this cycle and, of an ``auto`` one, its expected demand (see ``warm``); the
+        arrivals at an ``auto`` pool's queue are measured first (a queue has one pool)."""
         claims, self._claims_seen = self._claims_seen, Counter()
-        targets = {}
+        targets, expected = {}, {}
         for pool in self.pools.values():
             if pool.warm == "auto":
                 self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
-                targets[pool.name] = warm_target(pool, self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now),
-                                                 self.settings.warm_safety_factor)
-        return targets
+                rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now)
+                targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor)
+                if pool.warm == "auto":
+                    expected[pool.name] = expected_demand(rate, claim)
+        return targets, expected
 
     def cycle(self) -> CycleReport:
         self.cycles += 1

@@ -1,8 +1,9 @@
 """Warm workers: launches made ahead of demand, so that a task arriving finds a worker already waiting.
 
 A pool's ``warm`` is a number of workers to keep started and waiting beyond its pending tasks, or ``"auto"``.
-The planner wants ``pending + warm - starting`` launches for the pool, demand first (for every pool), warm
-after; it never takes more phones than are free, so the pool's free phones cap the warm workers too.
+The planner then wants ``pending + warm - starting`` launches for the pool: the pending tasks of every pool
+first, then every ``auto`` pool's expected demand (below), then the rest of the warm launches (the margins); it
+never takes more phones than are free, so the pool's free phones cap the warm workers too.
 
 ``"auto"`` sizes the target from
 
@@ -28,12 +29,14 @@ take; the rest wait, and more of them than ``r x (T - s)`` would wait longer tha
 (the margin ``k`` adds for bursts is cut to that, never the expected demand). Rounding ``expected`` to the
 nearest keeps a pool expecting under half a task per launch-to-claim time with no warm worker.
 
-``s`` is 0 (``WORKER_START_SECONDS``): generic-worker's ``idleTimeoutSecs`` counts from the worker's own start,
-and the job starts the worker (``testRunnerCommand``) after ``pre`` has installed it (the reference notes; the
-simulated fleet times it so). The worker's own start-up before it first asks for a task (seconds) is not
-measured anywhere: were it minutes, ``usable`` would overstate by r x that.
+``s`` is 0 (``WORKER_START_SECONDS``): generic-worker starts its idle clock (``lastActive``) just before its
+first claim, after its own start-up (config, features), and the job starts it (``testRunnerCommand``) only after
+``pre`` has installed it (the reference notes), so no part of the start runs through the idle timeout; the
+simulated fleet times it so. Checked in generic-worker's ``main.go`` (``RunWorker``) as stored at
+taskcluster/taskcluster 004de5b5 (a later release than the pinned v87.0.0, whose source was not read): a payload
+that started the idle clock earlier would need ``s`` set to that part of the start.
 
-Where ``k x L / 2 > T - s`` (launch-to-claim long against the idle timeout) the cut binds. Waits between
+Where ``(k - 1) x L > T - s`` (launch-to-claim long against the idle timeout) the cut binds. Waits between
 arrivals are random, so a worker still idles out now and then: with one worker waiting, a gap of ``T`` between
 two arrivals (probability ``exp(-r x T)``) idles it out, whatever the target.
 
@@ -156,9 +159,15 @@ def auto_target(rate: float, claim_seconds: float, safety: float, timeout: float
     plus a margin for bursts that never exceeds the waiting workers arrivals can use before they idle out."""
     if rate <= 0:
         return 0
-    expected = _nearest(rate * claim_seconds)
+    expected = expected_demand(rate, claim_seconds)
     usable = math.floor(rate * max(0.0, timeout - start_seconds) + 1e-9)
     return max(0, min(_nearest(rate * claim_seconds * safety), expected + usable))
+
+
+def expected_demand(rate: float | None, claim_seconds: float) -> int:
+    """``round(r x L)``: the tasks expected within one launch-to-claim time, the part of an ``auto`` target the
+    planner serves before any pool's margin."""
+    return _nearest(rate * claim_seconds) if rate else 0
 
 
 def _nearest(x: float) -> int:
