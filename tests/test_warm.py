@@ -1,5 +1,5 @@
 """Warm workers: the arrival-rate estimate, the warm target, a warm launch's life in the loop (recorded at act,
-covering until its idle timeout, an idle-out when it ends unclaimed) and where idle-outs are shown."""
+covering until its idle timeout, an idle-out when it ends unclaimed) where idle-outs are shown, and the busy scenarios in which warm workers must pay for themselves."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_accounting import CONFIG, fake_world
 
+from provisioner import warm as warm_module
 from provisioner.cli.report import read_history, report_data
 from provisioner.cli.status import snapshot
 from provisioner.config import load
@@ -18,11 +19,11 @@ from provisioner.idle_outs import idle_outs_ended_since, warm_minutes
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.metrics.observer import MetricsObserver
+from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJob, Worker
 from provisioner.simulate.metrics import measure
 from provisioner.simulate.report import checks
 from provisioner.simulate.runner import run_provisioner
 from provisioner.simulate.scenario import load_scenario, settings_table
-from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJob, Worker
 from provisioner.warm import Arrivals, is_idle_out, warm_target
 
 
@@ -171,13 +172,18 @@ def test_the_idle_timeout_cuts_the_margin_where_launch_to_claim_is_long_against_
     assert warm_target(_auto(None), 0.02, 300, 1.5) == 9  # no idle_timeout: production's 600 s
 
 
-def test_the_busy_scenario_warm_workers_pay_for_themselves():
-    """The shipped busy scenario (a pool about 80% busy, 3.5 min to claim, 600 s idle timeout), shortened and
-    seeded: with auto, idle-outs stay under 10% of launches and the median wait under a third of warm = 0's."""
+def _shipped(name: str, duration: float):
     root = Path(__file__).resolve().parents[1] / "scenarios"
-    sc = load_scenario("busy", (root,))
-    sc = type(sc)(**{**sc.__dict__, "duration": 5400})
-    settings = settings_table(root / "production.toml")
+    sc = load_scenario(name, (root,))
+    return type(sc)(**{**sc.__dict__, "duration": duration}), settings_table(root / "production.toml")
+
+
+@pytest.mark.parametrize("name, duration", [("busy", 5400), ("busy-short-idle", 3600)])
+def test_the_busy_scenarios_warm_workers_pay_for_themselves(name, duration):
+    """The shipped busy scenarios (a pool about 80% busy, 3.5 min to claim; a 600 s idle timeout, and a 60 s
+    one), shortened and seeded: with auto, idle-outs stay under 10% of launches and the median wait under a
+    third of warm = 0's."""
+    sc, settings = _shipped(name, duration)
     cold = measure(run_provisioner(settings, sc, seed=3, warm=0))
     run = run_provisioner(settings, sc, seed=3, warm="auto")
     warm = measure(run)
@@ -185,3 +191,13 @@ def test_the_busy_scenario_warm_workers_pay_for_themselves():
     assert cold.wait_p50 >= 210 and warm.wait_p50 < cold.wait_p50 / 3
     found = checks(warm, None, run.settings, sc)
     assert [c.target for c in found] == ["warm-pays", "warm-pays"] and all(c.ok for c in found), found
+
+
+def test_without_the_idle_timeout_cut_the_short_idle_pool_idles_out_too_often(monkeypatch):
+    """What the cut buys: sized by the safety factor alone (``round(k x r x L)``), the pool with a 60 s idle
+    timeout keeps more workers waiting than arrivals use in time, and over 10% of its launches idle out."""
+    sc, settings = _shipped("busy-short-idle", 3600)
+    monkeypatch.setattr(warm_module, "auto_target", lambda rate, claim, safety, timeout, start:
+                        math.floor(rate * claim * safety + 0.5 + 1e-9) if rate > 0 else 0)
+    uncut = measure(run_provisioner(settings, sc, seed=3, warm="auto"))
+    assert uncut.idle_outs >= 0.1 * uncut.launches
