@@ -1,5 +1,6 @@
 """Warm workers: the arrival-rate estimate, the warm target, a warm launch's life in the loop (recorded at act,
-covering until its idle timeout, an idle-out when it ends unclaimed) where idle-outs are shown, and the busy scenarios in which warm workers must pay for themselves."""
+covering until its idle timeout, an idle-out when it ends unclaimed), where idle-outs are shown, and the busy
+scenarios in which warm workers must pay for themselves."""
 
 from __future__ import annotations
 
