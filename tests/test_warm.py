@@ -16,7 +16,7 @@ from provisioner import warm as warm_module
 from provisioner.cli.report import read_history, report_data
 from provisioner.cli.status import snapshot
 from provisioner.config import load
-from provisioner.idle_outs import idle_outs_ended_since, warm_minutes
+from provisioner.idle_outs import StartLearned, idle_outs_ended_since, warm_minutes
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.metrics.observer import MetricsObserver
@@ -202,3 +202,40 @@ def test_without_the_idle_timeout_cut_the_short_idle_pool_idles_out_too_often(mo
                         math.floor(rate * claim * safety + 0.5 + 1e-9) if rate > 0 else 0)
     uncut = measure(run_provisioner(settings, sc, seed=3, warm="auto"))
     assert uncut.idle_outs >= 0.1 * uncut.launches
+
+
+def _ended(ledger: Ledger, pool: str, sent: float, ended: float, kind: str = "warm", outcome: str = "completed",
+           claimed: float | None = None) -> None:
+    launch = ledger.add(pool, "A", sent - 5, kind=kind)
+    ledger.mark(launch.id, sent_at=sent)
+    if claimed is not None:
+        ledger.mark(launch.id, claimed_at=claimed)
+    ledger.update(launch.id, LaunchState.ENDED, ended, outcome=outcome)
+
+
+def test_the_start_an_idle_timeout_runs_through_is_learned_from_the_pools_idle_outs(tmp_path):
+    """s = L + T - (launch to end of its idle-outs), within [0, T]: a worker whose idle clock ran during its
+    start lived less than L + T; one whose clock started at its first claim lived longer (post, a cycle)."""
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    try:
+        pool = Pool("p", "q", "s", "d", "l", warm="auto", idle_timeout=600)
+        learned = StartLearned(ledger, refresh=600)
+        assert learned.start_seconds(pool, 210, 10_000) == 0.0  # no idle-out yet: generic-worker's own clock
+        for sent in (1000, 2000, 3000):
+            _ended(ledger, "p", sent, sent + 700)  # idled out 700 s after launch: 110 s of the start counted
+        _ended(ledger, "p", 4000, 4010, kind="demand")  # a demand launch, a failure, a claimed warm one: not
+        _ended(ledger, "p", 4000, 4010, outcome="failed")  # idle-outs, not counted
+        _ended(ledger, "p", 4000, 4010, claimed=4005)
+        _ended(ledger, "other", 4000, 4900)  # another pool's
+        assert learned.start_seconds(pool, 210, 10_000) == 0.0  # read at most every 600 s
+        assert learned.start_seconds(pool, 210, 10_600) == 110.0
+        assert learned.start_seconds(Pool("other", "q2", "s", "d", "l", warm="auto"), 210, 10_600) == 0.0
+        assert learned.start_seconds(pool, 30, 10_600) == 0.0  # lived longer than L + T: never below 0
+        assert learned.start_seconds(pool, 900, 10_600) == 600.0  # never above T
+        assert StartLearned(None).start_seconds(pool, 210, 0) == 0.0  # no ledger (a dry run)
+        # the target follows: 180 an hour, 210 s to claim, safety 4: 11 expected and at most 0.05 x (600 - 110)
+        # = 24 waiting (not 42 - 11), where a clock started at the first claim would leave room for 30
+        assert warm_target(pool, 0.05, 210, 4, learned.start_seconds(pool, 210, 10_600)) == 11 + 24
+        assert warm_target(pool, 0.05, 210, 4) == 11 + 30
+    finally:
+        ledger.close()

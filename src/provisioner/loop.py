@@ -29,6 +29,7 @@ from .clock import Clock
 from .config import Config
 from .history import BATCH as PRUNE_BATCH
 from .history import prune
+from .idle_outs import StartLearned
 from .ledger import Fenced, Ledger
 from .ledger.leadership import Lease, Role
 from .logs import redact
@@ -202,6 +203,7 @@ class Provisioner:
         self._health: tuple[Any, Any, Any] = (None, {}, None)  # (ledger's health version, failures, failing jobs)
         self._estimates: tuple[float, dict[str, float]] | None = None
         self.arrivals = Arrivals(self.settings.warm_window_seconds)  # per queue, for warm = "auto"
+        self.warm_start = StartLearned(ledger, ESTIMATE_REFRESH)  # per pool, for warm = "auto"
         self._claims_seen: Counter[str] = Counter()  # per pool, claims seen since the last observation
         self.submitter = Submitter(
             self._submit, self._cancel, clock, self.settings.launch_interval, self.settings.launch_concurrency, inline
@@ -580,7 +582,8 @@ class Provisioner:
                 self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
                 rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now)
-                targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor)
+                start = self.warm_start.start_seconds(pool, claim, now)
+                targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor, start)
                 if pool.warm == "auto":
                     expected[pool.name] = expected_demand(rate, claim)
         return targets, expected

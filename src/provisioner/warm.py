@@ -29,12 +29,15 @@ take; the rest wait, and more of them than ``r x (T - s)`` would wait longer tha
 (the margin ``k`` adds for bursts is cut to that, never the expected demand). Rounding ``expected`` to the
 nearest keeps a pool expecting under half a task per launch-to-claim time with no warm worker.
 
-``s`` is 0 (``WORKER_START_SECONDS``): generic-worker starts its idle clock (``lastActive``) just before its
-first claim, after its own start-up (config, features), and the job starts it (``testRunnerCommand``) only after
-``pre`` has installed it (the reference notes), so no part of the start runs through the idle timeout; the
-simulated fleet times it so. Checked in generic-worker's ``main.go`` (``RunWorker``) as stored at
-taskcluster/taskcluster 004de5b5 (a later release than the pinned v87.0.0, whose source was not read): a payload
-that started the idle clock earlier would need ``s`` set to that part of the start.
+``s`` is learned per pool from its idle-outs (:class:`~provisioner.idle_outs.StartLearned`): an idle-out
+lives ``L + T - s`` from launch to the end of its wait, so ``s >= L + T - life``, kept within ``[0, T]``
+(``post`` and the cycle in which the loop sees the end make ``life`` look longer, so this errs low by those).
+Before any idle-out it is 0 (``WORKER_START_SECONDS``): generic-worker starts its idle clock (``lastActive``)
+just before its first claim, after its own start-up (config, features), and the job starts it
+(``testRunnerCommand``) only after ``pre`` has installed it (the reference notes); the simulated fleet times it
+so. Checked in generic-worker's ``main.go`` (``RunWorker``) as stored at taskcluster/taskcluster 004de5b5, a
+later release than the pinned v87.0.0, whose source was not read: hence learned, not assumed, once there is
+evidence.
 
 Where ``(k - 1) x L > T - s`` (launch-to-claim long against the idle timeout) the cut binds. Waits between
 arrivals are random, so a worker still idles out now and then: with one worker waiting, a gap of ``T`` between
