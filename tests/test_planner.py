@@ -185,7 +185,8 @@ def worlds(draw):
     ]
     held = {u: NOW + draw(st.integers(-100, 100)) for u in draw(st.lists(st.sampled_from(UDIDS), unique=True, max_size=3))}
     warm = {f"pool{i}": draw(st.integers(0, 6)) for i in range(n_pools) if draw(st.booleans())}
-    o = Observation(counts, quarantined, {"prov": phone_list}, in_flight, held, warm=warm)
+    expected = {name: draw(st.integers(0, 6)) for name in warm if draw(st.booleans())}
+    o = Observation(counts, quarantined, {"prov": phone_list}, in_flight, held, warm=warm, warm_expected=expected)
     limits = Limits(draw(st.integers(0, 20)), draw(st.integers(0, 20)), 900)
     return pools, o, limits, draw(st.integers(0, 1000))
 
@@ -295,6 +296,27 @@ def test_warm_never_takes_a_phone_a_lower_priority_pools_task_could_use():
     result = plan([hi, lo], obs({"qh": (0, 0), "ql": (2, 0)}, phones(*shared), warm={"hi": 5}), LIMITS, NOW)
     assert sorted((launch.pool, launch.kind) for launch in result.launches) == [
         ("hi", "warm"), ("lo", "demand"), ("lo", "demand")]
+
+
+def test_every_pools_expected_demand_goes_before_any_pools_margin():
+    """An ``auto`` pool's expected demand (tasks due within one launch-to-claim time) is planned after every
+    pool's pending tasks but before any pool's margin, whatever the priorities."""
+    shared = ["s0", "s1", "s2", "s3"]
+    hi, lo = pool("hi", "qh", udids=shared, priority=10), pool("lo", "ql", udids=shared)
+    counts = {"qh": (0, 0), "ql": (1, 0)}
+    result = plan([hi, lo], obs(counts, phones(*shared), warm={"hi": 5, "lo": 3}, warm_expected={"hi": 1, "lo": 2}),
+                  LIMITS, NOW)
+    # lo's pending task first, then hi's 1 and lo's 2 expected: no phone left for hi's margin
+    assert [(launch.pool, launch.kind) for launch in result.launches][:1] == [("lo", "demand")]
+    assert Counter(launch.pool for launch in result.launches) == {"hi": 1, "lo": 3}
+    # an expected demand above the target counts as the target (less what is starting): it goes before hi's margin
+    flying = [InFlight("lo", "s3", True, NOW - 10)]
+    result = plan([hi, lo], obs({"qh": (0, 0), "ql": (0, 0)}, phones(*shared), in_flight=flying, warm={"hi": 5, "lo": 9},
+                                warm_expected={"hi": 0, "lo": 20}), LIMITS, NOW)
+    assert Counter(launch.pool for launch in result.launches) == {"lo": 3}
+    # without an expected demand: the margins alone, by priority (as before)
+    result = plan([hi, lo], obs(counts, phones(*shared), warm={"hi": 5, "lo": 3}), LIMITS, NOW)
+    assert Counter(launch.pool for launch in result.launches) == {"lo": 1, "hi": 3}
 
 
 def test_warm_respects_caps_and_unknown_counts():

@@ -1,21 +1,30 @@
 """Warm workers: the arrival-rate estimate, the warm target, a warm launch's life in the loop (recorded at act,
-covering until its idle timeout, an idle-out when it ends unclaimed) and where idle-outs are shown."""
+covering until its idle timeout, an idle-out when it ends unclaimed), where idle-outs are shown, and the busy
+scenarios in which warm workers must pay for themselves."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from worlds import CONFIG, fake_world
 
+from provisioner import warm as warm_module
 from provisioner.cli.report import read_history, report_data
 from provisioner.cli.status import snapshot
 from provisioner.config import load
-from provisioner.idle_outs import idle_outs_ended_since, warm_minutes
+from provisioner.idle_outs import StartLearned, idle_outs_ended_since, warm_minutes
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
 from provisioner.metrics.observer import MetricsObserver
 from provisioner.model import JobState, LaunchState, Pool, QueueCounts, RemoteJob, Worker
+from provisioner.simulate.metrics import measure
+from provisioner.simulate.report import checks
+from provisioner.simulate.runner import run_provisioner
+from provisioner.simulate.scenario import load_scenario, settings_table
 from provisioner.warm import Arrivals, is_idle_out, warm_target
 
 
@@ -130,3 +139,103 @@ def test_a_few_arrivals_by_chance_keep_no_worker_waiting_a_steady_stream_does():
     assert warm_target(sparse, 50 / 1800, 300, 1.5) == 13
     assert warm_target(sparse, steady.likely_rate("q"), 300, 1.5) == 11
     assert Arrivals(window=1800).likely_rate("q") is None  # no reading: no rate
+
+
+def _auto(timeout: float | None = None) -> Pool:
+    return Pool("p", "q", "s", "d", "l", warm="auto", idle_timeout=timeout)
+
+
+rates = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)  # tasks a second
+seconds = st.floats(min_value=1.0, max_value=7200.0, allow_nan=False)
+
+
+@given(rate=rates, claim=seconds, timeout=seconds, start=st.floats(min_value=0.0, max_value=7200.0),
+       safety=st.floats(min_value=1.0, max_value=10.0))
+def test_auto_keeps_no_more_waiting_than_arrivals_use_before_the_idle_timeout_and_serves_demand_first(
+        rate, claim, timeout, start, safety):
+    """Beyond the expected demand over one launch-to-claim time (``round(r x L)``, served first, never cut), the
+    workers kept waiting are never more than ``r x (idle_timeout - start)``; and never more than the safety
+    factor asks for."""
+    got = warm_target(_auto(timeout), rate, claim, safety, start)
+    expected = math.floor(rate * claim + 0.5 + 1e-9)
+    assert got >= expected  # demand first: the cut never takes from the expected demand
+    assert got - expected <= rate * max(0.0, timeout - start) + 1e-6  # never more waiting than can be used
+    assert got <= math.floor(rate * claim * safety + 0.5 + 1e-9)
+
+
+def test_the_idle_timeout_cuts_the_margin_where_launch_to_claim_is_long_against_it():
+    # 72 an hour, 5 min to claim: 6 expected, 1.5 x 6 = 9 wanted; a 600 s timeout leaves room for 12 waiting
+    assert warm_target(_auto(600), 0.02, 300, 1.5) == 9
+    # a 100 s timeout: a waiting worker sees 2 arrivals before it idles out, so 6 + 2, not 9
+    assert warm_target(_auto(100), 0.02, 300, 1.5) == 8
+    # a timeout the worker's start uses up: the expected demand only
+    assert warm_target(_auto(100), 0.02, 300, 1.5, start_seconds=100) == 6
+    assert warm_target(_auto(None), 0.02, 300, 1.5) == 9  # no idle_timeout: production's 600 s
+
+
+def _shipped(name: str, duration: float):
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    sc = load_scenario(name, (root,))
+    return type(sc)(**{**sc.__dict__, "duration": duration}), settings_table(root / "production.toml")
+
+
+@pytest.mark.parametrize("name, duration", [("busy", 5400), ("busy-short-idle", 3600)])
+def test_the_busy_scenarios_warm_workers_pay_for_themselves(name, duration):
+    """The shipped busy scenarios (a pool about 80% busy, 3.5 min to claim; a 600 s idle timeout, and a 60 s
+    one), shortened and seeded: with auto, idle-outs stay under 10% of launches and the median wait under a
+    third of warm = 0's."""
+    sc, settings = _shipped(name, duration)
+    cold = measure(run_provisioner(settings, sc, seed=3, warm=0))
+    run = run_provisioner(settings, sc, seed=3, warm="auto")
+    warm = measure(run)
+    assert warm.launches > 60 and warm.idle_outs < 0.1 * warm.launches
+    assert cold.wait_p50 >= 210 and warm.wait_p50 < cold.wait_p50 / 3
+    found = checks(warm, None, run.settings, sc)
+    assert [c.target for c in found] == ["warm-pays", "warm-pays"] and all(c.ok for c in found), found
+
+
+def test_without_the_idle_timeout_cut_the_short_idle_pool_idles_out_too_often(monkeypatch):
+    """What the cut buys: sized by the safety factor alone (``round(k x r x L)``), the pool with a 60 s idle
+    timeout keeps more workers waiting than arrivals use in time, and over 10% of its launches idle out."""
+    sc, settings = _shipped("busy-short-idle", 3600)
+    monkeypatch.setattr(warm_module, "auto_target", lambda rate, claim, safety, timeout, start:
+                        math.floor(rate * claim * safety + 0.5 + 1e-9) if rate > 0 else 0)
+    uncut = measure(run_provisioner(settings, sc, seed=3, warm="auto"))
+    assert uncut.idle_outs >= 0.1 * uncut.launches
+
+
+def _ended(ledger: Ledger, pool: str, sent: float, ended: float, kind: str = "warm", outcome: str = "completed",
+           claimed: float | None = None) -> None:
+    launch = ledger.add(pool, "A", sent - 5, kind=kind)
+    ledger.mark(launch.id, sent_at=sent)
+    if claimed is not None:
+        ledger.mark(launch.id, claimed_at=claimed)
+    ledger.update(launch.id, LaunchState.ENDED, ended, outcome=outcome)
+
+
+def test_the_start_an_idle_timeout_runs_through_is_learned_from_the_pools_idle_outs(tmp_path):
+    """s = L + T - (launch to end of its idle-outs), within [0, T]: a worker whose idle clock ran during its
+    start lived less than L + T; one whose clock started at its first claim lived longer (post, a cycle)."""
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    try:
+        pool = Pool("p", "q", "s", "d", "l", warm="auto", idle_timeout=600)
+        learned = StartLearned(ledger, refresh=600)
+        assert learned.start_seconds(pool, 210, 10_000) == 0.0  # no idle-out yet: generic-worker's own clock
+        for sent in (1000, 2000, 3000):
+            _ended(ledger, "p", sent, sent + 700)  # idled out 700 s after launch: 110 s of the start counted
+        _ended(ledger, "p", 4000, 4010, kind="demand")  # a demand launch, a failure, a claimed warm one: not
+        _ended(ledger, "p", 4000, 4010, outcome="failed")  # idle-outs, not counted
+        _ended(ledger, "p", 4000, 4010, claimed=4005)
+        _ended(ledger, "other", 4000, 4900)  # another pool's
+        assert learned.start_seconds(pool, 210, 10_000) == 0.0  # read at most every 600 s
+        assert learned.start_seconds(pool, 210, 10_600) == 110.0
+        assert learned.start_seconds(Pool("other", "q2", "s", "d", "l", warm="auto"), 210, 10_600) == 0.0
+        assert learned.start_seconds(pool, 30, 10_600) == 0.0  # lived longer than L + T: never below 0
+        assert learned.start_seconds(pool, 900, 10_600) == 600.0  # never above T
+        assert StartLearned(None).start_seconds(pool, 210, 0) == 0.0  # no ledger (a dry run)
+        # the target follows: 180 an hour, 210 s to claim, safety 4: 11 expected and at most 0.05 x (600 - 110)
+        # = 24 waiting (not 42 - 11), where a clock started at the first claim would leave room for 30
+        assert warm_target(pool, 0.05, 210, 4, learned.start_seconds(pool, 210, 10_600)) == 11 + 24
+        assert warm_target(pool, 0.05, 210, 4) == 11 + 30
+    finally:
+        ledger.close()

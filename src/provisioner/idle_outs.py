@@ -8,13 +8,14 @@ These are grouped reads (``Ledger.query``), never a load of single launches.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .ledger import Ledger
-from .model import LaunchState
-from .warm import DEMAND, IDLE_OUT_OUTCOMES, WARM
+from .model import LaunchState, Pool
+from .warm import DEMAND, IDLE_OUT_OUTCOMES, WARM, WORKER_START_SECONDS, idle_timeout
 
 RESOLUTION = 5.0  # seconds: how finely the daily launch-to-claim medians are told
 _IDLE = (f"kind = '{WARM}' AND state = '{LaunchState.ENDED.value}' AND claimed_at IS NULL "
@@ -42,6 +43,41 @@ def warm_minutes(ledger: Ledger, since: float) -> dict[str, float]:
         (since,),
     )
     return {pool: minutes or 0.0 for pool, minutes in rows}
+
+
+def idle_out_lives(ledger: Ledger, since: float, samples: int = 50) -> dict[str, float]:
+    """Per pool, the median seconds from launch to end (as the loop saw it end) of its latest ``samples``
+    idle-outs submitted since ``since``."""
+    rows = ledger.query(
+        f"SELECT pool, updated_at - COALESCE(sent_at, submitted_at) FROM launches{ledger.dialect.indexed_by('launches_warm')} "
+        f"WHERE submitted_at >= ? AND {_IDLE} ORDER BY submitted_at", (since,))
+    lives: dict[str, list[float]] = defaultdict(list)
+    for pool, seconds in rows:
+        lives[pool].append(seconds)
+    return {pool: statistics.median(v[-samples:]) for pool, v in lives.items()}
+
+
+class StartLearned:
+    """``s`` of ``warm = "auto"`` (see :mod:`.warm`): how much of a worker's start its idle timeout runs through,
+    learned per pool from its idle-outs of the last day. An idle-out lives ``L + (T - s)`` from launch to the
+    end of its wait, then ``post`` runs and the loop sees the end up to a cycle later; so ``s`` is at least
+    ``L + T - life`` (less by ``post`` and that cycle, which are not known apart), never below
+    ``WORKER_START_SECONDS`` nor above ``T``. With no idle-out yet: ``WORKER_START_SECONDS``. Read from the ledger
+    at most every ``refresh`` seconds."""
+
+    def __init__(self, ledger: Ledger | None, refresh: float = 600.0) -> None:
+        self.ledger = ledger
+        self.refresh = refresh
+        self._read: tuple[float, dict[str, float]] | None = None
+
+    def start_seconds(self, pool: Pool, claim_seconds: float, now: float) -> float:
+        if self._read is None or now - self._read[0] >= self.refresh:
+            self._read = (now, idle_out_lives(self.ledger, now - 86400.0) if self.ledger is not None else {})
+        life = self._read[1].get(pool.name)
+        if life is None:
+            return WORKER_START_SECONDS
+        timeout = idle_timeout(pool)
+        return min(timeout, max(WORKER_START_SECONDS, claim_seconds + timeout - life))
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class Provisioner:
         self.accounting = Accounting(settings, self.pools, ledger, self.hooks, dry_run,
                                      self.submissions.being_submitted, clock.now())
         self.health = Health(settings, ledger, dry_run)
-        self.warmth = WarmTargets(settings, self.pools, self.accounting.claim_estimate)
+        self.warmth = WarmTargets(settings, self.pools, self.accounting.claim_estimate, ledger)
         self.dry_run = dry_run
         # what the commands, the simulator, the benches and the tests call directly
         self.observe, self.reconcile = self.reader.observe, self.accounting.reconcile
@@ -131,10 +131,11 @@ class Provisioner:
             in_flight = self.reconcile(jobs, workers, now)
         self.accounting.note_idle_workers(obs.phones, workers, in_flight)
         held = self.held_back(now)  # after the batch: phone health reads this cycle's endings from disk
+        warm, expected = self.warmth.targets(obs.counts, self.accounting.take_claims(), now)
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
-            warm=self.warmth.targets(obs.counts, self.accounting.take_claims(), now),
+            warm=warm, warm_expected=expected,
         )
         return obs, unknown, workers
 

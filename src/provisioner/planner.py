@@ -4,7 +4,10 @@ For each pool: at most ``pending + warm - starting`` launches, on phones that ar
 not quarantined in its queue, carry no launch in flight and are not held back. ``warm`` is the pool's warm
 target (``Observation.warm``, computed by the loop): workers to keep started and waiting beyond the pending
 tasks. Demand (``pending - starting``) is planned first for every pool, then the warm launches: a warm launch
-never takes a phone that any pool's pending task could use this cycle. In each pass, pools of higher priority
+never takes a phone that any pool's pending task could use this cycle. The warm launches go in two passes: first
+each pool's expected demand (``Observation.warm_expected``: the part of an ``auto`` target that the tasks due
+within one launch-to-claim time will take), then the margins beyond it, so one pool's margin never takes a phone
+another pool's expected tasks need. In each pass, pools of higher priority
 choose first; pools of equal priority take one phone each in turn, so none starves. Phones are picked least
 recently used first, ties broken by a seeded shuffle, never in the provider's order.
 """
@@ -46,6 +49,7 @@ class Observation:
     held: Mapping[str, float] = field(default_factory=dict)  # udid -> held back until
     last_used: Mapping[str, float] = field(default_factory=dict)  # udid -> last launch on it
     warm: Mapping[str, int] = field(default_factory=dict)  # pool -> workers to keep waiting beyond pending (0)
+    warm_expected: Mapping[str, int] = field(default_factory=dict)  # pool -> of those, its expected demand (0)
 
 
 def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, seed: int = 0) -> Plan:
@@ -59,6 +63,7 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     lines: dict[str, dict] = {}  # pool -> its line (see _observe_pool), its PoolDecision's fields
     wants: dict[str, int] = {}  # pool -> demand launches wanted
     warm_wants: dict[str, int] = {}  # pool -> warm launches wanted
+    expected_wants: dict[str, int] = {}  # pool -> of those, the ones for its expected demand (planned first)
     # pool -> its phones in the order it takes them (see _picks). The generators share ``rng``: the seeded order
     # depends on the order in which they are read, which is itself fixed by the seed.
     picks: dict[str, Iterator[str]] = {}
@@ -74,6 +79,10 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
                 wants[pool.name] = demand
             if warm:
                 warm_wants[pool.name] = warm
+                expected = min(obs.warm_expected.get(pool.name, 0), line["warm_target"])
+                first = min(warm, line["pending"] + expected - line["starting"] - demand)
+                if first > 0:
+                    expected_wants[pool.name] = first
     # Selector launches not yet placed will take some matching idle phone: keep that many aside, the ones the pool
     # would take itself if it launches and has any, else any it matches.
     for pool in pools:
@@ -90,7 +99,11 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
     launches: list[PlannedLaunch] = []
     by_name = {p.name: p for p in pools}
     made, budget = _fill(wants, "demand", by_name, picks, taken, budget, rng, launches)
-    made_warm, budget = _fill(warm_wants, "warm", by_name, picks, taken, budget, rng, launches)
+    made_warm, budget = _fill(expected_wants, "warm", by_name, picks, taken, budget, rng, launches)
+    margins = {name: n - made_warm[name] for name, n in warm_wants.items() if n > made_warm[name]}
+    made_margin, budget = _fill(margins, "warm", by_name, picks, taken, budget, rng, launches)
+    for name, n in made_margin.items():
+        made_warm[name] += n
 
     cap = None if budget else (
         "global starting cap" if total_starting + len(launches) >= limits.max_starting else "cycle cap")

@@ -10,25 +10,35 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 
 from ..config import Settings
+from ..idle_outs import StartLearned
+from ..ledger import Ledger
 from ..model import Pool, QueueCounts
-from ..warm import Arrivals, warm_target
+from ..warm import Arrivals, expected_demand, warm_target
+from .accounting import ESTIMATE_REFRESH
 
 
 class WarmTargets:
     """``targets(counts, claims, now)`` once a cycle."""
 
-    def __init__(self, settings: Settings, pools: Mapping[str, Pool], claim_estimate: Callable[[str, float], float]) -> None:
+    def __init__(self, settings: Settings, pools: Mapping[str, Pool], claim_estimate: Callable[[str, float], float],
+                 ledger: Ledger | None) -> None:
         self.settings, self.pools, self.claim_estimate = settings, pools, claim_estimate
         self.arrivals = Arrivals(settings.warm_window_seconds)  # per queue, for warm = "auto"
+        self.start = StartLearned(ledger, ESTIMATE_REFRESH)  # per pool, for warm = "auto"
 
-    def targets(self, counts: Mapping[str, QueueCounts | None], claims: Counter[str], now: float) -> dict[str, int]:
-        """Each pool's warm target this cycle (see ``warm``); the arrivals at an ``auto`` pool's queue are measured
-        first (a queue has one pool). ``claims``: the claims seen per pool since the last call."""
-        targets = {}
+    def targets(self, counts: Mapping[str, QueueCounts | None], claims: Counter[str],
+                now: float) -> tuple[dict[str, int], dict[str, int]]:
+        """Each pool's warm target this cycle and, of an ``auto`` one, its expected demand (see ``warm``); the
+        arrivals at an ``auto`` pool's queue are measured first (a queue has one pool). ``claims``: the claims seen
+        per pool since the last call."""
+        targets, expected = {}, {}
         for pool in self.pools.values():
             if pool.warm == "auto":
                 self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
-                targets[pool.name] = warm_target(pool, self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now),
-                                                 self.settings.warm_safety_factor)
-        return targets
+                rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now)
+                start = self.start.start_seconds(pool, claim, now)
+                targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor, start)
+                if pool.warm == "auto":
+                    expected[pool.name] = expected_demand(rate, claim)
+        return targets, expected

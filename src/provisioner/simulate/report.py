@@ -226,9 +226,28 @@ def _warm(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario) -> l
                   f"{fmt(ours.wait_p50, 's')} ({ours.idle_outs} idle-outs)")]
 
 
+IDLE_OUT_SHARE = 0.10  # of launches: the most warm workers may idle out where they pay for themselves
+
+
+def _warm_pays(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario) -> list[Check]:
+    """For a run with warm workers: few idle out, and the median task waits under a third of what it would
+    without them. Without warm workers no task is claimed sooner than a launch takes to claim, so the no-warm
+    median is at least the scenario's launch-to-claim time, and a third of that is the bar."""
+    if ours.policy in ("provisioner", "baseline", "warm=0"):
+        return []
+    bar = launch_to_claim(sc) / 3
+    share = ours.idle_outs / ours.launches if ours.launches else 0.0
+    return [
+        Check("warm-pays", f"idle-outs under {IDLE_OUT_SHARE:.0%} of launches", share < IDLE_OUT_SHARE,
+              f"{ours.idle_outs} of {ours.launches} ({share:.1%})"),
+        Check("warm-pays", f"median task wait under a third of launch-to-claim ({bar:g} s)",
+              ours.wait_p50 < bar, fmt(ours.wait_p50, "s")),
+    ]
+
+
 TARGETS: dict[str, Target] = {
     "burst": _burst, "clean": _clean, "no-waste": _no_waste, "faults": _faults, "large": _large, "priority": _priority,
-    "warm": _warm,
+    "warm": _warm, "warm-pays": _warm_pays,
 }
 
 
