@@ -23,6 +23,7 @@ from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
 from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, unpinned, verify
 from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
 from .udid import valid_udid
+from .workerconfig import template_keys, unknown_keys, version_problem
 
 CLEAN_INTERVAL = 600.0  # seconds between two sweeps of old job directories
 MASK = "***"
@@ -127,7 +128,8 @@ class HyperExecuteLauncher:
         return job_document(load_template(payload), request, launch, env)
 
     def _argv(self, request: LaunchRequest, config: Path) -> list[str]:
-        return [self._cli_path(), "--no-track", "--disable-updates", "--labels", ",".join(request.labels),
+        labels = ",".join(label for label in request.labels if label)  # a selector launch names no phone
+        return [self._cli_path(), "--no-track", "--disable-updates", "--labels", labels,
                 "--config", str(config)]
 
     def _submit(self, argv: list[str], job_dir: Path, env: Mapping[str, str], secrets: Sequence[str],
@@ -243,7 +245,7 @@ class HyperExecuteLauncher:
             for key in keys
             if not self._context.environ.get(launch[key])
         ]
-        problems.extend(launch_problems(launch))
+        problems.extend(launch_problems(launch, pool))
         try:
             payload = self._payloads.resolve(launch["payload"], launch["payload_ref"], fetch=network)
         except PayloadError as exc:
@@ -251,7 +253,8 @@ class HyperExecuteLauncher:
         if payload is not None:
             problems.extend(verify(payload))
             if not launch["allow_unpinned_downloads"] and (why := unpinned(payload, launch["tc_version"])):
-                logger.warning("hyperexecute: pool {}: {}; launches are refused until then", pool.name, why)
+                problems.append(why)  # launches are refused too: no job that can only fail on the phone
+            problems.extend(runner_problems(payload, launch["tc_version"]))
         return problems
 
     def _validate(self, pool: Pool) -> str:
@@ -322,6 +325,19 @@ def runner_preview(payload: Path, env: Mapping[str, str], udid: str) -> str:
         return f"(the payload has no {RUNNER_TEMPLATE})\n"
     host = {"TC_DIR": "$HOME/taskcluster", **env, "TC_WORKER_ID": udid or "<the phone's adb serial>"}
     return fill_runner(template.read_text(encoding="utf-8"), host)
+
+
+def runner_problems(payload: Path, tc_version: str) -> list[str]:
+    """The payload's runner template's keys that worker-runner or generic-worker ``tc_version`` does not know."""
+    template = payload / RUNNER_TEMPLATE
+    if not template.is_file() or version_problem(tc_version):
+        return []
+    try:
+        unknown = unknown_keys(template_keys(template.read_text(encoding="utf-8")), tc_version)
+    except (OSError, ValueError) as exc:
+        return [f"payload {payload}: {RUNNER_TEMPLATE} is not JSON with @NAME@ placeholders ({exc})"]
+    return [f"payload {payload}: {RUNNER_TEMPLATE} sets {key}, which generic-worker v{tc_version} does not know "
+            "(it would exit 64 at start-up)" for key in unknown]
 
 
 def _check_request(request: LaunchRequest) -> None:
