@@ -6,7 +6,6 @@ setup.sh and the daemon read (see payload_sandbox.py for the stand-ins)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
