@@ -3,6 +3,7 @@ labels only through --labels; the dry run's render(); `check --network` and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -134,12 +135,14 @@ def test_job_label_is_refused_in_a_template_by_check_and_launch(
 def test_job_label_or_our_variables_in_a_pools_launch_table_are_refused(
     context: PluginContext, fake_cli: FakeCli
 ) -> None:
-    pool = make_pool(launch={**POOL_LAUNCH, "jobLabel": ["low"], "env": {"TC_VERSION": "99.0.0", "MINE": "1"}})
+    pool = make_pool(launch={**POOL_LAUNCH, "jobLabel": ["low"],
+                             "env": {"TC_VERSION": "99.0.0", "MINE": "1", "PAYLOAD_TEST_ROOT": "/tmp"}})
     launcher = make_launcher(context, fake_cli)
     assert launcher.check([pool], network=False) == [
         "pool a55-perf: launch.jobLabel is refused: labels go only through --labels",
         "pool a55-perf: launch.env.TC_VERSION is set by the launcher itself (use the launch options, e.g. "
         "tc_version, idle_timeout)",
+        "pool a55-perf: launch.env.PAYLOAD_TEST_ROOT is for the payload's tests only",
     ]
     result = launcher.launch(make_request(pool))
     assert not result.ok and result.detail == "launch.jobLabel is refused: labels go only through --labels"
@@ -178,6 +181,8 @@ def test_render_shows_the_command_yaml_and_runner_with_secrets_masked(
     assert document["env"]["TASKCLUSTER_ACCESS_TOKEN"] == "***" and document["env"]["TASKCLUSTER_CLIENT_ID"] == TC_CLIENT
     assert all(at(document, path) == value for path, value in HYPEREXECUTE_FACTS)
     runner = json.loads(parts["worker-runner"])
+    assert parts["task"] == ("/home/ltuser/taskcluster/script.py <- the payload's script.py (sha256 "
+                             f"{hashlib.sha256((builtin_payload() / 'script.py').read_bytes()).hexdigest()})")  # its section
     assert runner["provider"]["accessToken"] == runner["workerConfig"]["accessToken"] == "***"
     assert runner["getSecrets"] is False and runner["provider"]["workerID"] == UDID
     assert runner["workerConfig"]["ed25519SigningKeyLocation"] == "$HOME/taskcluster/ed25519.key"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import re
@@ -20,7 +21,7 @@ from . import cli
 from .http import credentials
 from .jobdirs import LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
-from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, unpinned, verify
+from .payload import RENDERED, RUNNER_TEMPLATE, WRAPPER, WRAPPER_PATH, PayloadCache, PayloadError, copy_private, load_template, unpinned, verify
 from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
 from .udid import valid_udid
 from .workerconfig import template_keys, unknown_keys, version_problem
@@ -83,10 +84,12 @@ class HyperExecuteLauncher:
         with self._payloads.resolved(launch["payload"], launch["payload_ref"]) as payload:
             document = self._document(payload, request, launch, env)
             runner = runner_preview(payload, env, request.udid)
+            wrapper = wrapper_preview(payload)
         config = self._jobs_root / request.launch_id / RENDERED
         return (
             f"dry run: launch {request.launch_id} for pool {request.pool.name} on {request.udid or 'any matching phone'}\n"
             f"command: {shlex.join(self._argv(request, config))}\n"
+            f"--- task wrapper ---\n{wrapper}"
             f"--- {RENDERED} (secrets masked) ---\n{dump(document)}"
             f"--- worker-runner config, as run-worker.sh renders it on the phone's host (secrets masked) ---\n{runner}"
         )
@@ -316,6 +319,15 @@ def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool
     if done.returncode == 0:
         return True, f"hyperexecute: updated: {tail}"
     return False, f"hyperexecute: update failed ({'timed out' if done.returncode is None else done.returncode}): {tail}"
+
+
+def wrapper_preview(payload: Path) -> str:
+    """Which task wrapper the payload's setup.sh installs where every task runs it."""
+    script = payload / WRAPPER
+    if not script.is_file():
+        return f"(the payload has no {WRAPPER}: its tasks would fail at once)\n"
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()
+    return f"{WRAPPER_PATH} <- the payload's {WRAPPER} (sha256 {digest})\n"
 
 
 def runner_preview(payload: Path, env: Mapping[str, str], udid: str) -> str:
