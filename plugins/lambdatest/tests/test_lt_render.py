@@ -185,7 +185,7 @@ def test_render_shows_the_command_yaml_and_runner_with_secrets_masked(
                              f"{hashlib.sha256((builtin_payload() / 'script.py').read_bytes()).hexdigest()})")  # its section
     assert runner["provider"]["accessToken"] == runner["workerConfig"]["accessToken"] == "***"
     assert runner["getSecrets"] is False and runner["provider"]["workerID"] == UDID
-    assert runner["workerConfig"]["ed25519SigningKeyLocation"] == "$HOME/taskcluster/ed25519.key"
+    assert runner["workerConfig"]["ed25519SigningKeyLocation"] == "/home/ltuser/taskcluster/ed25519.key"
     # launch() in dry run gives the same text and submits nothing
     result = launcher.launch(make_request(dry_run=True))
     assert result.ok and result.detail == text and not fake_cli.ran()

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from loguru import logger
@@ -335,7 +335,7 @@ def runner_preview(payload: Path, env: Mapping[str, str], udid: str) -> str:
     template = payload / RUNNER_TEMPLATE
     if not template.is_file():
         return f"(the payload has no {RUNNER_TEMPLATE})\n"
-    host = {"TC_DIR": "$HOME/taskcluster", **env, "TC_WORKER_ID": udid or "<the phone's adb serial>"}
+    host = {**env, "TC_DIR": str(PurePosixPath(WRAPPER_PATH).parent), "TC_WORKER_ID": udid or "<the phone's adb serial>"}
     return fill_runner(template.read_text(encoding="utf-8"), host)
 
 
