@@ -34,6 +34,15 @@ def test_production_config_checks_once_variables_are_set(tmp_path: Path):
     assert {v for v in variables if f"environment variable {v} is not set" in missing.stderr} == variables
 
     env.update({name: f"value-of-{name.lower()}" for name in variables})
+    unpinned = subprocess.run([sys.executable, "-m", "provisioner", "check", "-c", str(config)],
+                              capture_output=True, text=True, env=env, timeout=120)
+    # The shipped payload's checksums.sha256 pins nothing: check refuses it until the deployment pins a payload
+    # (provisioner hyperexecute-pin), and says nothing else.
+    lines = unpinned.stderr.splitlines()
+    assert unpinned.returncode == 2 and len(lines) == 4, unpinned.stderr
+    assert all(": checksums.sha256 lacks checksums its setup needs for Taskcluster v87.0.0: " in line for line in lines)
+    allowed = text.replace('state_dir = "/var/lib/provisioner"', f'state_dir = "{tmp_path / "state"}"')
+    config.write_text(re.sub(r"^launch = \{", "launch = { allow_unpinned_downloads = true,", allowed, flags=re.M))
     ok = subprocess.run([sys.executable, "-m", "provisioner", "check", "-c", str(config)],
                         capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0, ok.stderr

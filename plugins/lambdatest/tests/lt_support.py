@@ -71,6 +71,11 @@ if mode == "ok":
     print("\x1b[32mUploading job files\x1b[0m")
     print("Job ID: 0f8fad5b-d9cb-469f-a165-70867728950e")
     print("Job Link: https://hyperexecute.lambdatest.com/hyperexecute/task?jobId=0f8fad5b-d9cb-469f-a165-70867728950e")
+elif mode == "numbered":  # a new job id on each launch
+    count = here / "count"
+    number = int(count.read_text()) + 1 if count.exists() else 1
+    count.write_text(str(number))
+    print(f"Job Link: https://hyperexecute.lambdatest.com/hyperexecute/task?jobId=0f8fad5b-d9cb-469f-a165-{number:012d}")
 elif mode == "link":  # the form third-party wrappers parse: only the dashboard link
     print("Uploading job files ... done")
     print(f"Job link: {link}")

@@ -1,7 +1,13 @@
-"""A sandbox to run the shipped payload's scripts for real with bash: a temporary HOME, a copy of the job
-directory, and stand-ins on PATH for everything that would reach the network or a phone (curl, wget, apt-get,
-sudo, python3.12's venv and pip, adb). The "downloads" are served from a local directory; among them the
-start-worker stand-in, which validates the runner file it is given as worker-runner and generic-worker would.
+"""A sandbox to run the shipped payload's scripts for real with bash: a temporary directory standing for / (the
+payload's test-only PAYLOAD_TEST_ROOT), so the host's fixed paths /home/ltuser/taskcluster and /usr/bin/python3 lie
+under it; a copy of the job directory; and stand-ins on PATH for everything that would reach the network or a phone
+(curl, wget, apt-get, sudo, the system python3's pip, python3.12's venv and pip, adb, Firefox's run-task).
+
+The "downloads" are served from a local directory under their checksums.sha256 names; among them stand-ins of
+start-worker (validates the runner file as worker-runner and generic-worker would, against the key set of the
+generic-worker release installed next to it, then runs worker.path) and generic-worker (runs what ``worker-plan``
+says: a task through run-task and the installed task wrapper, an idle-out, a superseded task, an exit code).
+Stand-ins that run under start-worker's allow-listed environment have the sandbox's path written into them.
 """
 
 from __future__ import annotations
@@ -9,10 +15,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
-import shutil
 import stat
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,40 +28,30 @@ from provisioner import LaunchRequest, Pool
 from provisioner_lambdatest.options import POOL_OPTIONS, with_defaults
 from provisioner_lambdatest.payload import builtin_payload
 from provisioner_lambdatest.render import worker_env
+from provisioner_lambdatest.workerconfig import GENERIC_WORKER_KEYS, REQUIRED, RUNNER_KEYS
 
 UDID = "R5CXC1HZK0W"
 TOKEN = "tc-secret-token-abcdefghij"
 HOST_IP = "10.1.2.3"
+LT_ENV = {"JOB_ID": "9b6a1f2e-job", "TASK_ID": "lt-task-7", "HYE_JOB_NUMBER": "4242", "LT_BUILD_SECRET": "lt-only"}
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
 RELEASE = "https://github.com/taskcluster/taskcluster/releases/download/v87.0.0/"
-ASSETS = {"generic-worker": "generic-worker-insecure", "start-worker": "start-worker", "livelog": "livelog",
-          "taskcluster-proxy": "taskcluster-proxy"}
+VERSIONS = ("87.0.0", "106.0.0")
 SDK_ZIP = "commandlinetools-linux-13114758_latest.zip"
-
-# worker-runner's documented top-level keys, and every key generic-worker knows (worker-config.md).
-RUNNER_KEYS = {"provider", "worker", "workerConfig", "logging", "getSecrets", "cacheOverRestarts"}
-GW_KEYS = set("""accessToken allowedHighMemoryDurationSecs availabilityZone cachesDir capacity certificate
-cleanUpTaskDirs clientId createObjectArtifacts disableOOMProtection disableReboots downloadsDir
-ed25519SigningKeyLocation enableChainOfTrust enableInteractive enableLiveLog enableMetadata enableMounts
-enableOSGroups enableResourceMonitor enableTaskclusterProxy idleTimeoutSecs instanceId instanceType
-interactivePort livelogExecutable livelogExposePort livelogPortBase maxMemoryUsagePercent maxTaskRunTime
-minAvailableMemoryBytes numberOfTasksToRun privateIP provisionerId publicIP region requiredDiskSpaceMegabytes
-rootURL runAfterUserCreation sentryProject shutdownMachineOnIdle shutdownMachineOnInternalError
-taskclusterProxyExecutable taskclusterProxyPort tasksDir workerGroup workerId workerLocation workerType
-workerTypeMetadata wstAudience wstServerURL""".split())
-GW_REQUIRED = ("accessToken", "cachesDir", "clientId", "downloadsDir", "ed25519SigningKeyLocation",
-               "livelogExecutable", "provisionerId", "rootURL", "tasksDir", "workerGroup", "workerId", "workerType")
+IDLE_OUT = 68
 
 START_WORKER = r'''#!{python}
-"""start-worker stand-in: refuses a runner file worker-runner or generic-worker would refuse (or that would not
-serve a task on a phone), exactly as the project's reference describes them; records it when it passes."""
-import json, os, stat, sys
+"""start-worker stand-in: refuses (exit 3) a runner file worker-runner or generic-worker would refuse, or that would
+not serve a task on a phone, as the project's reference describes them; else writes the worker's config file and
+runs worker.path as worker-runner does, exiting 1 when the worker exits non-zero (run.go)."""
+import json, os, stat, subprocess, sys
 from pathlib import Path
 
+SANDBOX = Path({root!r})
 RUNNER_KEYS = set({runner_keys})
-GW_KEYS = set({gw_keys})
+KEYS = {keys}
 GW_REQUIRED = {gw_required}
-expect = json.loads(Path(os.environ["SANDBOX"], "expect.json").read_text())
+expect = json.loads(Path(SANDBOX, "expect.json").read_text())
 path = Path(sys.argv[1])
 problems = []
 if stat.S_IMODE(path.stat().st_mode) & 0o077:
@@ -79,7 +74,8 @@ if provider.get("workerID") != expect["worker_id"]:
     problems.append(f"workerID {{provider.get('workerID')!r}} is not the phone's UDID")
 if provider.get("workerPoolID") != expect["pool"]:
     problems.append("workerPoolID is not the pool's queue")
-if worker.get("implementation") != "generic-worker" or not os.access(worker.get("path", ""), os.X_OK):
+worker_path = Path(worker.get("path", "/nonexistent"))
+if worker.get("implementation") != "generic-worker" or not os.access(worker_path, os.X_OK):
     problems.append("worker is not an executable generic-worker")
 if not worker.get("configPath"):
     problems.append("worker.configPath empty")
@@ -88,7 +84,10 @@ if runner.get("getSecrets", True) is not False:
 if not isinstance(config, dict):
     problems.append("no workerConfig")
     config = {{}}
-problems += [f"workerConfig.{{k}} is not a generic-worker setting" for k in sorted(set(config) - GW_KEYS)]
+version = subprocess.run([str(worker_path.parent / "generic-worker"), "--short-version"], capture_output=True,
+                         text=True).stdout.strip()
+known = set(KEYS.get(version, ()))
+problems += [f"workerConfig.{{k}} is not a generic-worker v{{version}} setting" for k in sorted(set(config) - known)]
 problems += [f"workerConfig.{{k}} is empty" for k in GW_REQUIRED if config.get(k) in (None, "")]
 if config.get("capacity", 1) < 1:
     problems.append("capacity < 1")
@@ -103,72 +102,153 @@ for key, value in expect["config"].items():
 for key in ("ed25519SigningKeyLocation", "livelogExecutable", "taskclusterProxyExecutable"):
     if config.get(key) and not Path(config[key]).is_file():
         problems.append(f"workerConfig.{{key}}: no such file")
-for name, value in expect["env"].items():
-    if os.environ.get(name) != value:
-        problems.append(f"env {{name}} is {{os.environ.get(name)!r}}, not {{value!r}}")
-for part in expect["path"]:
-    if part not in os.environ["PATH"].split(":"):
-        problems.append(f"{{part}} not on PATH")
 if problems:
     print("start-worker stand-in: " + "; ".join(problems), file=sys.stderr)
     sys.exit(3)
-Path(os.environ["SANDBOX"], "runner-seen.json").write_text(json.dumps(runner))
-print("start-worker stand-in: worker ran one task")
+Path(SANDBOX, "runner-seen.json").write_text(json.dumps(runner))
+Path(worker["configPath"]).write_text(json.dumps(config))
+code = subprocess.run([str(worker_path), "run", "--config", worker["configPath"]]).returncode
+sys.exit(1 if code else 0)
+'''
+
+GENERIC_WORKER = r'''#!{python}
+"""generic-worker v{version} stand-in (served as the release asset). `run` does the next step of the sandbox's
+worker-plan (default "task 0"): `task N` runs a task whose command exits N, as Firefox's lambda tasks run it
+(run-task -- <TC_DIR>/script.py <command>), with the worker's environment plus the task's, and exits 0 as a worker
+that ran its one task; `idle` exits 68; `superseded` reports its task superseded; `exit N` exits N."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+SANDBOX = Path({root!r})
+if sys.argv[1:2] == ["--short-version"]:
+    print("{version}")
+    sys.exit(0)
+if sys.argv[1:2] == ["new-ed25519-keypair"]:
+    Path(sys.argv[3]).write_text("ed25519 private key\n")
+    sys.exit(0)
+if sys.argv[1:3] != ["run", "--config"]:
+    sys.exit(64)
+config = json.loads(Path(sys.argv[3]).read_text())
+Path(SANDBOX, "worker-env.json").write_text(json.dumps(dict(os.environ)))
+count = Path("tasks-resolved-count.txt")  # kept in the worker's working directory
+if count.exists() and int(count.read_text() or 0) >= config["numberOfTasksToRun"]:
+    print("generic-worker: already resolved its tasks; exiting")
+    sys.exit(0)
+plan_file = SANDBOX / "worker-plan"
+plan = plan_file.read_text().splitlines() if plan_file.exists() else []
+step = plan.pop(0) if plan else "task 0"
+plan_file.write_text("".join(line + "\n" for line in plan))
+with open(SANDBOX / "worker-runs.log", "a") as runs:
+    runs.write(step + "\n")
+kind, _, arg = step.partition(" ")
+if kind == "idle":
+    print("generic-worker: no task claimed within idleTimeoutSecs")
+    sys.exit(68)
+if kind == "exit":
+    sys.exit(int(arg))
+if kind == "superseded":
+    print("Task T1 has been superseded by task T2")
+    count.write_text("1")
+    sys.exit(0)
+task_dir = Path(config["tasksDir"], "task_1")
+task_dir.mkdir(parents=True, exist_ok=True)
+wrapper = str(Path(config["tasksDir"]).parent / "script.py")  # /home/ltuser/taskcluster/script.py on a host
+command = "env > {root}/command-env.txt; echo command-output; echo command-stderr >&2; exit " + arg
+env = dict(os.environ, TASK_ID="TCtask0001", RUN_ID="0", TASKCLUSTER_ROOT_URL=config["rootURL"])
+with open(SANDBOX / "task-log.txt", "w") as log:
+    done = subprocess.run(["run-task", "--", wrapper, "bash", "-c", command], cwd=task_dir, env=env,
+                          stdout=log, stderr=subprocess.STDOUT)
+(SANDBOX / "task-exit").write_text(str(done.returncode))
+count.write_text("1")
+print(f"generic-worker: task TCtask0001 resolved with exit code {{done.returncode}}")
+sys.exit(0)
 '''
 
 CURL = r'''#!/usr/bin/env bash
-# curl stand-in: serves "$SANDBOX/served/<last path part of the URL>"; records the URL.
-echo "curl $*" >> "$SANDBOX/calls.log"
+# curl stand-in: serves "@SANDBOX@/served/<name>", the checksums.sha256 name of the URL; records the URL.
+echo "curl $*" >> "@SANDBOX@/calls.log"
 out="" url=""
 while [ $# -gt 0 ]; do
   case "$1" in -o) out=$2; shift 2 ;; --retry) shift 2 ;; -*) shift ;; *) url=$1; shift ;; esac
 done
-src="$SANDBOX/served/${url##*/}"
+case "$url" in */releases/download/*) rest="${url%/*}"; name="${rest##*/}/${url##*/}" ;; *) name="${url##*/}" ;; esac
+src="@SANDBOX@/served/$name"
 [ -f "$src" ] || { echo "curl: (22) 404 $url" >&2; exit 22; }
 cp "$src" "$out"
 '''
 
 ADB = r'''#!/usr/bin/env bash
-# adb stand-in: the phones of $ADB_SERIALS; $ADB_MODE=never-back: a rebooted phone never comes back.
-echo "adb $*" >> "$SANDBOX/calls.log"
+# adb stand-in: USB phones listed in @SANDBOX@/adb-serials; `connect S` attaches S over the network; a file
+# adb-root makes the phone rooted; ADB_MODE (or the file adb-mode) never-back: a rebooted phone never comes back.
+echo "adb $*" >> "@SANDBOX@/calls.log"
+box="@SANDBOX@"
 [ "$1" = -s ] && shift 2
+usb="$(cat "$box/adb-serials" 2>/dev/null)"
+net="$(cat "$box/adb-net" 2>/dev/null)"
 case "$*" in
-  devices) echo "List of devices attached"; for s in $ADB_SERIALS; do printf '%s\tdevice\n' "$s"; done ;;
-  "shell getprop sys.boot_completed") [ "${ADB_MODE:-}" = never-back ] || printf '1\r\n' ;;
+  devices) echo "List of devices attached"; for s in $usb $net; do printf '%s\tdevice\n' "$s"; done ;;
+  "devices -l")
+    echo "List of devices attached"
+    for s in $usb; do printf '%s\tdevice usb:1-1 product:a55xnsxx model:SM_A556E transport_id:1\n' "$s"; done
+    for s in $net; do printf '%s\tdevice product:a55xnsxx model:SM_A556E transport_id:2\n' "$s"; done ;;
+  connect*) echo "$2" >> "$box/adb-net"; echo "connected to $2" ;;
+  "shell id") if [ -e "$box/adb-root" ]; then echo "uid=0(root) gid=0(root)"; else echo "uid=2000(shell)"; fi ;;
+  "shell getprop sys.boot_completed") [ "${ADB_MODE:-$(cat "$box/adb-mode" 2>/dev/null)}" = never-back ] || printf '1\r\n' ;;
   "shell dumpsys window") echo "  mCurrentFocus=null" ;;
 esac
 exit 0
 '''
 
 LOGGED = '''#!/usr/bin/env bash
-echo "{name} $*" >> "$SANDBOX/calls.log"
+echo "{name} $*" >> "@SANDBOX@/calls.log"
 {body}
 '''
 
+# pip stand-in: records, and "installs" each package as an importable module into SITE (unless BROKEN exists).
+PIP_INSTALL = r'''echo "{name} $*" >> "@SANDBOX@/calls.log"
+[ -e "{broken}" ] && exit 0
+mkdir -p "{site}"
+for arg in "$@"; do
+  case "$arg" in -* | install) ;; *) module="${{arg%%==*}}"; echo "# stand-in" > "{site}/${{module//-/_}}.py" ;; esac
+done
+exit 0
+'''
+
+SYSTEM_PYTHON = r'''#!/usr/bin/env bash
+# /usr/bin/python3 stand-in: `-m pip` installs into @SANDBOX@/system-site; anything else runs python with it.
+if [ "$1 $2" = "-m pip" ]; then
+  shift 2
+{pip}fi
+PYTHONPATH="@SANDBOX@/system-site" exec "{python}" "$@"
+'''
+
 PYTHON312 = r'''#!/usr/bin/env bash
-# python3.12 stand-in: `-m venv DIR` makes a venv whose pip only records and whose hg is mercurial 7.0.2.
-echo "python3.12 $*" >> "$SANDBOX/calls.log"
+# python3.12 stand-in: `-m venv DIR` makes a venv whose pip installs stand-in modules into DIR/site, whose python
+# imports them and whose hg is mercurial 7.0.2.
+echo "python3.12 $*" >> "@SANDBOX@/calls.log"
 if [ "$1 $2" = "-m venv" ]; then
   mkdir -p "$3/bin"
-  printf '#!/usr/bin/env bash\necho "pip $*" >> "$SANDBOX/calls.log"\n' > "$3/bin/pip"
+  cat > "$3/bin/pip" <<PIP
+#!/usr/bin/env bash
+{pip}PIP
+  printf '#!/usr/bin/env bash\nPYTHONPATH="%s/site" exec "{python}" "$@"\n' "$3" > "$3/bin/python"
   printf '#!/usr/bin/env bash\necho "Mercurial Distributed SCM (version 7.0.2)"\n' > "$3/bin/hg"
-  chmod +x "$3/bin/pip" "$3/bin/hg"
+  chmod +x "$3/bin/pip" "$3/bin/hg" "$3/bin/python"
   exit 0
 fi
 exit 1
 '''
 
-GENERIC_WORKER = r'''#!/usr/bin/env bash
-# generic-worker stand-in (served as the release asset)
-case "$1" in
-  new-ed25519-keypair) echo "ed25519 private key" > "$3" ;;
-  --short-version) echo 87.0.0 ;;
-  *) exit 1 ;;
-esac
+RUN_TASK = '''#!/usr/bin/env bash
+# run-task stand-in (Firefox's own checks out the source first): runs what follows "--".
+while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done
+shift
+exec "$@"
 '''
 
 
 def _executable(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
@@ -196,7 +276,7 @@ class Sandbox:
 
     def __init__(self, root: Path, serials: str = UDID) -> None:
         self.root = root
-        self.home = root / "home"
+        self.home = root / "home" / "ltuser"
         self.job = root / "job"
         self.bin = root / "bin"
         self.served = root / "served"
@@ -211,42 +291,69 @@ class Sandbox:
     def tc_dir(self) -> Path:
         return self.home / "taskcluster"
 
+    @property
+    def serials(self) -> str:
+        return (self.root / "adb-serials").read_text()
+
+    @serials.setter
+    def serials(self, value: str) -> None:
+        (self.root / "adb-serials").write_text(value)
+
+    def _text(self, template: str, **values: str) -> str:
+        return template.format(**values).replace("@SANDBOX@", str(self.root))
+
     def _stand_ins(self) -> None:
-        _executable(self.bin / "curl", CURL)
-        _executable(self.bin / "wget", LOGGED.format(name="wget", body="exit 1  # the payload uses curl"))
-        _executable(self.bin / "adb", ADB)
-        _executable(self.bin / "apt-get", LOGGED.format(name="apt-get", body="exit 0"))
-        _executable(self.bin / "sudo", LOGGED.format(name="sudo", body='[ "$1" = -n ] && shift; exec "$@"'))
-        _executable(self.bin / "python3.12", PYTHON312)
-        _executable(self.bin / "pip", LOGGED.format(name="pip-outside-the-venv", body="exit 1"))
-        _executable(self.bin / "python3", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        python = sys.executable
+        _executable(self.bin / "curl", CURL.replace("@SANDBOX@", str(self.root)))
+        _executable(self.bin / "adb", ADB.replace("@SANDBOX@", str(self.root)))
+        _executable(self.bin / "run-task", RUN_TASK)
+        _executable(self.bin / "wget", self._text(LOGGED, name="wget", body="exit 1  # the payload uses curl"))
+        _executable(self.bin / "apt-get", self._text(LOGGED, name="apt-get", body="exit 0"))
+        _executable(self.bin / "sudo", self._text(LOGGED, name="sudo", body='[ "$1" = -n ] && shift; exec "$@"'))
+        _executable(self.bin / "pip", self._text(LOGGED, name="pip-outside-the-venv", body="exit 1"))
+        system_pip = PIP_INSTALL.format(name="system-python3 -m pip", broken=self.root / "pip-broken-system",
+                                        site=self.root / "system-site")
+        _executable(self.root / "usr" / "bin" / "python3", self._text(SYSTEM_PYTHON, pip=system_pip, python=python))
+        venv_pip = PIP_INSTALL.format(name="pip", broken=self.root / "pip-broken-venv", site="$(dirname $0)/../site")
+        _executable(self.bin / "python3.12", self._text(PYTHON312, pip=venv_pip.replace("$", "\\$"), python=python))
 
     def _serve(self) -> None:
-        start_worker = START_WORKER.format(python=sys.executable, runner_keys=sorted(RUNNER_KEYS),
-                                           gw_keys=sorted(GW_KEYS), gw_required=GW_REQUIRED)
-        contents = {
-            f"generic-worker-insecure-linux-{ARCH}": GENERIC_WORKER.encode(),
-            f"start-worker-linux-{ARCH}": start_worker.encode(),
-            f"livelog-linux-{ARCH}": b"#!/bin/sh\n",
-            f"taskcluster-proxy-linux-{ARCH}": b"#!/bin/sh\n",
-            "robustcheckout.py": b"# robustcheckout\n",
-            "tooltool.py": b"# tooltool\n",
-            SDK_ZIP: _sdk_zip(),
-        }
+        start_worker = START_WORKER.format(
+            python=sys.executable, root=str(self.root), runner_keys=sorted(RUNNER_KEYS), gw_required=REQUIRED,
+            keys={version: sorted(keys) for version, keys in GENERIC_WORKER_KEYS.items()})
+        contents = {"robustcheckout.py": b"# robustcheckout\n", "tooltool.py": b"# tooltool\n", SDK_ZIP: _sdk_zip()}
+        for version in VERSIONS:
+            contents.update({
+                f"v{version}/generic-worker-insecure-linux-{ARCH}": GENERIC_WORKER.format(
+                    python=sys.executable, root=str(self.root), version=version).encode(),
+                f"v{version}/start-worker-linux-{ARCH}": start_worker.encode(),
+                f"v{version}/livelog-linux-{ARCH}": b"#!/bin/sh\n",
+                f"v{version}/taskcluster-proxy-linux-{ARCH}": b"#!/bin/sh\n",
+            })
         for name, data in contents.items():
+            (self.served / name).parent.mkdir(parents=True, exist_ok=True)
             (self.served / name).write_bytes(data)
 
-    def pin_all(self, wrong: str = "") -> None:
-        """Fill checksums.sha256 (keeping its comments) with the served files' checksums; ``wrong``: a bad one."""
+    def served_names(self) -> list[str]:
+        return sorted(str(p.relative_to(self.served)) for p in self.served.rglob("*") if p.is_file())
+
+    def pin(self, names: list[str], wrong: str = "") -> None:
+        """Add the served files ``names`` to checksums.sha256 (keeping it); ``wrong``: a name given a bad sum."""
         lines = [(self.job / "checksums.sha256").read_text()]
-        for path in sorted(self.served.iterdir()):
-            name = f"v87.0.0/{path.name}" if path.name.endswith(ARCH) else path.name
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        for name in names:
+            digest = hashlib.sha256((self.served / name).read_bytes()).hexdigest()
             lines.append(f"{'0' * 64 if name == wrong else digest}  {name}\n")
         (self.job / "checksums.sha256").write_text("".join(lines))
 
+    def pin_all(self, wrong: str = "") -> None:
+        """Pin every served file (both releases) with its checksum; ``wrong``: one with a bad one."""
+        self.pin(self.served_names(), wrong)
+
+    def plan(self, *steps: str) -> None:
+        """What the generic-worker stand-in does on its next runs (see GENERIC_WORKER)."""
+        (self.root / "worker-plan").write_text("".join(step + "\n" for step in steps))
+
     def expect(self, worker_id: str = UDID, serial: str = UDID, **config: object) -> None:
-        tc = str(self.tc_dir)
         (self.root / "expect.json").write_text(json.dumps({
             "worker_id": worker_id,
             "pool": "proj-autophone/gecko-t-lambda-perf-a55",
@@ -257,16 +364,17 @@ class Sandbox:
                 "provisionerId": "proj-autophone", "workerType": "gecko-t-lambda-perf-a55", "workerId": worker_id,
                 "workerGroup": "lambda", **config,
             },
-            "env": {"ANDROID_SERIAL": serial, "DEVICE_SERIAL": serial, "HOST_IP": HOST_IP},
-            "path": [tc, f"{tc}/android-sdk-linux/tools/bin", str(self.home / "venv" / "bin")],
         }))
 
     def run(self, script: str, env: Mapping[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
         full = {
             "PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.home), "SANDBOX": str(self.root),
-            "ADB_SERIALS": self.serials, "HostIP": HOST_IP, "LANG": "C.UTF-8", **env, **extra,
+            "PAYLOAD_TEST_ROOT": str(self.root), "HostIP": HOST_IP, "LANG": "C.UTF-8", **LT_ENV, **env, **extra,
         }
         return subprocess.run(["bash", script], cwd=self.job, env=full, capture_output=True, text=True, timeout=60)
+
+    def json(self, name: str) -> dict:
+        return json.loads((self.root / name).read_text())
 
     def calls(self) -> list[str]:
         log = self.root / "calls.log"

@@ -103,16 +103,16 @@ def test_a_pinned_launch(context: PluginContext, fake_cli: FakeCli, logs: list[s
 
 def test_a_selector_launch_names_the_device_pattern(context: PluginContext, fake_cli: FakeCli) -> None:
     pool = make_pool(udids=(), selector=Selector("Galaxy A55 5G", "14"), targeting="selector",
-                     launch={**POOL_LAUNCH, "build_name": "perf", "worker_type": "wt", "tc_version": "99.0.0"})
+                     launch={**POOL_LAUNCH, "build_name": "perf", "worker_type": "wt", "tc_version": "106.0.0"})
     result = make_launcher(context, fake_cli).launch(make_request(pool, udid=""))
     assert result.ok
     record = fake_cli.record()
-    assert record["argv"][4] == "tcdp,a55-perf,"
+    assert record["argv"][3:5] == ["--labels", "tcdp,a55-perf"]  # no empty label for the phone it does not name
     doc = json.loads(record["yaml"])
     assert "fixedIP" not in doc["framework"]["args"]
     assert doc["framework"]["args"]["devices"] == ["Galaxy A55 5G-14"]
     assert doc["framework"]["args"]["buildName"] == "perf"
-    assert (doc["env"]["TC_WORKER_TYPE"], doc["env"]["TC_WORKER_ID"], doc["env"]["TC_VERSION"]) == ("wt", "", "99.0.0")
+    assert (doc["env"]["TC_WORKER_TYPE"], doc["env"]["TC_WORKER_ID"], doc["env"]["TC_VERSION"]) == ("wt", "", "106.0.0")
 
 
 def test_a_token_from_lambdatest_secrets_is_never_uploaded(context: PluginContext, fake_cli: FakeCli) -> None:

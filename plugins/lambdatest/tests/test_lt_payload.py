@@ -204,9 +204,11 @@ def test_git_runs_with_a_minimal_environment(context: PluginContext, tmp_path: P
 
 
 @pytest.mark.unpinned
-def test_a_payload_that_pins_no_worker_is_refused_before_any_job(tmp_path, context, fake_cli, logs):
-    """The shipped checksums.sha256 pins nothing: its pre step would refuse to run on the phone, so no job is
-    started; `check` says so; a pool that allows unpinned downloads, or a list with the worker's line, launches."""
+def test_a_payload_whose_list_is_not_complete_is_refused_before_any_job(tmp_path, context, fake_cli):
+    """The shipped checksums.sha256 pins nothing, and a partly filled one is no better: its pre step would refuse
+    to run on the phone, so `check` names what is missing and no job is started; a pool that allows unpinned
+    downloads launches; a list with every name of downloads.txt (for one arch) launches."""
+    from provisioner_lambdatest.downloads import downloads
     from provisioner_lambdatest.payload import builtin_payload, unpinned
 
     def pool_with(**launch):
@@ -214,19 +216,24 @@ def test_a_payload_that_pins_no_worker_is_refused_before_any_job(tmp_path, conte
                     udids=("U1",), launch={"client_id_env": "TC_CLIENT_A55", "access_token_env": "TC_TOKEN_A55",
                                            **launch})
 
-    def request_for(pool):
-        return LaunchRequest(launch_id=f"L-{pool.launch.get('allow_unpinned_downloads', 0)}", pool=pool, udid="U1",
-                             labels=("tcdp", "p", "U1"))
+    def request_for(pool, n):
+        return LaunchRequest(launch_id=f"L{n}", pool=pool, udid="U1", labels=("tcdp", "p", "U1"))
 
-    assert "pins no file of Taskcluster v87.0.0" in unpinned(builtin_payload(), "87.0.0")
+    assert "checksums.sha256 lacks checksums its setup needs for Taskcluster v87.0.0: robustcheckout.py" in (
+        unpinned(builtin_payload(), "87.0.0"))
     launcher = HyperExecuteLauncher({"cli": str(fake_cli.path)}, context)
-    result = launcher.launch(request_for(pool_with()))
-    assert not result.ok and "pins no file of Taskcluster v87.0.0" in result.detail and not fake_cli.ran()
-    launcher.check([pool_with()], network=False)
-    assert any("launches are refused until then" in line for line in logs)
-    assert launcher.launch(request_for(pool_with(allow_unpinned_downloads=True))).ok
+    result = launcher.launch(request_for(pool_with(), 1))
+    assert not result.ok and "lacks checksums its setup needs" in result.detail and not fake_cli.ran()
+    assert launcher.launch(request_for(pool_with(allow_unpinned_downloads=True), 2)).ok
     payload = tmp_path / "payload"
     shutil.copytree(builtin_payload(), payload)
+    names = [d.name for d in downloads(payload, "87.0.0", ("amd64",))]
+    with (payload / "checksums.sha256").open("a") as out:  # all but the SDK: refused, naming it
+        out.writelines(f"{'a' * 64}  {name}\n" for name in names if not name.endswith(".zip"))
+    (line,) = launcher.check([pool_with(payload=str(payload))], network=False)
+    assert line == (f"pool p: payload {payload}: checksums.sha256 lacks checksums its setup needs for Taskcluster "
+                    "v87.0.0: commandlinetools-linux-13114758_latest.zip (pin them, or set allow_unpinned_downloads)")
     with (payload / "checksums.sha256").open("a") as out:
-        out.write(f"{'a' * 64}  v87.0.0/generic-worker-insecure-linux-amd64\n")
-    assert unpinned(payload, "87.0.0") == "" and "v88.0.0" in unpinned(payload, "88.0.0")
+        out.write(f"{'a' * 64}  commandlinetools-linux-13114758_latest.zip\n")
+    assert launcher.check([pool_with(payload=str(payload))], network=False) == []
+    assert unpinned(payload, "87.0.0") == "" and "v106.0.0/start-worker-linux-amd64" in unpinned(payload, "106.0.0")

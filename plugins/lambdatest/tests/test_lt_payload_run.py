@@ -1,6 +1,7 @@
 """The shipped payload run for real with bash in a sandbox: `pre` (setup.sh), `testRunnerCommand` (run-worker.sh)
 and `post` (cleanup.sh), with stand-ins for the network, apt, pip and the phone (see payload_sandbox.py). The
-start-worker stand-in refuses any runner file worker-runner or generic-worker would refuse."""
+start-worker stand-in refuses any runner file worker-runner or generic-worker (of the installed release) would
+refuse; run-worker's exit status follows the worker's own exit code. The task wrapper: test_lt_payload_task.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from provisioner_lambdatest.payload import builtin_payload
 from provisioner_lambdatest.render import fill_runner
 
-from payload_sandbox import ARCH, RELEASE, SDK_ZIP, TOKEN, UDID, Sandbox, job_env
+from payload_sandbox import ARCH, IDLE_OUT, RELEASE, SDK_ZIP, TOKEN, UDID, Sandbox, job_env
 
 
 @pytest.fixture
@@ -46,6 +47,9 @@ def test_pre_run_post_serve_one_task_as_the_reference_says(sandbox: Sandbox) -> 
     assert f"python3.12 -m venv {home}/venv" in calls
     assert ("pip install --quiet --disable-pip-version-check mercurial==7.0.2 zstandard mozdevice "
             "google-cloud-logging") in calls
+    # run-task and fetch-content run under the system python3: the packages go there too, as root
+    assert ("system-python3 -m pip install --quiet --disable-pip-version-check zstandard mozdevice "
+            "google-cloud-logging") in calls
     assert re.search(r"^\[extensions\]\nsparse =$", (home / ".hgrc").read_text(), re.M)
     assert (home / "robustcheckout.py").read_text() == "# robustcheckout\n"
     assert (home / "tooltool.py").read_text() == "# tooltool\n"
@@ -54,6 +58,9 @@ def test_pre_run_post_serve_one_task_as_the_reference_says(sandbox: Sandbox) -> 
     assert (tc / "android-sdk-linux/tools/bin/sdkmanager").stat().st_mode & 0o100
     assert (tc / "android-sdk-linux/tools/lib/sdkmanager-classpath.jar").is_file()
     assert (tc / "ed25519.key").stat().st_mode & 0o077 == 0
+    assert (tc / "script.py").read_bytes() == (builtin_payload() / "script.py").read_bytes()
+    assert (tc / "script.py").stat().st_mode & 0o777 == 0o755
+    assert (tc / "scriptvars.json").stat().st_mode & 0o777 == 0o600
     downloads = [c.split()[-1] for c in calls if c.startswith("curl ")]
     assert sorted(u for u in downloads if u.startswith(RELEASE)) == sorted(
         f"{RELEASE}{asset}-linux-{ARCH}" for asset in ("generic-worker-insecure", "start-worker", "livelog",
@@ -67,14 +74,15 @@ def test_pre_run_post_serve_one_task_as_the_reference_says(sandbox: Sandbox) -> 
 
     run = sandbox.run("run-worker.sh", env)
     assert run.returncode == 0, run.stderr
-    assert "worker ran one task" in run.stdout
-    seen = json.loads((sandbox.root / "runner-seen.json").read_text())
+    assert "run-worker: the worker ran its task" in run.stdout and sandbox.json("task-exit") == 0
+    seen = sandbox.json("runner-seen.json")
     assert seen["getSecrets"] is False and "genericWorker" not in seen["workerConfig"]
+    assert seen["worker"]["path"] == f"{tc}/generic-worker-run" and "capacity" not in seen["workerConfig"]
     assert seen["provider"]["accessToken"] == seen["workerConfig"]["accessToken"] == TOKEN
-    assert not (tc / "runner.yaml").exists()  # the token's file goes when the worker exits
+    assert not (tc / "runner.yaml").exists() and not (tc / "generic-worker.json").exists()  # the token's files go
     assert f"adb -s {UDID} shell input keyevent 82" in sandbox.calls()  # the screen slept: woken
 
-    (tc / "generic-worker.json").write_text("{}")  # what generic-worker writes, with the token
+    (tc / "generic-worker.json").write_text("{}")  # had run-worker been killed
     post = sandbox.run("cleanup.sh", env)
     assert post.returncode == 0, post.stderr
     assert f"adb -s {UDID} reboot" in sandbox.calls() and "phone R5CXC1HZK0W is back" in post.stdout
@@ -94,6 +102,7 @@ def test_a_launch_naming_no_phone_works_as_the_phone_adb_sees(sandbox: Sandbox) 
 def test_a_pinned_phone_is_found_among_several(sandbox: Sandbox) -> None:
     sandbox.serials = f"OTHER1 {UDID} OTHER2"
     assert sandbox.run("setup.sh", job_env()).returncode == 0
+    assert sandbox.json("home/ltuser/taskcluster/scriptvars.json")["DEVICE_SERIAL"] == UDID
     assert sandbox.run("run-worker.sh", job_env()).returncode == 0
     sandbox.serials = "OTHER1 OTHER2"
     refused = sandbox.run("run-worker.sh", job_env())
@@ -103,7 +112,7 @@ def test_a_pinned_phone_is_found_among_several(sandbox: Sandbox) -> None:
 def test_the_shipped_checksum_list_pins_nothing_so_setup_refuses(tmp_path: Path) -> None:
     box = Sandbox(tmp_path)  # checksums.sha256 as shipped: placeholders only
     listed = (builtin_payload() / "checksums.sha256").read_text()
-    assert not re.search(r"^[0-9a-f]{64}  ", listed, re.M) and "TO-FILL  v87.0.0/start-worker-linux-amd64" in listed
+    assert not re.search(r"^[0-9a-f]{64}  ", listed, re.M) and "provisioner hyperexecute-pin" in listed
     refused = box.run("setup.sh", job_env())
     assert refused.returncode == 1
     assert "no checksum in checksums.sha256 for: " in refused.stderr and "refusing to download" in refused.stderr
@@ -114,8 +123,8 @@ def test_the_shipped_checksum_list_pins_nothing_so_setup_refuses(tmp_path: Path)
 
 
 def test_a_version_without_checksums_is_refused(sandbox: Sandbox) -> None:
-    refused = sandbox.run("setup.sh", job_env(tc_version="106.0.0"))
-    assert refused.returncode == 1 and f"v106.0.0/start-worker-linux-{ARCH}" in refused.stderr
+    refused = sandbox.run("setup.sh", job_env(tc_version="99.0.0"))
+    assert refused.returncode == 1 and f"v99.0.0/start-worker-linux-{ARCH}" in refused.stderr
     assert sandbox.calls() == []
 
 
@@ -154,20 +163,62 @@ def test_a_runner_file_generic_worker_would_refuse_fails_the_run(sandbox: Sandbo
     assert sandbox.run("setup.sh", job_env()).returncode == 0
     write_template(sandbox, MUTATIONS[mutation](template(sandbox)))
     run = sandbox.run("run-worker.sh", job_env())
-    assert run.returncode == 3 and "start-worker stand-in: " in run.stderr, (mutation, run.stderr)
+    assert run.returncode == 3 and "start-worker stand-in: " in run.stdout, (mutation, run.stdout, run.stderr)
     assert not (sandbox.root / "runner-seen.json").exists()
+
+
+def test_v87_refuses_a_key_of_a_later_release(sandbox: Sandbox) -> None:
+    """capacity (generic-worker v100+) in the runner file: the v87 worker refuses it, v106's takes it."""
+    runner = template(sandbox)
+    write_template(sandbox, {**runner, "workerConfig": {**runner["workerConfig"], "capacity": 1}})
+    assert sandbox.run("setup.sh", job_env()).returncode == 0
+    run = sandbox.run("run-worker.sh", job_env())
+    assert run.returncode == 3 and "workerConfig.capacity is not a generic-worker v87.0.0 setting" in run.stdout
+    assert sandbox.run("setup.sh", job_env(tc_version="106.0.0")).returncode == 0
+    run = sandbox.run("run-worker.sh", job_env(tc_version="106.0.0"))
+    assert run.returncode == 0, run.stderr
+
+
+def test_an_idle_out_ends_the_job_normally(sandbox: Sandbox) -> None:
+    assert sandbox.run("setup.sh", job_env()).returncode == 0
+    sandbox.plan("idle")
+    run = sandbox.run("run-worker.sh", job_env())
+    assert run.returncode == 0, run.stderr
+    assert f"idle-out: no task came within idleTimeoutSecs (generic-worker exited {IDLE_OUT})" in run.stdout
+    assert not (sandbox.tc_dir / "runner.yaml").exists() and not (sandbox.tc_dir / "generic-worker.exit").exists()
+
+
+@pytest.mark.parametrize("code", [64, 69, 73, 2])
+def test_a_crashed_or_misconfigured_worker_fails_the_job_with_its_code(sandbox: Sandbox, code: int) -> None:
+    assert sandbox.run("setup.sh", job_env()).returncode == 0
+    sandbox.plan(f"exit {code}")
+    run = sandbox.run("run-worker.sh", job_env())
+    assert run.returncode == code and f"run-worker: generic-worker exited {code}" in run.stderr
+
+
+def test_a_superseded_task_runs_the_worker_again_a_bounded_number_of_times(sandbox: Sandbox) -> None:
+    assert sandbox.run("setup.sh", job_env()).returncode == 0
+    sandbox.plan("superseded", "task 0")
+    run = sandbox.run("run-worker.sh", job_env())
+    assert run.returncode == 0, run.stderr
+    # tasks-resolved-count.txt was removed: the second run took a task instead of exiting at once
+    assert (sandbox.root / "worker-runs.log").read_text() == "superseded\ntask 0\n"
+    assert "the task was superseded: starting the worker again (run 2 of at most 5)" in run.stdout
+    (sandbox.root / "worker-runs.log").unlink()
+    sandbox.plan(*["superseded"] * 5)
+    run = sandbox.run("run-worker.sh", job_env(), TC_SUPERSEDED_RUNS="3")
+    assert run.returncode == 0 and (sandbox.root / "worker-runs.log").read_text() == "superseded\n" * 3
 
 
 def test_get_secrets_is_off_unless_the_pool_turns_it_on(sandbox: Sandbox) -> None:
     assert job_env()["TC_GET_SECRETS"] == "false" and job_env(get_secrets=True)["TC_GET_SECRETS"] == "true"
     assert sandbox.run("setup.sh", job_env()).returncode == 0
     run = sandbox.run("run-worker.sh", job_env(get_secrets=True))
-    assert run.returncode == 3 and "getSecrets is not false" in run.stderr  # the stand-in holds production's value
+    assert run.returncode == 3 and "getSecrets is not false" in run.stdout  # the stand-in holds production's value
 
 
-def test_run_worker_needs_the_host_ip(sandbox: Sandbox) -> None:
-    assert sandbox.run("setup.sh", job_env()).returncode == 0
-    refused = sandbox.run("run-worker.sh", job_env(), HostIP="")
+def test_setup_needs_the_host_ip(sandbox: Sandbox) -> None:
+    refused = sandbox.run("setup.sh", job_env(), HostIP="")
     assert refused.returncode == 1 and "HostIP (set by LambdaTest) is empty" in refused.stderr
 
 
@@ -185,7 +236,7 @@ def test_the_dry_runs_rendering_is_the_hosts(sandbox: Sandbox, token: str) -> No
     env = {**job_env(), "TASKCLUSTER_ACCESS_TOKEN": token, "TC_WORKER_ID": UDID, "TC_DIR": str(sandbox.tc_dir)}
     assert sandbox.run("setup.sh", env).returncode == 0
     assert sandbox.run("run-worker.sh", env).returncode == 0
-    seen = json.loads((sandbox.root / "runner-seen.json").read_text())
+    seen = sandbox.json("runner-seen.json")
     assert json.loads(fill_runner((sandbox.job / "worker-runner.yaml.template").read_text(), env)) == seen
     assert seen["provider"]["accessToken"] == token
 

@@ -3,6 +3,7 @@ labels only through --labels; the dry run's render(); `check --network` and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ HYPEREXECUTE_FACTS: list[tuple[str, Any]] = [
     ("shell", "bash"),
     ("pre", ["bash setup.sh"]),
     ("post", ["bash cleanup.sh"]),
+    ("alwaysRunPostSteps", True),
     ("framework.name", "raw"),
     ("framework.args.devices", [".*-.*"]),
     ("framework.args.fixedIP", UDID),
@@ -78,7 +80,7 @@ def test_a_selector_launch_has_a_device_pattern_and_no_fixed_ip(context: PluginC
     assert make_launcher(context, fake_cli).launch(make_request(pool, udid="")).ok
     args = uploaded(fake_cli)["framework"]["args"]
     assert args["devices"] == ["Galaxy A55 5G-14"] and "fixedIP" not in args
-    assert fake_cli.record()["argv"][4] == "tcdp,a55-perf,"  # the launch names no phone
+    assert fake_cli.record()["argv"][4] == "tcdp,a55-perf"  # the launch names no phone: no empty label
 
 
 def test_region_and_runtime_are_launch_options(context: PluginContext, fake_cli: FakeCli) -> None:
@@ -94,7 +96,7 @@ def test_no_template_can_turn_the_facts_off(context: PluginContext, fake_cli: Fa
     payload.mkdir()
     (payload / "job-template.json").write_text(json.dumps({
         "version": "0.1", "autosplit": False, "runson": "linux", "concurrency": 4, "frameworkStatusOnly": False,
-        "dynamicAllocation": False, "shell": "sh", "testRunnerCommand": "bash mine.sh",
+        "dynamicAllocation": False, "shell": "sh", "testRunnerCommand": "bash mine.sh", "alwaysRunPostSteps": False,
         "framework": {"name": "appium", "args": {"privateCloud": False, "isRealMobile": False, "reservation": True,
                                                  "disableReleaseDevice": False, "fixedIP": "SOMEONE-ELSE",
                                                  "platformName": "ios", "video": True}},
@@ -105,6 +107,7 @@ def test_no_template_can_turn_the_facts_off(context: PluginContext, fake_cli: Fa
     document = uploaded(fake_cli)
     forced = {path: value for path, value in HYPEREXECUTE_FACTS if path in (
         "version", "autosplit", "runson", "concurrency", "frameworkStatusOnly", "dynamicAllocation", "shell",
+        "alwaysRunPostSteps",
         "framework.name", "framework.args.privateCloud", "framework.args.isRealMobile",
         "framework.args.platformName", "framework.args.reservation", "framework.args.disableReleaseDevice")}
     assert {path: at(document, path) for path in forced} == forced
@@ -132,12 +135,14 @@ def test_job_label_is_refused_in_a_template_by_check_and_launch(
 def test_job_label_or_our_variables_in_a_pools_launch_table_are_refused(
     context: PluginContext, fake_cli: FakeCli
 ) -> None:
-    pool = make_pool(launch={**POOL_LAUNCH, "jobLabel": ["low"], "env": {"TC_VERSION": "99.0.0", "MINE": "1"}})
+    pool = make_pool(launch={**POOL_LAUNCH, "jobLabel": ["low"],
+                             "env": {"TC_VERSION": "99.0.0", "MINE": "1", "PAYLOAD_TEST_ROOT": "/tmp"}})
     launcher = make_launcher(context, fake_cli)
     assert launcher.check([pool], network=False) == [
         "pool a55-perf: launch.jobLabel is refused: labels go only through --labels",
         "pool a55-perf: launch.env.TC_VERSION is set by the launcher itself (use the launch options, e.g. "
         "tc_version, idle_timeout)",
+        "pool a55-perf: launch.env.PAYLOAD_TEST_ROOT is for the payload's tests only",
     ]
     result = launcher.launch(make_request(pool))
     assert not result.ok and result.detail == "launch.jobLabel is refused: labels go only through --labels"
@@ -176,9 +181,11 @@ def test_render_shows_the_command_yaml_and_runner_with_secrets_masked(
     assert document["env"]["TASKCLUSTER_ACCESS_TOKEN"] == "***" and document["env"]["TASKCLUSTER_CLIENT_ID"] == TC_CLIENT
     assert all(at(document, path) == value for path, value in HYPEREXECUTE_FACTS)
     runner = json.loads(parts["worker-runner"])
+    assert parts["task"] == ("/home/ltuser/taskcluster/script.py <- the payload's script.py (sha256 "
+                             f"{hashlib.sha256((builtin_payload() / 'script.py').read_bytes()).hexdigest()})")  # its section
     assert runner["provider"]["accessToken"] == runner["workerConfig"]["accessToken"] == "***"
     assert runner["getSecrets"] is False and runner["provider"]["workerID"] == UDID
-    assert runner["workerConfig"]["ed25519SigningKeyLocation"] == "$HOME/taskcluster/ed25519.key"
+    assert runner["workerConfig"]["ed25519SigningKeyLocation"] == "/home/ltuser/taskcluster/ed25519.key"
     # launch() in dry run gives the same text and submits nothing
     result = launcher.launch(make_request(dry_run=True))
     assert result.ok and result.detail == text and not fake_cli.ran()
@@ -249,3 +256,58 @@ def test_the_pools_idle_timeout_reaches_the_worker_and_the_launch_option_is_the_
     assert worker_env(make_request(), launch, "c", "t")["TC_IDLE_TIMEOUT"] == str(launch["idle_timeout"])
     pool = make_pool(idle_timeout=240)
     assert worker_env(make_request(pool), launch, "c", "t")["TC_IDLE_TIMEOUT"] == "240"
+
+
+def test_check_and_launch_refuse_a_release_whose_worker_keys_are_unknown(context: PluginContext, fake_cli: FakeCli) -> None:
+    launcher = make_launcher(context, fake_cli)
+    line = ("launch.tc_version '99.0.0': the plugin does not know generic-worker's config keys of that release "
+            "(known: 87.0.0, 106.0.0); a key it does not know makes the worker exit 64")
+    pool = make_pool(launch={**POOL_LAUNCH, "tc_version": "99.0.0"})
+    assert launcher.check([pool], network=False) == [f"pool a55-perf: {line}"]
+    result = launcher.launch(make_request(pool))
+    assert not result.ok and result.detail == line and not fake_cli.ran()
+    assert launcher.check([make_pool(launch={**POOL_LAUNCH, "tc_version": "106.0.0"})], network=False) == []
+
+
+def test_check_refuses_a_runner_template_key_the_pinned_release_does_not_know(
+    context: PluginContext, fake_cli: FakeCli, tmp_path: Path
+) -> None:
+    payload = tmp_path / "payload"
+    shutil.copytree(builtin_payload(), payload)
+    template = (payload / "worker-runner.yaml.template").read_text()
+    (payload / "worker-runner.yaml.template").write_text(
+        template.replace('"certificate": "",', '"capacity": 1,\n    "certificate": "",'))
+    launcher = make_launcher(context, fake_cli)
+    pool = make_pool(launch={**POOL_LAUNCH, "payload": str(payload)})
+    assert launcher.check([pool], network=False) == [
+        f"pool a55-perf: payload {payload}: worker-runner.yaml.template sets workerConfig.capacity, which "
+        "generic-worker v87.0.0 does not know (it would exit 64 at start-up)"]
+    assert launcher.check([make_pool(launch={**pool.launch, "tc_version": "106.0.0"})], network=False) == []
+
+
+def test_the_shipped_runner_template_holds_only_keys_of_every_known_release() -> None:
+    from provisioner_lambdatest.workerconfig import GENERIC_WORKER_KEYS, template_keys, unknown_keys
+
+    runner = template_keys((builtin_payload() / "worker-runner.yaml.template").read_text())
+    assert {version: unknown_keys(runner, version) for version in GENERIC_WORKER_KEYS} == {"87.0.0": [], "106.0.0": []}
+    # worker-config.md: v87 is v106 without capacity, with checkForNewDeploymentEverySecs and deploymentId
+    v87, v106 = GENERIC_WORKER_KEYS["87.0.0"], GENERIC_WORKER_KEYS["106.0.0"]
+    assert v106 - v87 == {"capacity"} and v87 - v106 == {"checkForNewDeploymentEverySecs", "deploymentId"}
+    assert len(v106) == 58 and {"wstAudience", "d2gConfig", "loopbackVideoDeviceNumber"} <= v106
+
+
+def test_check_refuses_a_global_timeout_that_cannot_hold_a_job(context: PluginContext, fake_cli: FakeCli) -> None:
+    launcher = make_launcher(context, fake_cli)
+    assert launcher.check([make_pool()], network=False) == []  # 10 + 10 + 60 + 5 = 85 min <= 90
+    pool = make_pool(idle_timeout=1200)  # the pool's idle timeout wins over the launch option
+    line = ("launch.global_timeout 90 min cannot hold a job: setup_minutes 10 + idle timeout 1200 s + task_minutes "
+            "60 + reboot_wait 300 s = 95 min")
+    assert launcher.check([pool], network=False) == [f"pool a55-perf: {line}"]
+    result = launcher.launch(make_request(pool))
+    assert not result.ok and result.detail == line and not fake_cli.ran()
+    roomy = make_pool(idle_timeout=1200, launch={**POOL_LAUNCH, "global_timeout": 95})
+    assert launcher.check([roomy], network=False) == []
+    short = make_pool(launch={**POOL_LAUNCH, "task_minutes": 30, "global_timeout": 55, "reboot_wait": 600})
+    (refused,) = launcher.check([short], network=False)
+    assert refused.endswith("task_minutes 30 + reboot_wait 600 s = 60 min")
+    assert make_request(short).pool.launch["reboot_wait"] == 600

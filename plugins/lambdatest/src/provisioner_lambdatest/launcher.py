@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import re
@@ -9,7 +10,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from loguru import logger
@@ -20,9 +21,10 @@ from . import cli
 from .http import credentials
 from .jobdirs import LOG_NAME, JobDirs, forget_cli, opened_dir, record_cli, redact_file, scrub
 from .options import LAUNCHER_OPTIONS, POOL_OPTIONS, with_defaults
-from .payload import RENDERED, RUNNER_TEMPLATE, PayloadCache, PayloadError, copy_private, load_template, unpinned, verify
+from .payload import RENDERED, RUNNER_TEMPLATE, WRAPPER, WRAPPER_PATH, PayloadCache, PayloadError, copy_private, load_template, unpinned, verify
 from .render import RenderError, dump, fill_runner, job_document, launch_problems, worker_env
 from .udid import valid_udid
+from .workerconfig import template_keys, unknown_keys, version_problem
 
 CLEAN_INTERVAL = 600.0  # seconds between two sweeps of old job directories
 MASK = "***"
@@ -82,10 +84,12 @@ class HyperExecuteLauncher:
         with self._payloads.resolved(launch["payload"], launch["payload_ref"]) as payload:
             document = self._document(payload, request, launch, env)
             runner = runner_preview(payload, env, request.udid)
+            wrapper = wrapper_preview(payload)
         config = self._jobs_root / request.launch_id / RENDERED
         return (
             f"dry run: launch {request.launch_id} for pool {request.pool.name} on {request.udid or 'any matching phone'}\n"
             f"command: {shlex.join(self._argv(request, config))}\n"
+            f"--- task wrapper ---\n{wrapper}"
             f"--- {RENDERED} (secrets masked) ---\n{dump(document)}"
             f"--- worker-runner config, as run-worker.sh renders it on the phone's host (secrets masked) ---\n{runner}"
         )
@@ -128,7 +132,8 @@ class HyperExecuteLauncher:
         return job_document(load_template(payload), request, launch, env)
 
     def _argv(self, request: LaunchRequest, config: Path) -> list[str]:
-        return [self._cli_path(), "--no-track", "--disable-updates", "--labels", ",".join(request.labels),
+        labels = ",".join(label for label in request.labels if label)  # a selector launch names no phone
+        return [self._cli_path(), "--no-track", "--disable-updates", "--labels", labels,
                 "--config", str(config)]
 
     def _submit(self, argv: list[str], job_dir: Path, env: Mapping[str, str], secrets: Sequence[str],
@@ -252,7 +257,7 @@ class HyperExecuteLauncher:
             for key in keys
             if not self._context.environ.get(launch[key])
         ]
-        problems.extend(launch_problems(launch))
+        problems.extend(launch_problems(launch, pool))
         try:
             payload = self._payloads.resolve(launch["payload"], launch["payload_ref"], fetch=network)
         except PayloadError as exc:
@@ -260,7 +265,8 @@ class HyperExecuteLauncher:
         if payload is not None:
             problems.extend(verify(payload))
             if not launch["allow_unpinned_downloads"] and (why := unpinned(payload, launch["tc_version"])):
-                logger.warning("hyperexecute: pool {}: {}; launches are refused until then", pool.name, why)
+                problems.append(why)  # launches are refused too: no job that can only fail on the phone
+            problems.extend(runner_problems(payload, launch["tc_version"]))
         return problems
 
     def _validate(self, pool: Pool) -> str:
@@ -324,13 +330,35 @@ def update_cli(options: Mapping[str, Any], context: PluginContext) -> tuple[bool
     return False, f"hyperexecute: update failed ({'timed out' if done.returncode is None else done.returncode}): {tail}"
 
 
+def wrapper_preview(payload: Path) -> str:
+    """Which task wrapper the payload's setup.sh installs where every task runs it."""
+    script = payload / WRAPPER
+    if not script.is_file():
+        return f"(the payload has no {WRAPPER}: its tasks would fail at once)\n"
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()
+    return f"{WRAPPER_PATH} <- the payload's {WRAPPER} (sha256 {digest})\n"
+
+
 def runner_preview(payload: Path, env: Mapping[str, str], udid: str) -> str:
     """The worker-runner config run-worker.sh would write on the phone's host, from the (masked) job env."""
     template = payload / RUNNER_TEMPLATE
     if not template.is_file():
         return f"(the payload has no {RUNNER_TEMPLATE})\n"
-    host = {"TC_DIR": "$HOME/taskcluster", **env, "TC_WORKER_ID": udid or "<the phone's adb serial>"}
+    host = {**env, "TC_DIR": str(PurePosixPath(WRAPPER_PATH).parent), "TC_WORKER_ID": udid or "<the phone's adb serial>"}
     return fill_runner(template.read_text(encoding="utf-8"), host)
+
+
+def runner_problems(payload: Path, tc_version: str) -> list[str]:
+    """The payload's runner template's keys that worker-runner or generic-worker ``tc_version`` does not know."""
+    template = payload / RUNNER_TEMPLATE
+    if not template.is_file() or version_problem(tc_version):
+        return []
+    try:
+        unknown = unknown_keys(template_keys(template.read_text(encoding="utf-8")), tc_version)
+    except (OSError, ValueError) as exc:
+        return [f"payload {payload}: {RUNNER_TEMPLATE} is not JSON with @NAME@ placeholders ({exc})"]
+    return [f"payload {payload}: {RUNNER_TEMPLATE} sets {key}, which generic-worker v{tc_version} does not know "
+            "(it would exit 64 at start-up)" for key in unknown]
 
 
 def _check_request(request: LaunchRequest) -> None:

@@ -75,7 +75,13 @@ POOL_OPTIONS: dict[str, Option] = {
     ),
     "worker_type": Option(str, "", "worker type; empty: the part of the pool's queue id after '/'"),
     "queue_timeout": Option(int, 600, "seconds the cloud waits for the phone (framework.args.queueTimeout)"),
-    "global_timeout": Option(int, 90, "minutes a job may run (globalTimeout)"),
+    "global_timeout": Option(int, 90, "minutes a job may run (globalTimeout); check refuses one shorter than "
+                             "setup_minutes + the idle timeout + task_minutes + reboot_wait"),
+    "setup_minutes": Option(int, 10, "minutes the job's setup (pre) may take, for the global_timeout bound"),
+    "task_minutes": Option(int, 60, "longest run time of the pool's tasks (their maxRunTime), in minutes, for the "
+                           "global_timeout bound"),
+    "reboot_wait": Option(int, 300, "seconds post waits for the rebooted phone (cleanup.sh), counted in the "
+                          "global_timeout bound"),
     "build_name": Option(str, "", "framework.args.buildName; empty: the pool's name"),
     "env": Option(dict, {}, "extra, non-secret environment variables for the worker"),
     "region": Option(str, "us", "framework.args.region: where the private cloud is (the default region is undocumented)"),

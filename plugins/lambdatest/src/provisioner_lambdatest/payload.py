@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .downloads import ARCHES, DOWNLOADS, downloads, pins
 from .environment import base_env
 from .render import template_problems
 
 TEMPLATE = "job-template.json"
 CHECKSUMS = "checksums.sha256"
-SHA256 = re.compile(r"[0-9a-f]{64}")
 RUNNER_TEMPLATE = "worker-runner.yaml.template"  # the worker-runner config run-worker.sh renders (JSON text)
 RENDERED = "hyperexecute.yaml"
+WRAPPER = "script.py"  # the task wrapper setup.sh installs at WRAPPER_PATH
+WRAPPER_PATH = "/home/ltuser/taskcluster/script.py"  # what every Firefox task for a lambda worker runs
 MARKER = ".provisioner-payload"  # written in a fetched git payload: the commit it holds
 GIT_TIMEOUT = 300.0
 SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -83,19 +85,28 @@ def verify(directory: Path) -> list[str]:
 
 
 def unpinned(directory: Path, tc_version: str) -> str:
-    """Why the payload's ``pre`` would refuse to run on the phone: its ``checksums.sha256`` pins no file of the
-    Taskcluster release's worker ("" when it pins some, or the payload has no such list). The shipped list
-    comes with none filled in (see the plugin's README)."""
-    path = directory / CHECKSUMS
-    if not path.is_file():
+    """Why the payload's ``pre`` would refuse to run on the phone ("" when it would not): the rule of setup.sh,
+    which needs a checksum for every name downloads.txt gives for its host's arch. The daemon cannot know the
+    host's arch, so it requires every name without ``{arch}`` and a complete set for at least one of ``ARCHES``;
+    it names what is missing. A payload without downloads.txt downloads nothing that needs a pin.
+    The shipped list comes with no checksum filled in (see the plugin's README)."""
+    if not (directory / DOWNLOADS).is_file():
         return ""
-    prefix = f"v{tc_version}/generic-worker-insecure-linux-"
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and SHA256.fullmatch(parts[0]) and parts[1].startswith(prefix):
-            return ""
-    return (f"payload {directory}: {CHECKSUMS} pins no file of Taskcluster v{tc_version}: its setup would refuse to "
-            f"run on the phone (fill it from the release's own checksums, or set allow_unpinned_downloads)")
+    try:
+        per_arch = {arch: [d.name for d in downloads(directory, tc_version, (arch,))] for arch in ARCHES}
+    except (OSError, ValueError) as exc:
+        return f"payload {directory}: {DOWNLOADS}: {exc}"
+    pinned = pins(directory)
+    common = [name for name in per_arch[ARCHES[0]] if all(name in names for names in per_arch.values())]
+    lacking = {arch: [n for n in names if n not in common and n not in pinned] for arch, names in per_arch.items()}
+    missing = [name for name in common if name not in pinned]
+    if not any(not names for names in lacking.values()):
+        missing.append("a complete set for one arch (" + "; ".join(
+            f"{arch} lacks {', '.join(names)}" for arch, names in lacking.items()) + ")")
+    if not missing:
+        return ""
+    return (f"payload {directory}: {CHECKSUMS} lacks checksums its setup needs for Taskcluster v{tc_version}: "
+            f"{'; '.join(missing)} (pin them, or set allow_unpinned_downloads)")
 
 
 def copy_private(source: Path, target: Path) -> None:

@@ -16,7 +16,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from provisioner import LaunchRequest
+from provisioner import LaunchRequest, Pool
+
+from .workerconfig import version_problem
 
 ANY_DEVICE = ".*-.*"
 REGEX_SPECIALS = set(".^$*+?()[]{}|\\")
@@ -31,6 +33,7 @@ JOB_FACTS: dict[str, Any] = {
     "frameworkStatusOnly": True,  # raw jobs have no test session to take a status from
     "dynamicAllocation": True,
     "shell": "bash",
+    "alwaysRunPostSteps": True,  # `post` (the phone's reboot) runs even when the scenario failed (release 2.1.6)
 }
 ARGS_FACTS: dict[str, Any] = {
     "privateCloud": True,
@@ -49,7 +52,7 @@ JOB_DEFAULTS: dict[str, Any] = {
 # with --labels is undocumented, and its values high/medium/low set the job's priority.
 REFUSED_KEYS = ("jobLabel",)
 KEY_ORDER = ("version", "autosplit", "runson", "concurrency", "testDiscovery", "testRunnerCommand",
-             "frameworkStatusOnly", "dynamicAllocation", "shell", "runtime", "pre", "post", "env", "framework",
+             "frameworkStatusOnly", "dynamicAllocation", "shell", "runtime", "pre", "post", "alwaysRunPostSteps", "env", "framework",
              "differentialUpload", "globalTimeout")
 
 PLACEHOLDER = re.compile(r"@(json:)?([A-Z][A-Z0-9_]*)@")
@@ -112,10 +115,11 @@ def worker_env(request: LaunchRequest, launch: Mapping[str, Any], client_id: str
         TC_WORKER_ID=request.udid,
         TC_VERSION=launch["tc_version"],
         TC_ALLOW_UNPINNED=_flag(launch["allow_unpinned_downloads"]),
-        TC_IDLE_TIMEOUT=str(request.pool.idle_timeout if request.pool.idle_timeout is not None else launch["idle_timeout"]),
+        TC_IDLE_TIMEOUT=str(idle_timeout_of(request.pool, launch)),
         TC_GET_SECRETS=_flag(launch["get_secrets"]),
         TC_WST_AUDIENCE=launch["wst_audience"],
         TC_WST_SERVER_URL=launch["wst_server_url"],
+        TC_REBOOT_WAIT=str(launch["reboot_wait"]),
     )
     return env
 
@@ -124,11 +128,29 @@ def worker_env(request: LaunchRequest, launch: Mapping[str, Any], client_id: str
 OWN_ENV = frozenset(
     {"TASKCLUSTER_ROOT_URL", "TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_ACCESS_TOKEN", "TC_WORKER_ID", "TC_VERSION",
      "TC_ALLOW_UNPINNED", "TC_IDLE_TIMEOUT", "TC_GET_SECRETS", "TC_WST_AUDIENCE", "TC_WST_SERVER_URL",
-     "TC_WORKER_POOL_ID", "TC_PROVISIONER_ID", "TC_WORKER_TYPE", "TC_WORKER_GROUP"}
+     "TC_WORKER_POOL_ID", "TC_PROVISIONER_ID", "TC_WORKER_TYPE", "TC_WORKER_GROUP", "TC_REBOOT_WAIT"}
 )
+TEST_ONLY_ENV = frozenset({"PAYLOAD_TEST_ROOT"})  # moves the payload's fixed host paths: its sandbox tests only
 
 
-def launch_problems(launch: Mapping[str, Any]) -> list[str]:
+def idle_timeout_of(pool: Pool, launch: Mapping[str, Any]) -> int:
+    """The worker's idleTimeoutSecs: the pool's ``idle_timeout``, else the launch option."""
+    return int(pool.idle_timeout if pool.idle_timeout is not None else launch["idle_timeout"])
+
+
+def timeout_problem(launch: Mapping[str, Any], idle_timeout: int) -> str:
+    """Why ``globalTimeout`` cannot hold one job ("" when it can). A job runs setup (``setup_minutes``), then
+    waits for a task up to ``idle_timeout`` seconds, runs it up to ``task_minutes``, and reboots the phone in
+    ``post`` waiting up to ``reboot_wait`` seconds; a job cut short by globalTimeout may skip the reboot."""
+    needed = launch["setup_minutes"] * 60 + idle_timeout + launch["task_minutes"] * 60 + launch["reboot_wait"]
+    if launch["global_timeout"] * 60 >= needed:
+        return ""
+    return (f"launch.global_timeout {launch['global_timeout']} min cannot hold a job: setup_minutes "
+            f"{launch['setup_minutes']} + idle timeout {idle_timeout} s + task_minutes {launch['task_minutes']} + "
+            f"reboot_wait {launch['reboot_wait']} s = {-(-needed // 60)} min")
+
+
+def launch_problems(launch: Mapping[str, Any], pool: Pool) -> list[str]:
     """What is wrong in a pool's launch table (beyond the types the host checks), one line each."""
     problems = [f"launch.{key} is refused: labels go only through --labels" for key in REFUSED_KEYS if key in launch]
     env = launch.get("env") or {}
@@ -136,6 +158,9 @@ def launch_problems(launch: Mapping[str, Any]) -> list[str]:
         f"launch.env.{name} is set by the launcher itself (use the launch options, e.g. tc_version, idle_timeout)"
         for name in sorted(OWN_ENV & set(env))
     ]
+    problems += [f"launch.env.{name} is for the payload's tests only" for name in sorted(TEST_ONLY_ENV & set(env))]
+    problems += [line for line in (version_problem(str(launch["tc_version"])),
+                                   timeout_problem(launch, idle_timeout_of(pool, launch))) if line]
     if not isinstance(launch.get("runtime"), Mapping) or not all(
         isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in launch["runtime"].values()
     ):
@@ -152,7 +177,7 @@ def job_document(
     template: Mapping[str, Any], request: LaunchRequest, launch: Mapping[str, Any], env: Mapping[str, str]
 ) -> dict[str, Any]:
     """The hyperexecute.yaml document of one launch. ``launch`` is the pool's launch table, ``env`` the worker's."""
-    problems = template_problems(template) + launch_problems(launch)
+    problems = template_problems(template) + launch_problems(launch, request.pool)
     if problems:
         raise RenderError(problems[0])
     args: dict[str, Any] = {

@@ -1,9 +1,20 @@
 # Shared by setup.sh (pre), run-worker.sh (testRunnerCommand) and cleanup.sh (post); sourced, never run.
 # Job env it reads: TC_WORKER_ID (the phone's UDID; empty when the launch named no phone), TC_ALLOW_UNPINNED.
 PAYLOAD_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export TC_DIR="${TC_DIR:-$HOME/taskcluster}"          # worker binaries, config, key, tasks (on PATH for tasks)
-VENV="${TC_VENV:-$HOME/venv}"                          # python 3.12 virtualenv of the tasks' tools (hg, mozdevice)
+# Fixed paths of the phone's host: every Firefox task for a lambda worker runs
+# /home/ltuser/taskcluster/script.py (LambdaTest's host user is ltuser), and run-task runs under /usr/bin/python3.
+# PAYLOAD_TEST_ROOT is for the payload's sandbox tests ONLY (plugins/lambdatest/tests/payload_sandbox.py): a
+# temporary directory standing for /, under which these paths then lie. The launcher refuses it in a pool's env.
+ROOT="${PAYLOAD_TEST_ROOT:-}"
+export TC_DIR="$ROOT/home/ltuser/taskcluster"         # worker binaries, config, key, tasks, script.py (on PATH)
+SYSTEM_PYTHON="$ROOT/usr/bin/python3"                  # run-task's and fetch-content's interpreter
+VENV="$ROOT/home/ltuser/venv"                          # python 3.12 virtualenv of the tasks' tools (hg, mozdevice)
 CHECKSUMS="$PAYLOAD_DIR/checksums.sha256"
+# The host's variables setup.sh writes into scriptvars.json (production's names): the task wrapper reads them,
+# and they are start-worker's whole environment (run-worker.sh).
+SCRIPTVARS=(ANDROID_DEVICE ANDROID_SERIAL DEVICE_IP DEVICE_NAME DEVICE_SERIAL DOCKER_IMAGE_VERSION HOME HOST_IP
+  HOSTNAME HYE_JOB_NUMBER JOB_ID ORIGINAL_TASK_ID PATH PYTHONIOENCODING TASK_ID TC_WORKER_GROUP TC_WORKER_TYPE USER
+  UserPorts PowerMeterSerial)
 
 die() { echo "${SCRIPT_NAME:-payload}: $*" >&2; exit 1; }
 say() { echo "${SCRIPT_NAME:-payload}: $*"; }
@@ -40,6 +51,22 @@ require_pins() {
     return 0
   fi
   die "no checksum in checksums.sha256 for: ${missing[*]}; refusing to download (fill them from the release's own checksums)"
+}
+
+# read_downloads <version> <arch>: downloads.txt's lines for them ({version}, {arch} filled in) into DOWNLOADS
+# (names, in order) and URL_OF (name -> URL). The daemon reads the same file (provisioner_lambdatest.downloads).
+declare -a DOWNLOADS=()
+declare -A URL_OF=()
+read_downloads() {
+  local name url rest
+  while read -r name url rest || [ -n "$name" ]; do  # a last line without newline counts too
+    [[ -z $name || $name == \#* ]] && continue
+    [[ -z $rest && $url == https://* ]] || die "downloads.txt: expected '<name> <https URL>', not: $name $url $rest"
+    name="${name//\{version\}/$1}" url="${url//\{version\}/$1}"
+    name="${name//\{arch\}/$2}" url="${url//\{arch\}/$2}"
+    [ -n "${URL_OF[$name]+set}" ] || DOWNLOADS+=("$name")
+    URL_OF[$name]="$url"
+  done < "$PAYLOAD_DIR/downloads.txt"
 }
 
 sha256_of() { sha256sum "$1" | cut -d ' ' -f 1; }
@@ -85,6 +112,6 @@ render_runner() {
 
 # remove_credentials: the files holding the worker's Taskcluster token, and what its tasks left on this host.
 remove_credentials() {
-  rm -f "$TC_DIR/runner.yaml" "$TC_DIR/generic-worker.json"
+  rm -f "$TC_DIR/runner.yaml" "$TC_DIR/generic-worker.json" "$TC_DIR/generic-worker.exit"
   rm -rf "$TC_DIR/tasks" "$TC_DIR/downloads"
 }
