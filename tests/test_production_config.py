@@ -39,7 +39,7 @@ def test_production_config_checks_once_variables_are_set(tmp_path: Path):
     # The shipped payload's checksums.sha256 pins nothing: check refuses it until the deployment pins a payload
     # (provisioner hyperexecute-pin), and says nothing else.
     lines = unpinned.stderr.splitlines()
-    assert unpinned.returncode == 2 and len(lines) == 4, unpinned.stderr
+    assert unpinned.returncode == 2 and len(lines) == 5, unpinned.stderr  # one line per pool
     assert all(": checksums.sha256 lacks checksums its setup needs for Taskcluster v87.0.0: " in line for line in lines)
     allowed = text.replace('state_dir = "/var/lib/provisioner"', f'state_dir = "{tmp_path / "state"}"')
     config.write_text(re.sub(r"^launch = \{", "launch = { allow_unpinned_downloads = true,", allowed, flags=re.M))
