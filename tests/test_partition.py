@@ -16,12 +16,19 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 
 from tcpproxy import Proxy
+from test_accounting import CONFIG, fake_world
 from test_crash_rounds import disk_world
 from test_failover import Stamped, when, whole
+
+from provisioner.ledger import Ledger, PostgreSQL
+from provisioner.ledger.leadership import Lease
+from provisioner.loop import Provisioner
+from provisioner.model import LaunchState
 
 ROUNDS = 10
 INTERVAL = 1.0
@@ -118,3 +125,50 @@ def test_ten_partitions_of_the_active_daemon_fail_over_in_two_cycles_and_book_no
     assert all(cycles <= 2 for cycles, _ in takeovers), takeovers  # within two cycles of the lease's end
     assert 3 <= sum(mid) <= ROUNDS - 3  # both kinds of freeze, a few times each
     whole(url, db, ROUNDS)  # every job once, no phone twice, one takeover per partition
+
+
+def test_a_lease_on_a_frozen_link_is_given_up_within_its_statements_deadline_not_at_the_cut(pg_server):
+    url = pg_server.database()
+    Ledger(PostgreSQL(url)).close()  # the schema
+    proxy = Proxy(pg_server.port)
+    lease = Lease(PostgreSQL(proxy.url(url, pg_server.port)), "t", 1.0, "hostA:1")
+    try:
+        assert lease.check(100.0).active and lease.held()
+        proxy.freeze()
+        roles = []
+        checking = threading.Thread(target=lambda: roles.append(lease.check(101.0)), daemon=True)
+        checking.start()  # its statement waits on the frozen link (a new connection would too)
+        checking.join(2 * LEASE + PostgreSQL.CONNECT_TIMEOUT + 2)  # the link is still frozen
+        assert roles and not roles[0].active and "ledger unreachable" in roles[0].problem and not lease.held()
+    finally:
+        lease.close()
+        proxy.close()
+
+
+def test_a_launch_whose_submitting_write_returned_past_the_lease_is_not_handed_to_the_launcher(tmp_path, pg_server):
+    url = pg_server.database()
+    config, fake, clock, runtime = fake_world(tmp_path, CONFIG)
+    monotonic = [0.0]
+    lease = Lease(PostgreSQL(url), config.settings.job_tag, config.settings.interval, "hostA:1",
+                  monotonic=lambda: monotonic[0])
+    lease._stop.set()  # no touches: only the cycle's statements prove the lease
+    ledger = Ledger(PostgreSQL(url), follow=True)
+    p = Provisioner(config, runtime, ledger, clock, inline=True, lease=lease)
+    update = ledger.update
+
+    def slow(launch_id, state, now, **values):  # the write waited on a frozen link longer than the lease
+        moved = update(launch_id, state, now, **values)
+        if state is LaunchState.SUBMITTING:
+            monotonic[0] += lease.idle_ms / 1000
+        return moved
+
+    fake.pending["proj/p"] = 2
+    ledger.update = slow
+    report = p.cycle()
+    assert report.active and len(report.plan.launches) == 2 and fake.launched == []
+    cancelled = ledger.query("SELECT state, detail FROM launches")
+    assert cancelled == [("cancelled", "the lease was no longer proven")] * 2
+    ledger.update = update  # the writes answer in time again: the next cycle proves the lease and launches
+    assert p.cycle().active and len(fake.launched) == 2
+    lease.close()
+    ledger.close()
