@@ -34,6 +34,7 @@ from .ledger.leadership import Lease, Role
 from .logs import redact
 from .model import JobState, Launch, LaunchRequest, LaunchResult, LaunchState, Phone, PhoneState, Plan, PlannedLaunch, Pool, PoolDecision, QueueCounts, RemoteJob, Worker
 from .planner import InFlight, Observation, plan
+from .strangers import hold_first
 from .plugins import Runtime
 from .types import RemoteError
 from .values import name_problem, one_line
@@ -185,6 +186,7 @@ class Provisioner:
         self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
         self._last_decisions: dict[str, PoolDecision] = {}  # each pool's last logged decision
         self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
+        self._planned = False  # whether a cycle of this process planned (see strangers.hold_first)
         self._strangers_warned: set[str] = set()
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self._warned: set[tuple[str, str]] = set()
@@ -591,6 +593,9 @@ class Provisioner:
         obs, unknown, workers = self.observation(now)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
+        if self.strangers and not self._planned:  # another daemon's jobs with our tag: none launched this cycle
+            the_plan = hold_first(the_plan, self.strangers, self.settings.job_tag)
+        self._planned = True
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reads), self.strangers, t1 - t0, t2 - t1,
                              self.dry_run)
