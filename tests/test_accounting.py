@@ -111,7 +111,7 @@ def test_the_launch_to_claim_time_is_learned_per_pool(tmp_path, backend):
     assert p.claim_estimate("p", clock.now()) == 200  # nothing learned: the configured default
 
 
-def test_adoption_takes_only_a_live_unrecorded_job_created_after_the_launch(tmp_path, backend):
+def test_adoption_takes_the_newest_unrecorded_job_created_after_the_launch(tmp_path, backend):
     p, fake, clock = fake_loop(tmp_path, backend=backend)
     now = clock.now()
     ledger = p.ledger
@@ -124,15 +124,27 @@ def test_adoption_takes_only_a_live_unrecorded_job_created_after_the_launch(tmp_
     fake.job_list = [
         RemoteJob("old-job", "p", "A", JobState.ENDED, now - 590, now - 300),  # an older, finished job
         RemoteJob("other-job", "p", "A", JobState.RUNNING, now - 95),  # another launch's
-        RemoteJob("ended-new", "p", "A", JobState.ENDED, now - 18, now - 5),  # ended: never adopted
+        RemoteJob("ended-new", "p", "A", JobState.ENDED, now - 18, now - 5),  # a candidate, but not the newest
         RemoteJob("too-old", "p", "A", JobState.RUNNING, now - 40),  # created before the launch
         RemoteJob("wrong-phone", "p", "B", JobState.RUNNING, now - 15),
         RemoteJob("early", "p", "A", JobState.RUNNING, now - 19),
-        RemoteJob("real", "p", "A", JobState.RUNNING, now - 10),  # the newest live candidate
+        RemoteJob("real", "p", "A", JobState.RUNNING, now - 10),  # the newest candidate
     ]
     p.cycle()
     assert ledger.get(crashed.id).job_id == "real"
     assert ledger.get(older.id).job_id == "old-job" and ledger.get(other.id).job_id == "other-job"
+
+
+def test_a_job_that_ended_before_anyone_looked_is_adopted_and_its_launch_ended_with_it(tmp_path, backend):
+    p, fake, clock = fake_loop(tmp_path, backend=backend)
+    now = clock.now()
+    cut_off = p.ledger.add("p", "A", now - 20)  # its daemon was cut off before it could record the job
+    p.ledger.update(cut_off.id, LaunchState.SUBMITTING, now - 20)
+    fake.job_list = [RemoteJob("quick", "p", "A", JobState.ENDED, now - 19, now - 18, "failed")]
+    report = p.cycle()
+    launch = p.ledger.get(cut_off.id)
+    assert launch.job_id == "quick" and launch.state is LaunchState.ENDED and launch.outcome == "failed"
+    assert report.strangers == 0
 
 
 def test_adoption_never_takes_a_job_the_ledger_holds(tmp_path, backend):

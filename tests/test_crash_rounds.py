@@ -65,6 +65,7 @@ class DiskFleet:
                 for i, p, u, c, e in rows]
 
     def launch(self, request):
+        print("CALLED", time.monotonic(), flush=True)  # when the daemon called the launcher (one clock, all processes)
         time.sleep(self.rng.uniform(0, 0.05))
         db = self.db()
         live = {u for (u,) in db.execute("SELECT udid FROM jobs WHERE ended IS NULL")}
@@ -113,8 +114,8 @@ def fleet_db(path: Path) -> sqlite3.Connection:
 class Daemon:
     """``provisioner run`` in a process; its output lines in a queue, read by a thread."""
 
-    def __init__(self, config: Path, site: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=str(site), PROVISIONER_PLUGINS="diskfleet")
+    def __init__(self, config: Path, site: Path, **env: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(site), PROVISIONER_PLUGINS="diskfleet", **env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "provisioner", "run", "-c", str(config)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -36,6 +36,7 @@ from .ledger.leadership import Lease, Role
 from .logs import redact
 from .model import Plan, PoolDecision, Pool, Worker
 from .planner import Observation, plan
+from .strangers import hold_first
 from .plugins import Runtime
 from .values import one_line
 
@@ -76,10 +77,12 @@ class Provisioner:
         self.seed = seed if seed is not None else (settings.seed if settings.seed is not None else random.randrange(2**31))
         self.cycles = 0
         self._last_decisions: dict[str, PoolDecision] = {}  # each pool's last logged decision
+        self._planned = False  # whether a cycle of this process planned (see strangers.hold_first)
         self._pruned_at = float("-inf")
         # the rooms, each with its own state (see provisioner.cycle)
         self.reader = Reader(settings, runtime, self.pools)
-        self.submissions = Submissions(settings, runtime, self.pools, ledger, clock, self.hooks, dry_run, inline)
+        self.lease = lease if not dry_run else None  # None: always active (an SQLite ledger: one host)
+        self.submissions = Submissions(settings, runtime, self.pools, ledger, clock, self.hooks, dry_run, inline, self.lease)
         self.accounting = Accounting(settings, self.pools, ledger, self.hooks, dry_run,
                                      self.submissions.being_submitted, clock.now())
         self.health = Health(settings, ledger, dry_run)
@@ -91,7 +94,6 @@ class Provisioner:
         self.holds, self.held_back = self.health.holds, self.health.held_back
         self.submitter = self.submissions.submitter
         self._active = self.submissions.active  # launches being submitted by this process
-        self.lease = lease if not dry_run else None  # None: always active (an SQLite ledger: one host)
         self.role: Role | None = None if self.lease is not None else Role(True)
         if ledger is not None and not dry_run and self.lease is None:
             cancelled = ledger.recover(clock.now())
@@ -148,6 +150,9 @@ class Provisioner:
         obs, unknown, workers = self.observation(now)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
+        if self.strangers and not self._planned:  # another daemon's jobs with our tag: none launched this cycle
+            the_plan = hold_first(the_plan, self.strangers, self.settings.job_tag)
+        self._planned = True
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reader.reads), self.strangers, t1 - t0, t2 - t1,
                              self.dry_run, ledger_error=self.ledger_error)

@@ -164,13 +164,13 @@ class Accounting:
                     self._idle_latest[q, worker.worker_id] = worker.latest_task
 
     def _adopt(self, launch: Launch, jobs: list[RemoteJob], taken: set[str]) -> RemoteJob | None:
-        """The job a launch left in ``submitting`` (by a process that died) became: a live job of its pool (and
-        phone) created after the launch was written (less the allowed clock skew), held by no launch of the
-        ledger, and created before this process began to launch (a later one may be the job of a launch of ours
-        still being submitted); the newest such job."""
+        """The job a launch left in ``submitting`` (by a process that died or was cut off) became: a job of its
+        pool (and phone), live or already ended, created after the launch was written (less the allowed clock skew),
+        held by no launch of the ledger, and created before this process began to launch (a later one may be the
+        job of a launch of ours still being submitted); the newest such job."""
         skew = self.settings.adopt_clock_skew_seconds
         candidates = [
-            j for j in jobs if j.job_id not in taken and j.state is not JobState.ENDED and _may_be(launch, j, skew)
+            j for j in jobs if j.job_id not in taken and _may_be(launch, j, skew)
             and j.created_at <= self.launching_since + skew
         ]
         if not candidates:

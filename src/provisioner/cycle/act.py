@@ -9,6 +9,7 @@ follows them once they have a job), the plan.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ from loguru import logger
 from ..clock import Clock
 from ..config import Settings
 from ..ledger import Fenced, Ledger
+from ..ledger.leadership import Lease
 from ..logs import redact
 from ..model import Launch, LaunchRequest, LaunchResult, LaunchState, Plan, PlannedLaunch, Pool, Worker
 from ..plugins import Runtime
@@ -111,10 +113,11 @@ class Submissions:
 
     def __init__(
         self, settings: Settings, runtime: Runtime, pools: Mapping[str, Pool], ledger: Ledger | None, clock: Clock,
-        hooks: Hooks, dry_run: bool, inline: bool,
+        hooks: Hooks, dry_run: bool, inline: bool, lease: Lease | None = None,
     ) -> None:
         self.settings, self.runtime, self.pools, self.ledger, self.clock = settings, runtime, pools, ledger, clock
         self.hooks, self.dry_run = hooks, dry_run
+        self.lease = lease  # several daemons on one ledger: a launch goes out only while the lease is proven
         self.active: set[str] = set()  # launches being submitted by this process
         self._active_lock = threading.Lock()
         self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
@@ -192,6 +195,12 @@ class Submissions:
         if not self._write(self.ledger.update, launch.id, LaunchState.SUBMITTING, self.clock.now(),
                            only_from=LaunchState.QUEUED):
             logger.warning("launch {} for pool {}: not submitted: no longer queued", launch.id[:8], launch.pool)
+            return
+        if self.lease is not None and not self.lease.held():  # the write waited past the lease: another may lead
+            logger.warning("launch {} for pool {}: not submitted: the lease is no longer proven", launch.id[:8], launch.pool)
+            with contextlib.suppress(Exception):  # else the next leader ends it: no job was made
+                self._write(self.ledger.update, launch.id, LaunchState.CANCELLED, self.clock.now(),
+                            only_from=LaunchState.SUBMITTING, detail="the lease was no longer proven")
             return
         try:
             result = self.runtime.launcher(pool.launcher).launch(request)

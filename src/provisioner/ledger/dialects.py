@@ -159,10 +159,13 @@ _REAL = re.compile(r"\bREAL\b")
 class PostgreSQL(Dialect):
     """A PostgreSQL ledger; ``url`` is a libpq connection string (from the variable ``ledger_url_env`` names).
 
-    Connections use TCP keepalives, so that a server or a peer that went away is noticed in seconds."""
+    Connections use TCP keepalives and a TCP user timeout (data sent and not acknowledged for 10 s ends the
+    connection), so that a server or a peer that went away is noticed in seconds, idle or mid-statement.
+    ``settings`` are server settings for every connection made from now on (see ``Lease.ledger_settings``)."""
 
     name = "postgresql"
-    KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+    KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                  "tcp_user_timeout": 10_000}
     CONNECT_TIMEOUT = 5
     MIGRATION_KEY = "provisioner:migrations"
 
@@ -170,13 +173,14 @@ class PostgreSQL(Dialect):
         import psycopg  # an optional extra: provisioner[postgresql]
 
         self.url = url
+        self.settings: dict[str, str] = {}
         self.psycopg = psycopg
         self.Error = psycopg.Error
         self.IntegrityError = psycopg.IntegrityError
 
     def connect(self, readonly: bool, **settings: Any) -> Any:
         options = " ".join(f"-c {k}={v}" for k, v in {
-            **({"default_transaction_read_only": "on"} if readonly else {}), **settings}.items())
+            **({"default_transaction_read_only": "on"} if readonly else {}), **self.settings, **settings}.items())
         return self.psycopg.connect(
             self.url, autocommit=True, connect_timeout=self.CONNECT_TIMEOUT, application_name="provisioner",
             **({"options": options} if options else {}), **self.KEEPALIVES,

@@ -60,5 +60,7 @@ def open_daemon_ledger(settings: Settings, environ: Mapping[str, str] | None = N
     keeping nothing in memory until it takes over)."""
     dialect = dialect_for(settings, environ)
     if isinstance(dialect, PostgreSQL):
-        return Ledger(dialect, follow=True), Lease(dialect, settings.job_tag, settings.interval)
+        lease = Lease(dialect, settings.job_tag, settings.interval)
+        dialect.settings.update(lease.ledger_settings())
+        return Ledger(dialect, follow=True), lease
     return Ledger(dialect), None
