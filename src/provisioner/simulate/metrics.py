@@ -38,6 +38,7 @@ class Metrics:
     double_bookings: int  # launches on a phone already taken
     quarantined_launches: int
     faulty_launches: int
+    no_free_phone: int  # launches naming no phone (the cloud picks) that found no free phone and waited for one
     usable_phones: int  # in some pool, neither faulty nor quarantined
     utilization: float  # share of usable phone-time spent running tasks
     calls_per_cycle: float  # remote calls (reads and launches) per cycle
@@ -86,7 +87,7 @@ def measure(run: RunResult, per_queue_limit: int = 4) -> Metrics:
         launches=s["launches"], launch_failures=s["launch_failures"] + s["faults"].get("launch", 0), wasted=s["wasted"],
         idle_outs=s["idle_outs"], waiting_minutes=s["waiting_seconds"] / 60,
         double_bookings=s["double_bookings"], quarantined_launches=s["quarantined_launches"],
-        faulty_launches=s["faulty_launches"], usable_phones=usable, utilization=_utilization(run, usable),
+        faulty_launches=s["faulty_launches"], no_free_phone=s["no_free_phone"], usable_phones=usable, utilization=_utilization(run, usable),
         calls_per_cycle=sum(s["calls"].values()) / len(cycles) if cycles else 0.0,
         calls_per_hour=sum(s["calls"].values()) * 3600 / (end - start) if end > start else 0.0,
         unknown_cycles=len(unknown), launches_on_unknown=sum(c.launches for c in unknown),

@@ -34,6 +34,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("phone time waiting for a task", "waiting_minutes", "min", "lower"),
     ("double bookings", "double_bookings", "", "lower"),
     ("launches on quarantined phones", "quarantined_launches", "", "lower"),
+    ("launches that found no free phone (the cloud picks)", "no_free_phone", "", "lower"),
     ("failed submissions", "launch_failures", "", "lower"),
     ("phone utilization", "utilization", "%", "higher"),
     ("remote calls per cycle", "calls_per_cycle", "", ""),
