@@ -5,11 +5,18 @@ member (idle, in the pool, not quarantined, not held, not booked)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from provisioner.loop import Provisioner
 from provisioner.model import JobState, LaunchState, Phone, PhoneState, Worker
+from provisioner.simulate.runner import run_provisioner
+from provisioner.simulate.scenario import load_scenario, settings_table
 
 from worlds import CONFIG, fake_loop, fake_world, launches
 
+ROOT = Path(__file__).resolve().parents[1]
 GROUP = """
 [pools.g]
 queue = "proj/g"
@@ -112,3 +119,22 @@ def test_a_dry_run_and_the_launch_log_name_the_group(tmp_path, log_lines):
     assert "dry run: would launch for pool g on group of 4 (G0, G1, G2 and 1 more)" in infos
     assert any(line.startswith("launched job job-0 for pool g on group of 4 (G0, G1, G2 and 1 more)") for line in infos)
     assert not any("None" in line for line in infos)
+
+
+@pytest.mark.parametrize("seed", [None, 11, 23])  # None: the scenario's own seed
+def test_the_group_scenario_never_overbooks_a_group_and_wastes_no_launch(seed):
+    """scenarios/group.toml under production settings: at every cycle, a group's launches starting (not yet
+    placed, or placed and not claimed, with those just planned) are no more than its members, the bound is reached
+    (the burst outnumbers the members), and no launch ever found no free member (the cloud counts those)."""
+    settings = settings_table(ROOT / "scenarios" / "production.toml")
+    result = run_provisioner(settings, load_scenario("group", (ROOT / "scenarios",)), seed)
+    groups = [p for p in result.pools if p.targeting == "group"]
+    assert len(groups) == 2 and len(result.pools) == 4  # two pinned pools beside them
+    for pool in groups:
+        most = max(point.starting + point.launches for point in result.series[pool.name])
+        assert most <= len(pool.udids), pool.name
+    perf = next(p for p in groups if p.name == "a55-perf")
+    assert max(point.starting + point.launches for point in result.series[perf.name]) == len(perf.udids)
+    stats = result.stats
+    assert (stats["no_free_phone"], stats["wasted"], stats["double_bookings"]) == (0, 0, 0)
+    assert stats["tasks_claimed"] > 150 and result.crashes == 0
