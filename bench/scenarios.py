@@ -43,6 +43,7 @@ COLUMNS = [  # (header, attribute, unit, better)
     ("wasted", "wasted", "", "lower"),
     ("double bookings", "double_bookings", "", "lower"),
     ("on quarantined", "quarantined_launches", "", "lower"),
+    ("no free phone", "no_free_phone", "", "lower"),
     ("utilization", "utilization", "%", "higher"),
     ("calls/cycle", "calls_per_cycle", "", ""),
     ("calls/hour", "calls_per_hour", "", "lower"),
