@@ -1,9 +1,9 @@
 """The device-cloud side of the simulated fleet: phones, the jobs on them, and the device list.
 
 Owns every phone (idle, taken, cleaning, blocked on), every job and its phase (see :mod:`.job`), where the cloud
-places a job (pinned, or picked for a selector or among a group's members), the device list as ``phones()`` shows it (lagging), our jobs as
-the job list shows them, and which phone a job held when (occupancy). May not touch: the tasks and the queues'
-records (a worker's poll asks :class:`~.queues.Queues`), the remote calls' faults.
+places a job (pinned, or picked for a selector or among a group's members), the device list as ``phones()`` shows
+it (lagging), our jobs as the job list shows them, and which phone a job held when (occupancy). May not touch: the
+tasks and the queues' records (a worker's poll asks :class:`~.queues.Queues`), the remote calls' faults.
 """
 
 from __future__ import annotations

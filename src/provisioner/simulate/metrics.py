@@ -109,7 +109,8 @@ def _overbooked(run: RunResult) -> int | None:
     groups = [p for p in run.pools if p.targeting == "group"]
     if not groups or not run.series:
         return None
-    return sum(1 for p in groups for point in run.series.get(p.name, ()) if point.starting + point.launches > len(p.udids))
+    return sum(1 for p in groups for point in run.series.get(p.name, ())
+               if point.starting + point.launches > len(p.udids))
 
 
 def _usable(run: RunResult) -> int:

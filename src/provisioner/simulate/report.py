@@ -241,8 +241,8 @@ def _warm(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario) -> l
 
 
 TARGETS: dict[str, Target] = {
-    "burst": _burst, "clean": _clean, "group": _group, "no-waste": _no_waste, "faults": _faults, "large": _large, "priority": _priority,
-    "warm": _warm,
+    "burst": _burst, "clean": _clean, "group": _group, "no-waste": _no_waste, "faults": _faults, "large": _large,
+    "priority": _priority, "warm": _warm,
 }
 
 
