@@ -31,7 +31,7 @@ from provisioner.simulate.scenario import compose, load_scenario, settings_table
 from provisioner.simulate.tomlout import dumps
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("burst", "slow-start", "shared", "shared-burst", "faults", "large")
+SCENARIOS = ("burst", "slow-start", "shared", "shared-burst", "faults", "group", "large")
 INFORMATIONAL = (">= 2x sooner to full utilization than the baseline",)
 COLUMNS = [  # (header, attribute, unit, better)
     ("full utilization", "full_utilization_in", "s", "lower"),
@@ -43,6 +43,7 @@ COLUMNS = [  # (header, attribute, unit, better)
     ("wasted", "wasted", "", "lower"),
     ("double bookings", "double_bookings", "", "lower"),
     ("on quarantined", "quarantined_launches", "", "lower"),
+    ("no free phone", "no_free_phone", "", "lower"),
     ("utilization", "utilization", "%", "higher"),
     ("calls/cycle", "calls_per_cycle", "", ""),
     ("calls/hour", "calls_per_hour", "", "lower"),

@@ -37,13 +37,23 @@ disabled = true
 [pools.c]
 queue = "p/c"
 selector = { model = "Galaxy A55 5G", os_version = 14 }
+targeting = "selector"
+[pools.d]
+queue = "p/d"
+udids = ["G1", "G2", "G3", "G4"]
+targeting = "group"
 """)
     config, problems = load(path)
     assert problems == []
-    a, b, c = config.pools
+    a, b, c, d = config.pools
     assert (a.queue_source, a.priority, a.udids) == ("sim", 3, ("X1", "X2"))
     assert (b.udids, b.priority, b.enabled) == (("Y",), 9, False)
     assert (c.selector.model, c.selector.os_version) == ("Galaxy A55 5G", "14")
+    assert (d.targeting, d.udids, d.selector) == ("group", ("G1", "G2", "G3", "G4"), None)
+    assert [p.cloud_picks for p in (a, b, c, d)] == [False, False, True, True]
+    # what a launch aims at, in logs and dry runs: the phone, the selector, or the group (never "None")
+    assert (a.target("X1"), c.target(), d.target(), d.target("G2")) == (
+        "X1", "Galaxy A55 5G/14", "group of 4 (G1, G2, G3 and 1 more)", "G2")
     assert config.settings.state_dir == path.parent / "state"
 
 
@@ -59,6 +69,9 @@ selector = { model = "Galaxy A55 5G", os_version = 14 }
         ("[pools.a]\nqueue = 'q'\nudids = ['X']\npriority = true\n", "pools.a.priority: must be an integer, not True"),
         ("[pools.a]\nqueue = 'q'\nudids = ['X']\ntargeting = 'any'\n", "pools.a.targeting: must be one of"),
         ("[pools.a]\nqueue = 'q'\nudids = ['X']\nselector = {model = 'M'}\n", "pools.a: names phones both by udids and by selector"),
+        ("[pools.a]\nqueue = 'q'\nselector = {model = 'M'}\ntargeting = 'group'\n",
+         "pools.a.targeting: 'group' targeting needs udids (the group's members), not a selector"),
+        ("[pools.a]\nqueue = 'q'\ntargeting = 'group'\n", "pools.a: names no phones: give udids, udid or selector"),
         ("[pool.a]\nqueue = 'q'\n", "pool: unknown table"),
         ("", "pools: no pool is defined"),
         ("[pools.a]\nqueue = 'q'\nudids = ['X']\n[pools.b]\nqueue = 'q'\nudids = ['Y']\n",

@@ -137,6 +137,32 @@ def test_selector_pool_and_selector_targeting():
     assert len(plan([p], o, LIMITS, NOW).launches) == 1
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_group_pool_launches_exactly_its_eligible_members_less_those_kept_aside(data):
+    """A group pool (the cloud picks among its members): every launch names no phone; it makes as many as its
+    pending tasks want and its eligible members allow (idle, not quarantined, not held, not booked), less one
+    member kept aside for each launch not yet placed; none without an eligible member."""
+    members = data.draw(st.lists(st.sampled_from(UDIDS), min_size=1, max_size=10, unique=True))
+    states = st.sampled_from([PhoneState.IDLE] * 3 + [PhoneState.BUSY, PhoneState.UNAVAILABLE])
+    phone_list = [Phone(u, "m", "1", data.draw(states)) for u in UDIDS]
+    quarantined = data.draw(st.frozensets(st.sampled_from(members), max_size=3))
+    held = {u: NOW + 50 for u in data.draw(st.lists(st.sampled_from(members), unique=True, max_size=3))}
+    placed = [InFlight("g", u, data.draw(st.booleans()), NOW - 10)
+              for u in data.draw(st.lists(st.sampled_from(members), unique=True, max_size=4))]
+    unplaced = [InFlight("g", "", True, NOW - 10) for _ in range(data.draw(st.integers(0, 4)))]
+    pending = data.draw(st.integers(0, 15))
+    g = pool("g", udids=members, targeting="group")
+    o = obs({"q": (pending, 0)}, phone_list, {"q": quarantined}, in_flight=placed + unplaced, held=held)
+    result = plan([g], o, LIMITS, NOW, data.draw(st.integers(0, 1000)))
+    state = {p.udid: p.state for p in phone_list}
+    booked = {f.udid for f in placed}
+    eligible = [u for u in members if state[u] is PhoneState.IDLE and u not in quarantined | set(held) | booked]
+    starting = len(unplaced) + sum(f.starting for f in placed)
+    assert all(launch.udid == "" for launch in result.launches)
+    assert len(result.launches) == min(max(0, len(eligible) - len(unplaced)), max(0, pending - starting))
+
+
 def test_least_recently_used_first_and_not_api_order():
     ids = [f"u{i}" for i in range(10)]
     p = pool(udids=ids)

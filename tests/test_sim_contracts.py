@@ -50,8 +50,12 @@ class TestSimLauncher(JobLauncherContract):
     def make_failing_launcher(self, context: PluginContext) -> SimLauncher:
         return SimLauncher(options(launch_failure_rate=1.0), context)
 
-    def make_pool(self, context: PluginContext, targeting: str) -> Pool:
+    def make_pool(self, context: PluginContext, targeting: str) -> Pool | None:
         common = dict(queue="proj/perf", queue_source="sim", device_provider="sim", launcher="sim")
         if targeting == "pinned":
             return Pool(name="perf", udids=("SIM0001",), **common)
-        return Pool(name="perf", selector=Selector(model="A55"), targeting="selector", **common)
+        if targeting == "group":  # the cloud picks one of the members
+            return Pool(name="perf", udids=("SIM0001", "SIM0002"), targeting="group", **common)
+        if targeting == "selector":
+            return Pool(name="perf", selector=Selector(model="A55"), targeting="selector", **common)
+        return None

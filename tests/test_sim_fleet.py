@@ -446,7 +446,7 @@ def test_workers_are_read_in_pages_of_a_thousand_per_queue():
 @pytest.mark.parametrize("lag", [0, 12, 45])  # none, ending during the setup, outlasting it
 def test_the_device_list_kept_between_calls_says_what_each_phone_says_at_every_second(lag):
     """``phones`` returns a device list the fleet updates on each change rather than asking every phone: second by
-    second, through pinned, blocked and selector launches, idle-outs, cleanups and a faulty phone, it must match
+    second, through pinned, blocked, selector and group launches, idle-outs, cleanups and a faulty phone, it must match
     what each phone shows at that time."""
     fleet, clock = make(
         phones=6, queues={Q: {"burst": 3, "per_hour": 60}}, faulty=["SIM0005"], seed=3, startup_seconds=20,
@@ -459,8 +459,55 @@ def test_the_device_list_kept_between_calls_says_what_each_phone_says_at_every_s
             launch(fleet, f"SIM{second // 25 % 6:04d}", n=second)
         if second % 35 == 0:
             launch(fleet, "", a51, n=-second)
+        if second % 45 == 0:
+            launch(fleet, "", group(("SIM0002", "SIM0004")), n=10_000 + second)
         now = clock.now()
         assert fleet.phones() == [phone.view(now) for phone in fleet._phones.values()], second
         clock.advance(1)
     stats = fleet.stats()
     assert stats["completed"] and stats["wasted"] and stats["double_bookings"] and stats["faulty_launches"]
+
+
+def group(members: tuple[str, ...], name: str = "grp") -> Pool:
+    return Pool(name, Q, "sim", "sim", "sim", udids=members, targeting="group")
+
+
+def test_a_group_launch_gets_a_free_member_named_once_it_runs():
+    fleet, clock = make(phones=6, queues={Q: {"burst": 3}}, startup_seconds=10, pre_seconds=5, list_lag_seconds=5)
+    members = ("SIM0002", "SIM0004", "SIM0005")
+    launch(fleet, "SIM0004", n=1)  # a pinned job takes one member first
+    launch(fleet, "", group(members), n=2)
+    pinned, picked = fleet.jobs(0)
+    assert picked.udid == "" and picked.state is JobState.STARTING  # placed, but a waiting run names no device
+    clock.advance(10)
+    picked = fleet.jobs(0)[1]
+    assert picked.state is JobState.RUNNING and picked.udid in {"SIM0002", "SIM0005"}  # a free member, not SIM0004
+    assert state(fleet, picked.udid)[0] is PhoneState.BUSY
+    assert fleet.stats()["no_free_phone"] == 0 and fleet.stats()["double_bookings"] == 0
+
+
+def test_a_group_launch_with_no_free_member_waits_and_is_counted():
+    fleet, clock = make(phones=4, ready=10, idle_timeout_seconds=20, cleanup_seconds=5)
+    g = group(("SIM0001",))
+    launch(fleet, "", g, n=1)
+    launch(fleet, "", g, n=2)  # the group's one member is taken: this one waits for it
+    launch(fleet, "", g, n=3)
+    assert fleet.stats()["no_free_phone"] == 2
+    clock.advance(35)  # the first was wasted at 30 and its phone cleaned up at 35: the next waiting job takes it
+    udids = [j.udid for j in fleet.jobs(0)]
+    assert udids == ["SIM0001", "", ""] and fleet.jobs(0)[1].state is JobState.STARTING
+    clock.advance(10)
+    assert [j.udid for j in fleet.jobs(0)] == ["SIM0001", "SIM0001", ""]
+
+
+def test_a_group_launch_may_get_a_quarantined_member_whose_worker_idles_out():
+    """The cloud picks among the group's free members, including one the host would avoid: quarantined, its
+    worker claims nothing and the job idles out (wasted), while the task waits."""
+    fleet, clock = make(phones=2, queues={Q: {"burst": 1}}, ready=10, idle_timeout_seconds=50,
+                        quarantined=["SIM0001"])
+    launch(fleet, "", group(("SIM0001",)))
+    clock.advance(10)
+    assert only_job(fleet).udid == "SIM0001"
+    clock.advance(50)
+    assert only_job(fleet).outcome == "wasted" and fleet.counts([Q])[Q] == QueueCounts(1, 0)
+    assert fleet.stats()["quarantined_launches"] == 1

@@ -17,7 +17,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("burst", "slow-start", "shared", "shared-burst", "faults", "large", "busy", "busy-short-idle")
+SHIPPED = ("burst", "slow-start", "shared", "shared-burst", "faults", "large", "busy", "busy-short-idle", "group")
 
 
 def test_the_shipped_list_names_every_scenario_file():

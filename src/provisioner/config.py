@@ -128,7 +128,9 @@ POOL_KEYS: dict[str, Option] = {
     "udids": Option(list, None, "phones by UDID"),
     "udid": Option(str, None, "a single phone by UDID"),
     "selector": Option(dict, None, "phones by model and OS version: {model = ..., os_version = ...}"),
-    "targeting": Option(str, "pinned", "pinned: we pick the phone; selector: the cloud picks", ("pinned", "selector")),
+    "targeting": Option(str, "pinned", "pinned: we pick the phone; selector: the cloud picks one the selector "
+                        "matches; group: the cloud picks one of udids (the group's members)",
+                        ("pinned", "selector", "group")),
     "priority": Option(int, 0, "higher gets shared phones first", min=-1_000_000, max=1_000_000),
     "disabled": Option(bool, False, "a disabled pool is observed but gets no launch"),
     "max_starting": Option(int, None, "cap on this pool's launches still starting", min=0, max=100_000),
@@ -359,6 +361,9 @@ def _pool(name: str, table: Any, defaults: Mapping[str, Any], file: str, problem
         problems.append(ConfigProblem(file, prefix, "names no phones: give udids, udid or selector"))
     if p.get("targeting") == "selector" and selector is None:
         problems.append(ConfigProblem(file, f"{prefix}.targeting", "'selector' targeting needs a selector"))
+    if p.get("targeting") == "group" and selector is not None and not udids:
+        problems.append(ConfigProblem(file, f"{prefix}.targeting",
+                                      "'group' targeting needs udids (the group's members), not a selector"))
     if isinstance(p.get("warm"), str) and p["warm"] != "auto":
         problems.append(ConfigProblem(file, f"{prefix}.warm", f'must be a number of workers or "auto", not {show(p["warm"])}'))
     env = p["launch"].get("env")

@@ -105,6 +105,9 @@ class Selector:
         return f"{self.model or '*'}/{self.os_version or '*'}"
 
 
+GROUP_SHOWN = 3  # a group's members named in a log line, at most
+
+
 @dataclass(frozen=True)
 class Pool:
     """Binds one task queue to a set of phones and a launch recipe."""
@@ -114,9 +117,12 @@ class Pool:
     queue_source: str
     device_provider: str
     launcher: str
-    udids: tuple[str, ...] = ()  # phones by UDID; empty when a selector names them
+    udids: tuple[str, ...] = ()  # phones by UDID (with ``targeting = "group"``: the group's members); empty when a
+    # selector names them
     selector: Selector | None = None
-    targeting: str = "pinned"  # "pinned": we pick the phone; "selector": the cloud does
+    # "pinned": we pick the phone; "selector": the cloud picks one matching the selector; "group": the cloud picks
+    # one of the group's members (``udids``)
+    targeting: str = "pinned"
     priority: int = 0
     enabled: bool = True
     max_starting: int | None = None  # cap on this pool's launches still starting
@@ -124,6 +130,21 @@ class Pool:
     warm: int | str = 0  # workers to keep started and waiting beyond the pending tasks, or "auto" (see warm.py)
     warm_max: int | None = None  # cap on the warm workers
     idle_timeout: int | None = None  # seconds a worker waits for a task before it exits (None: launcher's default)
+
+    @property
+    def cloud_picks(self) -> bool:
+        """Whether the cloud picks the phone: the pool's launches name none (``LaunchRequest.udid`` is empty)."""
+        return self.targeting in ("selector", "group")
+
+    def target(self, udid: str = "") -> str:
+        """What a launch aims at, for logs and dry runs: the phone, else the selector, else the group's members."""
+        if udid or not self.cloud_picks:
+            return udid
+        if self.targeting == "selector":
+            return str(self.selector)
+        shown = ", ".join(self.udids[:GROUP_SHOWN])
+        more = f" and {len(self.udids) - GROUP_SHOWN} more" if len(self.udids) > GROUP_SHOWN else ""
+        return f"group of {len(self.udids)} ({shown}{more})"
 
     def owns(self, phone: Phone) -> bool:
         if self.udids:
@@ -166,7 +187,7 @@ class Launch:
 
     id: str
     pool: str
-    udid: str  # empty for a launch that targets a selector
+    udid: str  # empty for a launch whose cloud picks the phone (selector, group), until the phone is known
     state: LaunchState
     submitted_at: float
     job_id: str = ""
@@ -187,15 +208,17 @@ class LaunchRequest:
     """What a job launcher is asked to start.
 
     ``labels`` is ``(job_tag, pool name, udid)``: the job must carry them so that the pool's device provider can
-    report it back (``RemoteJob.pool``, ``RemoteJob.udid``). ``udid`` (and the last label) is empty when the pool
-    targets a selector: the launch names no phone and the cloud picks one matching ``pool.selector``.
+    report it back (``RemoteJob.pool``, ``RemoteJob.udid``). ``udid`` (and the last label) is empty when the cloud
+    picks the phone (``pool.cloud_picks``): the launch names no phone and the cloud picks one matching
+    ``pool.selector`` (``targeting = "selector"``) or one of the group's members, ``pool.udids``
+    (``targeting = "group"``).
     ``pool.launch`` holds the pool's ``launch`` table, validated against the launcher's ``pool_options``.
     ``dry_run`` is set on the requests a dry run hands to ``render()``.
     """
 
     launch_id: str
     pool: Pool
-    udid: str  # the phone to pin the job to; empty when the pool targets a selector
+    udid: str  # the phone to pin the job to; empty when the cloud picks it (``pool.cloud_picks``)
     labels: tuple[str, ...]  # to attach to the job, so that the provider's job list names pool and phone
     dry_run: bool = False
     kind: str = "demand"  # demand: for a pending task; warm: started ahead of demand (it may idle out)
@@ -214,7 +237,7 @@ class LaunchResult:
 @dataclass(frozen=True)
 class PlannedLaunch:
     pool: str
-    udid: str  # empty for a selector launch
+    udid: str  # empty when the cloud picks the phone (``Pool.cloud_picks``: selector or group)
     kind: str = "demand"  # demand: for a pending task; warm: a worker started ahead of demand
 
 

@@ -9,7 +9,9 @@ each pool's expected demand (``Observation.warm_expected``: the part of an ``aut
 within one launch-to-claim time will take), then the margins beyond it, so one pool's margin never takes a phone
 another pool's expected tasks need. In each pass, pools of higher priority
 choose first; pools of equal priority take one phone each in turn, so none starves. Phones are picked least
-recently used first, ties broken by a seeded shuffle, never in the provider's order.
+recently used first, ties broken by a seeded shuffle, never in the provider's order. A pool whose cloud picks the
+phone (``Pool.cloud_picks``: selector or group) plans launches that name none, each booked on an eligible phone of
+the pool all the same; until the cloud says where one runs, it keeps one such phone aside in every cycle.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class InFlight(NamedTuple):
     tens of thousands a cycle on a large fleet.)"""
 
     pool: str
-    udid: str  # empty: a selector launch not yet placed on a phone
+    udid: str  # empty: a launch whose cloud picks the phone (selector, group), not yet placed on one
     starting: bool  # covers a pending task: its worker has not claimed one yet
     since: float  # when it was submitted (or created, for a provider's job)
     unsubmitted: bool = False  # queued or being submitted: starting, however long the queue takes
@@ -83,8 +85,8 @@ def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, se
                 first = min(warm, line["pending"] + expected - line["starting"] - demand)
                 if first > 0:
                     expected_wants[pool.name] = first
-    # Selector launches not yet placed will take some matching idle phone: keep that many aside, the ones the pool
-    # would take itself if it launches and has any, else any it matches.
+    # Launches not yet placed (the cloud picks: selector or group) will take some idle phone of their pool: keep that
+    # many aside, the ones the pool would take itself if it launches and has any, else any of the pool's.
     for pool in pools:
         unplaced, pool_index = unplaced_by_pool.get(pool.name, 0), index.get(pool.device_provider)
         if unplaced and pool_index:
@@ -156,7 +158,7 @@ def _fill(
                 if udid is None:
                     continue
                 taken[pool.device_provider].add(udid)
-                launches.append(PlannedLaunch(name, "" if pool.targeting == "selector" else udid, kind))
+                launches.append(PlannedLaunch(name, "" if pool.cloud_picks else udid, kind))
                 made[name] += 1
                 budget -= 1
                 if budget == 0:
@@ -182,7 +184,7 @@ def _in_flight(in_flight: Sequence[InFlight], limits: Limits, now: float) -> tup
             starting_by_pool[pool] += 1
             if not udid:
                 unplaced_by_pool[pool] += 1
-    booked.discard("")  # selector launches not placed yet
+    booked.discard("")  # launches not placed yet (the cloud picks their phone)
     return starting_by_pool, unplaced_by_pool, booked
 
 

@@ -118,7 +118,8 @@ class DeviceProvider(Protocol):
 
     **The contract with the launcher.** Every job the host launches carries the labels of its
     ``LaunchRequest``: ``(job_tag, pool, udid)``, where ``udid`` is empty when the launch names no phone (a pool
-    with ``targeting = "selector"``: the cloud picks the phone from a device group). ``jobs()`` finds our jobs by
+    with ``targeting = "selector"`` or ``"group"``: the cloud picks the phone, among the phones matching the
+    selector or among the group's members, ``pool.udids``). ``jobs()`` finds our jobs by
     the first label (``context.job_tag``) and reports each as a ``RemoteJob`` with ``pool`` and ``udid`` read back
     from the labels (``udid`` may stay empty, or be the phone the cloud placed the job on, once known). How the
     labels travel (job tags, a name, a file) is the launcher's and provider's business, as long as they agree.
@@ -143,11 +144,13 @@ class DeviceProvider(Protocol):
 
 @runtime_checkable
 class JobLauncher(Protocol):
-    """Starts one job for one pool on one phone (or on a selector) and reports how the submission went.
+    """Starts one job for one pool on one phone (or on a selector, or a group) and reports how the submission went.
 
     The job carries ``request.labels`` (``(job_tag, pool, udid)``; see ``DeviceProvider``) so that the pool's
-    device provider lists it in ``jobs()``. ``request.udid`` is empty when the pool targets a selector: the launch
-    names no phone, and the launcher must accept that where its cloud can place the job itself.
+    device provider lists it in ``jobs()``. ``request.udid`` is empty when the cloud picks the phone
+    (``request.pool.cloud_picks``: ``targeting`` is ``selector`` or ``group``): the launch names no phone, and the
+    launcher must accept that where its cloud can place the job itself (on the phones matching
+    ``pool.selector``, or on the group whose members are ``pool.udids``).
 
     **Dry run.** The host never calls ``launch()`` in a dry run (``run --dry-run``, ``status``). A launcher may
     define ``render(request) -> str``: the host calls it once per pool and logs the text (secrets redacted) as

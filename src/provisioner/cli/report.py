@@ -28,7 +28,7 @@ from ..plots import plot_check
 from .common import config_option
 from .status import Duration, emit, loaded_with_ledger, render, span, stamp
 
-UNPLACED = ""  # a selector launch the provider never placed on a phone
+UNPLACED = ""  # a launch whose cloud picks the phone (selector, group), never placed on one
 
 
 @dataclass

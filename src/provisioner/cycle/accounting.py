@@ -48,8 +48,9 @@ class Accounting:
         self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
         self._strangers_warned: set[str] = set()
         self._idle_latest: dict[tuple[str, str], str] = {}  # (queue, worker) -> latest task while idle
-        # queues a selector pool serves: only their launches learn their phone late (see note_idle_workers)
-        self._selector_queues = {p.queue for p in pools.values() if p.targeting == "selector"}
+        # queues of pools whose cloud picks the phone (selector, group): only their launches learn their phone late
+        # (see note_idle_workers)
+        self._picked_queues = {p.queue for p in pools.values() if p.cloud_picks}
         self._estimates: tuple[float, dict[str, float]] | None = None
         self._claims_seen: Counter[str] = Counter()  # per pool, claims seen since the last observation
 
@@ -151,14 +152,14 @@ class Accounting:
         self, phones: Mapping[str, Sequence[Phone] | None], workers: Mapping[str, Sequence[Worker] | None],
         in_flight: Sequence[InFlight],
     ) -> None:
-        """Remember each worker's latest task while its phone is listed idle and booked by no launch: a selector
-        launch whose phone becomes known later takes that as its baseline. (Only a selector pool's launch learns
-        its phone late: a pinned launch takes its baseline when it is planned.)"""
-        if not self._selector_queues:
+        """Remember each worker's latest task while its phone is listed idle and booked by no launch: a launch whose
+        cloud picked its phone (selector, group) takes that as its baseline once the phone becomes known. (Only such
+        a launch learns its phone late: a pinned launch takes its baseline when it is planned.)"""
+        if not self._picked_queues:
             return
         idle = {p.udid for listed in phones.values() if listed for p in listed if p.state is PhoneState.IDLE}
         idle.difference_update(f.udid for f in in_flight)
-        for q in self._selector_queues:
+        for q in self._picked_queues:
             for worker in workers.get(q) or ():
                 if worker.worker_id in idle:
                     self._idle_latest[q, worker.worker_id] = worker.latest_task

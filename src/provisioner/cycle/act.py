@@ -151,7 +151,7 @@ class Submissions:
         """A dry run's launch: the host never calls ``launch()``; a launcher that can ``render`` shows what it would
         run (once per pool, in full; then one line a launch). Nothing is paced, queued or recorded."""
         pool = self.pools[planned.pool]
-        target = planned.udid or str(pool.selector)
+        target = pool.target(planned.udid)
         launcher = self.runtime.launcher(pool.launcher)
         render = getattr(launcher, "render", None)
         shown = ""
@@ -210,7 +210,7 @@ class Submissions:
             result = LaunchResult(False, detail=f"launcher raised {type(exc).__name__}: {exc}".splitlines()[0])
         now = self.clock.now()
         took = now - started
-        target = launch.udid or str(pool.selector)
+        target = pool.target(launch.udid)
         if result.ok and result.job_id:
             if self.ledger.known_job_ids([result.job_id]):
                 result = LaunchResult(False, detail=f"job id {result.job_id} is already recorded for another launch")

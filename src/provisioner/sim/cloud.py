@@ -1,9 +1,9 @@
 """The device-cloud side of the simulated fleet: phones, the jobs on them, and the device list.
 
 Owns every phone (idle, taken, cleaning, blocked on), every job and its phase (see :mod:`.job`), where the cloud
-places a job (pinned, or picked for a selector), the device list as ``phones()`` shows it (lagging), our jobs as
-the job list shows them, and which phone a job held when (occupancy). May not touch: the tasks and the queues'
-records (a worker's poll asks :class:`~.queues.Queues`), the remote calls' faults.
+places a job (pinned, or picked for a selector or among a group's members), the device list as ``phones()`` shows
+it (lagging), our jobs as the job list shows them, and which phone a job held when (occupancy). May not touch: the
+tasks and the queues' records (a worker's poll asks :class:`~.queues.Queues`), the remote calls' faults.
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ def _selects(selector: Selector | None, kind: tuple[str, str]) -> bool:
     )
 
 
+def _may_take(job: Job, phone: CloudPhone) -> bool:
+    """Whether the cloud may pick this phone for a job that names none: a member of its group, or a match of its
+    selector."""
+    return phone.udid in job.members if job.members is not None else _selects(job.selector, phone.kind)
+
+
 class Cloud:
     """``submit(request)`` places a job; events move it on. ``counters`` is shared with the fleet's ``stats``."""
 
@@ -56,7 +62,7 @@ class Cloud:
                 self._idle[phone.kind][phone.udid] = phone
         # the device list as phones() gives it, in the cloud's fixed order: each entry is replaced when it changes
         self.listed = {udid: phone.view(time.now) for udid, phone in self.phones.items()}
-        self._selector_blocked: deque[Job] = deque()  # selector jobs no idle phone could take yet
+        self._picks_blocked: deque[Job] = deque()  # jobs naming no phone that no idle phone could take yet
         self._quarantined = frozenset(config.quarantined)
         self.jobs: list[Job] = []  # in creation order
         # our jobs, as the provider reports them: a snapshot refreshed on each change, and created_at for bisect
@@ -68,7 +74,7 @@ class Cloud:
         return self._ours[bisect.bisect_left(self._our_times, since):]
 
     def submit(self, request: LaunchRequest) -> LaunchResult:
-        """The cloud takes the job: it waits for its phone, or the cloud picks one for a selector launch."""
+        """The cloud takes the job: it waits for its phone, or the cloud picks one for a launch naming none."""
         now = self._time.now
         phone = self.phones.get(request.udid) if request.udid else None
         job = Job(str(uuid.UUID(int=self._id_rng.getrandbits(128), version=4)), request, now,
@@ -83,7 +89,7 @@ class Cloud:
         if phone is not None:
             self._launch_pinned(job, phone)
         else:
-            self._launch_selector(job)
+            self._launch_picked(job)
         return LaunchResult(ok=True, job_id=job.id, url=JOB_URL.format(job_id=job.id), detail="submitted")
 
     def catalog(self) -> list[Phone]:
@@ -119,15 +125,21 @@ class Cloud:
         else:
             phone.blocked.append(job)  # blocked: it gets the phone once the jobs before it are done
 
-    def _launch_selector(self, job: Job) -> None:
-        candidates = [p for kind, idle in self._idle.items() if _selects(job.selector, kind) for p in idle.values()]
-        if candidates:
-            self._place_selected(job, self._pick_rng.choice(candidates))
+    def _launch_picked(self, job: Job) -> None:
+        """The cloud picks any idle phone the job may take (even one the host would avoid, quarantined say), else
+        the job waits for one (counted: a launch the host made with no free phone for it)."""
+        if job.members is not None:
+            candidates = [p for u in job.members if (p := self.phones.get(u)) is not None and u in self._idle[p.kind]]
         else:
-            self._selector_blocked.append(job)
+            candidates = [p for kind, idle in self._idle.items() if _selects(job.selector, kind) for p in idle.values()]
+        if candidates:
+            self._place_picked(job, self._pick_rng.choice(candidates))
+        else:
+            self._counters["no_free_phone"] += 1
+            self._picks_blocked.append(job)
 
-    def _place_selected(self, job: Job, phone: CloudPhone) -> None:
-        """The cloud picked this phone for a selector job."""
+    def _place_picked(self, job: Job, phone: CloudPhone) -> None:
+        """The cloud picked this phone for a job that named none."""
         if phone.udid in self._quarantined:
             self._counters["quarantined_launches"] += 1
         self._place(job, phone)
@@ -210,16 +222,17 @@ class Cloud:
         self._time.at(now + self.config.cleanup_seconds, self._release, phone)
 
     def _release(self, phone: CloudPhone) -> None:
-        """Cleanup is over: the first job blocked on the phone takes it, else a selector job, else it is idle."""
+        """Cleanup is over: the first job blocked on the phone takes it, else the first job naming no phone that may
+        take it, else it is idle."""
         phone.cleaning = False
         self._relist(phone)
         if phone.blocked:
             self._place(phone.blocked.popleft(), phone)
             return
-        for i, job in enumerate(self._selector_blocked):
-            if _selects(job.selector, phone.kind):
-                del self._selector_blocked[i]
-                self._place_selected(job, phone)
+        for i, job in enumerate(self._picks_blocked):
+            if _may_take(job, phone):
+                del self._picks_blocked[i]
+                self._place_picked(job, phone)
                 return
         self._idle[phone.kind][phone.udid] = phone
 

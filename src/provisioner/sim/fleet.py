@@ -13,7 +13,10 @@ The model follows what production showed (see DESIGN.md and the reference notes)
 - the device list lags: a phone that a job just took keeps being listed idle (``active``) for
   ``list_lag_seconds``;
 - a job launched on a phone that is taken is ``blocked`` until the phone frees;
-- a selector launch gets a phone picked by the cloud among the idle phones that match;
+- a selector launch gets a phone picked by the cloud among the idle phones that match, a group launch (a pool
+  with ``targeting = "group"``, its launch naming no phone) among the group's idle members, whether or not the
+  host would avoid the one picked (quarantined, say); the job list names a group job's phone only once it runs;
+  a launch naming no phone that finds none free waits for one (``no_free_phone`` counts those);
 - the queue keeps a record of every worker that claimed from it (``workers``), as Taskcluster's ``listWorkers``;
 - remote calls fail for a while (``faults``): an endpoint answers an error, garbage, or nothing at all. On a
   virtual clock a hang is a timeout: the call costs its timeout in clock time, then fails. A launch that times
@@ -157,6 +160,7 @@ class Fleet:
                 "launch_failures": self._counters["launch_failures"],
                 "double_bookings": self._counters["double_bookings"],
                 "quarantined_launches": self._counters["quarantined_launches"],
+                "no_free_phone": self._counters["no_free_phone"],  # jobs naming no phone that found none free
                 "faulty_launches": self._counters["faulty_launches"],
                 "completed": self._counters["completed"],
                 "wasted": self._counters["wasted"],  # demand launches whose worker found no task

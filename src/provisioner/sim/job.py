@@ -6,8 +6,9 @@ lifecycle)::
     BLOCKED -> INITIATED -> PRE -> POLLING -> TASK -> POST -> ENDED (completed)
                                       \\-> (idle timeout, or quarantined) -> POST -> ENDED (wasted)
 
-- ``BLOCKED``: the phone it is pinned to is taken (or, for a selector job, no matching phone is idle). The
-  job waits and keeps its place: the phone goes to it before anyone else once it frees.
+- ``BLOCKED``: the phone it is pinned to is taken (or, for a job whose cloud picks the phone, no phone matching
+  its selector, or no member of its group, is idle). The job waits and keeps its place: the phone goes to it
+  before anyone else once it frees.
 - ``INITIATED``: the job holds the phone and the cloud prepares it; the provider reports the job *starting*.
 - ``PRE`` to ``POST``: the provider reports the job *running*. ``PRE`` installs the worker (minutes): the
   worker has claimed nothing yet. ``POLLING``: the worker asks the queue for a task; ``TASK``: it runs one;
@@ -49,8 +50,8 @@ RAW_STATES = {"active": PhoneState.IDLE, "faulty": PhoneState.UNAVAILABLE}  # ot
 
 class Job:
     __slots__ = (
-        "id", "pool", "queue", "labels", "selector", "phone", "phase", "created_at", "ended_at", "outcome", "task",
-        "index", "kind", "idle_timeout", "polled_at",
+        "id", "pool", "queue", "labels", "selector", "members", "phone", "phase", "created_at", "ended_at", "outcome",
+        "task", "index", "kind", "idle_timeout", "polled_at",
     )
 
     def __init__(self, job_id: str, request: LaunchRequest, created_at: float, idle_timeout: float) -> None:
@@ -59,6 +60,8 @@ class Job:
         self.queue = request.pool.queue
         self.labels = tuple(request.labels)
         self.selector = request.pool.selector
+        # a group launch (it names no phone): the cloud picks one of the group's members; None: pinned or selector
+        self.members = request.pool.udids if request.pool.targeting == "group" and not request.udid else None
         self.phone: CloudPhone | None = None
         self.phase = Phase.BLOCKED
         self.created_at = created_at
@@ -76,9 +79,10 @@ class Job:
         return self.phase.state
 
     def remote(self) -> RemoteJob:
-        """The job as the provider's job list reports it (pool and phone from its labels)."""
+        """The job as the provider's job list reports it (pool and phone from its labels; a job the cloud placed
+        names its phone, a group job only once it runs: Bitbar's run names no device while it waits, facts.md)."""
         udid = self.labels[2] if len(self.labels) > 2 else ""
-        if not udid and self.phone is not None:
+        if not udid and self.phone is not None and (self.members is None or self.phase.state is not JobState.STARTING):
             udid = self.phone.udid
         pool = self.labels[1] if len(self.labels) > 1 else self.pool
         return RemoteJob(self.id, pool, udid, self.state, self.created_at, self.ended_at, self.outcome)

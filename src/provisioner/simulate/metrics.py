@@ -38,6 +38,10 @@ class Metrics:
     double_bookings: int  # launches on a phone already taken
     quarantined_launches: int
     faulty_launches: int
+    no_free_phone: int  # launches naming no phone (the cloud picks) that found no free phone and waited for one
+    # cycles at which a group pool had more launches starting than members, those just planned included (None: no
+    # group pool, or the baseline, whose cycles are not seen)
+    overbooked_cycles: int | None
     usable_phones: int  # in some pool, neither faulty nor quarantined
     utilization: float  # share of usable phone-time spent running tasks
     calls_per_cycle: float  # remote calls (reads and launches) per cycle
@@ -86,7 +90,8 @@ def measure(run: RunResult, per_queue_limit: int = 4) -> Metrics:
         launches=s["launches"], launch_failures=s["launch_failures"] + s["faults"].get("launch", 0), wasted=s["wasted"],
         idle_outs=s["idle_outs"], waiting_minutes=s["waiting_seconds"] / 60,
         double_bookings=s["double_bookings"], quarantined_launches=s["quarantined_launches"],
-        faulty_launches=s["faulty_launches"], usable_phones=usable, utilization=_utilization(run, usable),
+        faulty_launches=s["faulty_launches"], no_free_phone=s["no_free_phone"],
+        overbooked_cycles=_overbooked(run), usable_phones=usable, utilization=_utilization(run, usable),
         calls_per_cycle=sum(s["calls"].values()) / len(cycles) if cycles else 0.0,
         calls_per_hour=sum(s["calls"].values()) * 3600 / (end - start) if end > start else 0.0,
         unknown_cycles=len(unknown), launches_on_unknown=sum(c.launches for c in unknown),
@@ -96,6 +101,16 @@ def measure(run: RunResult, per_queue_limit: int = 4) -> Metrics:
         observe_ms_median=median(c.observe_seconds * 1000 for c in cycles) if run.policy != "baseline" and cycles else None,
         wait_by_queue=_by_queue(tasks, end, per_queue_limit),
     )
+
+
+def _overbooked(run: RunResult) -> int | None:
+    """Cycles at which a group pool had more launches starting (placed or not, with those it just planned) than it
+    has members."""
+    groups = [p for p in run.pools if p.targeting == "group"]
+    if not groups or not run.series:
+        return None
+    return sum(1 for p in groups for point in run.series.get(p.name, ())
+               if point.starting + point.launches > len(p.udids))
 
 
 def _usable(run: RunResult) -> int:

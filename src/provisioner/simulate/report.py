@@ -34,6 +34,8 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("phone time waiting for a task", "waiting_minutes", "min", "lower"),
     ("double bookings", "double_bookings", "", "lower"),
     ("launches on quarantined phones", "quarantined_launches", "", "lower"),
+    ("launches that found no free phone (the cloud picks)", "no_free_phone", "", "lower"),
+    ("cycles a group had more launches starting than members", "overbooked_cycles", "", "lower"),
     ("failed submissions", "launch_failures", "", "lower"),
     ("phone utilization", "utilization", "%", "higher"),
     ("remote calls per cycle", "calls_per_cycle", "", ""),
@@ -91,6 +93,8 @@ def table(ours: Metrics, theirs: Metrics | None) -> list[list[str]]:
         a = value(ours, attr)
         if attr in ("recovery",) and not a and not (theirs and value(theirs, attr)):
             continue
+        if attr == "overbooked_cycles" and a is None and (theirs is None or value(theirs, attr) is None):
+            continue  # no group pool
         if attr == "plan_ms_median" and a is None:
             continue
         row = [label, fmt(a, unit)]
@@ -112,7 +116,7 @@ def columns(runs: list[Metrics]) -> list[list[str]]:
     rows = [[""] + [m.policy for m in runs]]
     for label, attr, unit, _ in ROWS:
         cells = [value(m, attr) for m in runs]
-        if attr in ("recovery", "plan_ms_median") and not any(cells):
+        if attr in ("recovery", "plan_ms_median") and not any(cells) or all(c is None for c in cells):
             continue
         rows.append([label] + [fmt(c, unit) for c in cells])
     for queue in runs[0].wait_by_queue:
@@ -175,6 +179,16 @@ def _no_waste(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario, 
     return [
         Check(name, "no wasted launch", ours.wasted == 0, str(ours.wasted)),
         Check(name, "no double booking", ours.double_bookings == 0, str(ours.double_bookings)),
+    ]
+
+
+def _group(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario) -> list[Check]:
+    """Group pools (the cloud picks among the members): never overbooked, nothing wasted."""
+    return _no_waste(ours, theirs, s, sc, "group") + [
+        Check("group", "no launch naming no phone found no free phone to take", ours.no_free_phone == 0,
+              str(ours.no_free_phone)),
+        Check("group", "never more launches starting in a group than it has members", ours.overbooked_cycles == 0,
+              f"{ours.overbooked_cycles} cycles"),
     ]
 
 
@@ -246,8 +260,8 @@ def _warm_pays(ours: Metrics, theirs: Metrics | None, s: Settings, sc: Scenario)
 
 
 TARGETS: dict[str, Target] = {
-    "burst": _burst, "clean": _clean, "no-waste": _no_waste, "faults": _faults, "large": _large, "priority": _priority,
-    "warm": _warm, "warm-pays": _warm_pays,
+    "burst": _burst, "clean": _clean, "group": _group, "no-waste": _no_waste, "faults": _faults, "large": _large,
+    "priority": _priority, "warm": _warm, "warm-pays": _warm_pays,
 }
 
 

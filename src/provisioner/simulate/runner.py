@@ -48,6 +48,7 @@ class PoolPoint(NamedTuple):
     busy: int | None
     idle: int | None
     warm: int | None
+    launches: int = 0  # planned at this cycle
 
 
 @dataclass
@@ -79,7 +80,8 @@ class _Observer:
         now = self.clock.now()
         at = report.started_at - self.start
         for d in report.plan.decisions:
-            self.series.setdefault(d.pool, []).append(PoolPoint(at, d.pending, d.starting, d.busy, d.idle, d.warm))
+            self.series.setdefault(d.pool, []).append(PoolPoint(at, d.pending, d.starting, d.busy, d.idle, d.warm,
+                                                                 d.launches))
         self.cycles.append(CycleRecord(
             report.started_at, now, len(report.plan.launches), bool(report.unknown), report.plan_seconds,
             report.observe_seconds,

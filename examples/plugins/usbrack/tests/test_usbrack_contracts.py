@@ -39,8 +39,10 @@ class TestUsbRackLauncher(RackFixture, JobLauncherContract):
     def make_failing_launcher(self, context: PluginContext) -> UsbRack:
         return UsbRack(self.rack.options(worker=[str(self.rack.dir / "no-such-worker")]), context)
 
-    def make_pool(self, context: PluginContext, targeting: str) -> Pool:
+    def make_pool(self, context: PluginContext, targeting: str) -> Pool | None:
         common = dict(name="a55", queue="proj/a55", queue_source="sim", device_provider="usbrack", launcher="usbrack")
         if targeting == "pinned":
             return Pool(udids=("R5CX10AAA02",), **common)
-        return Pool(selector=Selector(model="Pixel 6"), targeting="selector", **common)
+        if targeting == "selector":
+            return Pool(selector=Selector(model="Pixel 6"), targeting="selector", **common)
+        return None  # no other targeting (a rack has no device groups)
