@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from ..clock import Clock
+from ..clock import Anchors, Clock, steady
 from ..config import Settings
 from ..ledger import Fenced, Ledger
 from ..logs import redact
@@ -38,7 +38,7 @@ class Submitter:
         self, work: Callable[[Launch], None], cancel: Callable[[Launch], None], clock: Clock,
         interval: float, concurrency: int, inline: bool = False,
     ) -> None:
-        self._work, self._cancel, self._clock = work, cancel, clock
+        self._work, self._cancel, self._clock, self._mono = work, cancel, clock, steady(clock)
         self.interval, self.inline = interval, inline
         self._queue: queue.Queue[Launch | None] = queue.Queue()
         self._stop = threading.Event()
@@ -59,10 +59,12 @@ class Submitter:
             self._queue.put(launch)
 
     def _pace(self) -> None:
-        wait = self._last_start + self.interval - self._clock.now()
+        """Wait until ``interval`` after the last start, on the monotonic clock (a step of the wall clock neither
+        stalls nor bunches the submissions)."""
+        wait = self._last_start + self.interval - self._mono()
         if wait > 0:
             self._clock.sleep(wait, self._stop)
-        self._last_start = self._clock.now()
+        self._last_start = self._mono()
 
     def _dispatch(self) -> None:
         while True:
@@ -114,6 +116,10 @@ class Submissions:
         hooks: Hooks, dry_run: bool, inline: bool,
     ) -> None:
         self.settings, self.runtime, self.pools, self.ledger, self.clock = settings, runtime, pools, ledger, clock
+        self.mono = steady(clock)
+        # the monotonic times this process sent each launch and failed each submission (by launch id): what a
+        # launch covers (accounting) and a phone's backoff (health) are measured from them
+        self.sent, self.failed = Anchors(), Anchors()
         self.hooks, self.dry_run = hooks, dry_run
         self.active: set[str] = set()  # launches being submitted by this process
         self._active_lock = threading.Lock()
@@ -164,7 +170,7 @@ class Submissions:
     def _submit(self, launch: Launch) -> None:
         """Submit one launch (on a worker thread). Whatever goes wrong ends the launch ``failed`` with the reason,
         and frees its phone; a ledger that cannot be written stops the watchdog (see ``Provisioner.run``)."""
-        started = self.clock.now()
+        started = self.mono()
         with self._active_lock:
             self.active.add(launch.id)
         try:
@@ -175,6 +181,7 @@ class Submissions:
             detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
             logger.error("launch {} for pool {}: submission failed: {}", launch.id[:8], launch.pool, detail)
             try:
+                self.failed.mark(launch.id, self.mono())
                 self._write(self.ledger.update, launch.id, LaunchState.FAILED, self.clock.now(), detail=detail)
             except Exception as again:  # noqa: BLE001
                 self.ledger_error = redact(f"{type(again).__name__}: {again}".splitlines()[0])[:300]
@@ -199,13 +206,14 @@ class Submissions:
                 result = LaunchResult(False, detail=f"launcher returned {type(result).__name__}, not LaunchResult")
         except Exception as exc:  # noqa: BLE001 - a launcher bug fails one launch, not the loop
             result = LaunchResult(False, detail=f"launcher raised {type(exc).__name__}: {exc}".splitlines()[0])
-        now = self.clock.now()
-        took = now - started
+        now, mono = self.clock.now(), self.mono()
+        took = mono - started
         target = launch.udid or str(pool.selector)
         if result.ok and result.job_id:
             if self.ledger.known_job_ids([result.job_id]):
                 result = LaunchResult(False, detail=f"job id {result.job_id} is already recorded for another launch")
         if result.ok and result.job_id:
+            self.sent.mark(launch.id, mono)  # before the write: reconcile may read the launch at once
             # reconcile may have seen the job already (running, even ended): never move it back
             if not self._write(self.ledger.update, launch.id, LaunchState.STARTING, now,
                                only_from=LaunchState.SUBMITTING, job_id=result.job_id, detail=result.url, sent_at=now,
@@ -215,6 +223,7 @@ class Submissions:
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
             detail = redact(result.detail or "launcher reported success without a job id")
+            self.failed.mark(launch.id, mono)
             self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, detail=detail[-2000:],
                         submit_seconds=took)
             logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
