@@ -55,6 +55,7 @@ class CycleReport:
     dry_run: bool = False
     active: bool = True  # False: a standby's cycle (observed, planned nothing)
     role: str = "active"
+    ledger_error: str | None = None  # why the ledger cannot be written (no launch, no watchdog ping); None: it can
 
 PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
 PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
@@ -110,8 +111,11 @@ class Provisioner:
 
     @property
     def ledger_error(self) -> str | None:
-        """Set when a submission thread could not write the ledger: the watchdog is no longer fed."""
-        return self.submissions.ledger_error
+        """Why the ledger cannot be written (None: it can): writes memory holds that the database refused, kept
+        and tried again (``Ledger.write_error``), or a submission's write that could not even be kept. While set,
+        no launch is made and systemd's watchdog is not fed; it clears once a write succeeds again."""
+        error = self.submissions.ledger_error or (self.ledger.write_error if self.ledger is not None else None)
+        return None if error is None else redact(error)
 
     @ledger_error.setter
     def ledger_error(self, value: str | None) -> None:
@@ -131,8 +135,14 @@ class Provisioner:
         monotonic clock: plan it at ``mono``. A cycle and ``provisioner status`` share it."""
         mono = monotonic_at(self.clock, now) if mono is None else mono
         obs, unknown, jobs, workers = self.observe(now)
-        with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
-            in_flight = self.reconcile(jobs, workers, now, mono)
+        in_flight = None
+        try:
+            with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
+                in_flight = self.reconcile(jobs, workers, now, mono)
+        except Exception:
+            if in_flight is None or self.ledger is None or self.ledger.write_error is None:
+                raise
+            # refused: the batch is kept pending (memory holds it) and tried again; plan from memory, launch nothing
         self.accounting.note_idle_workers(obs.phones, workers, in_flight)
         held = self.held_back(now, mono)  # after the batch: phone health reads this cycle's endings from disk
         obs = Observation(
@@ -151,9 +161,13 @@ class Provisioner:
         obs, unknown, workers = self.observation(now, mono)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, mono, seed=self.seed + self.cycles)
+        unwritable = self.ledger_error if not self.dry_run else None
+        if unwritable is not None:  # a launch is written before it is submitted: none can be now
+            logger.error("ledger cannot be written: {}; no launch this cycle, the watchdog is not fed", unwritable)
+            the_plan = Plan((), the_plan.decisions)
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reader.reads), self.strangers, t1 - t0, t2 - t1,
-                             self.dry_run)
+                             self.dry_run, ledger_error=unwritable)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         capped, self.submitter.capped = self.submitter.capped, 0
@@ -163,7 +177,8 @@ class Provisioner:
         self._log_decisions(the_plan, report)
         self.hooks("provisioner_cycle", report=report)
         self.act(the_plan, workers, now)
-        self._retain(now, mono)
+        if unwritable is None:
+            self._retain(now, mono)
         return report
 
     # -- leadership (a PostgreSQL ledger shared by several daemons) ---------------------------------------

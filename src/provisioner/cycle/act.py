@@ -123,7 +123,9 @@ class Submissions:
         self.hooks, self.dry_run = hooks, dry_run
         self.active: set[str] = set()  # launches being submitted by this process
         self._active_lock = threading.Lock()
-        self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
+        # set when a submission thread could not write the ledger and could not keep the write pending either
+        # (see Ledger.write_error for the writes kept); cleared by the next submission that writes all its steps
+        self.ledger_error: str | None = None
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self.submitter = Submitter(
             self._submit, self._cancel, clock, settings.launch_interval, settings.launch_concurrency, inline
@@ -175,6 +177,7 @@ class Submissions:
             self.active.add(launch.id)
         try:
             self._submit_one(launch, started)
+            self.ledger_error = None
         except Fenced as exc:  # another daemon leads now: it cancels this launch (never submitted)
             logger.warning("launch {} for pool {}: not submitted: {}", launch.id[:8], launch.pool, exc)
         except Exception as exc:  # noqa: BLE001 - never lose a launch in a thread pool's silence
@@ -182,7 +185,8 @@ class Submissions:
             logger.error("launch {} for pool {}: submission failed: {}", launch.id[:8], launch.pool, detail)
             try:
                 self.failed.mark(launch.id, self.mono())
-                self._write(self.ledger.update, launch.id, LaunchState.FAILED, self.clock.now(), detail=detail)
+                self._write(self.ledger.update, launch.id, LaunchState.FAILED, self.clock.now(), keep=True,
+                            detail=detail)
             except Exception as again:  # noqa: BLE001
                 self.ledger_error = redact(f"{type(again).__name__}: {again}".splitlines()[0])[:300]
                 logger.error("ledger cannot be written: {}; the watchdog is no longer fed", self.ledger_error)
@@ -215,16 +219,17 @@ class Submissions:
         if result.ok and result.job_id:
             self.sent.mark(launch.id, mono)  # before the write: reconcile may read the launch at once
             # reconcile may have seen the job already (running, even ended): never move it back
-            if not self._write(self.ledger.update, launch.id, LaunchState.STARTING, now,
+            # the job exists: memory holds it whatever the database says (a refused write stays pending)
+            if not self._write(self.ledger.update, launch.id, LaunchState.STARTING, now, keep=True,
                                only_from=LaunchState.SUBMITTING, job_id=result.job_id, detail=result.url, sent_at=now,
                                submit_seconds=took):
-                self._write(self.ledger.mark, launch.id, sent_at=now, submit_seconds=took)
+                self._write(self.ledger.mark, launch.id, keep=True, sent_at=now, submit_seconds=took)
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
             detail = redact(result.detail or "launcher reported success without a job id")
             self.failed.mark(launch.id, mono)
-            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, detail=detail[-2000:],
+            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, keep=True, detail=detail[-2000:],
                         submit_seconds=took)
             logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
             self.hooks("provisioner_launch_failed", launch=self.ledger.get(launch.id), result=result)
