@@ -255,7 +255,9 @@ class Accounting:
         limit = t.warm_limit if launch.kind == WARM else None
         if launch.state is LaunchState.QUEUED or (here and launch.state is LaunchState.SUBMITTING):
             return InFlight(launch.pool, launch.udid, True, mono, True, limit)
-        since = self._sent(launch, now, mono)
+        since = self.sent.at.get(launch.id)  # (``_sent``, inline: asked of every launch in flight every cycle)
+        if since is None:
+            since = self.sent.of(launch.id, sent(launch), now, mono)
         if t.workers is not None and launch.udid:  # its claim will be seen
             return InFlight(launch.pool, launch.udid, True, since, False, limit)
         return InFlight(launch.pool, launch.udid, mono - since < (t.estimate if limit is None else limit), since,
