@@ -161,7 +161,9 @@ class Provisioner:
         obs, unknown, workers = self.observation(now, mono)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, mono, seed=self.seed + self.cycles)
-        unwritable = self.ledger_error if not self.dry_run else None
+        # writes refused and kept (a submission's own failure, not kept, clears with its next success: launches go on)
+        refused = self.ledger.write_error if self.ledger is not None and not self.dry_run else None
+        unwritable = redact(refused) if refused is not None else None
         if unwritable is not None:  # a launch is written before it is submitted: none can be now
             logger.error("ledger cannot be written: {}; no launch this cycle, the watchdog is not fed", unwritable)
             the_plan = Plan((), the_plan.decisions)
