@@ -127,3 +127,28 @@ def test_an_anchor_is_taken_once():
     anchors.mark("y", 5.0)
     anchors.keep(lambda key, _: key == "y")
     assert anchors.at == {"y": 5.0}
+
+
+def test_the_simulated_fleet_sees_the_same_run_when_the_host_clock_jumps_a_day_ahead(tmp_path):
+    """The simulated cloud keeps its own time (the monotonic clock): a host clock stepped a day ahead of it would
+    read the job list from a day too late and miss every live job; the list's window follows the monotonic clock
+    too, so every cycle decides as without the step."""
+    from worlds import sim_loop
+
+    runs = []
+    for name, step in (("plain", 0.0), ("stepped", 86400.0)):
+        (tmp_path / name).mkdir()
+        p, rec, clock, fleet = sim_loop(tmp_path / name, phones=10, burst=8)
+        cycles = []
+        for n in range(1, 120):
+            if n == 30:
+                clock.step(step)
+            report = p.cycle()
+            clock.advance(30)
+            cycles.append(([(d.pool, d.pending, d.starting, d.launches) for d in report.plan.decisions],
+                           sorted((la.udid, la.state.value, la.claimed_at is not None) for la in p.ledger.in_flight())))
+        runs.append((cycles, fleet.stats(), [e[:3] for e in rec.events if e[0] in ("submitted", "ended")]))
+    (plain, plain_stats, plain_events), (stepped, stats, events) = runs
+    assert sum(1 for e in plain_events if e[0] == "submitted") >= 8 and plain_stats["wasted"] == 0
+    assert stepped == plain and events == plain_events
+    assert stats["double_bookings"] == 0 and stats["wasted"] == 0

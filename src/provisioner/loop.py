@@ -134,7 +134,7 @@ class Provisioner:
         run writes nothing) and the phones held back. Its times (``in_flight``'s ``since``, ``held``) are on the
         monotonic clock: plan it at ``mono``. A cycle and ``provisioner status`` share it."""
         mono = monotonic_at(self.clock, now) if mono is None else mono
-        obs, unknown, jobs, workers = self.observe(now)
+        obs, unknown, jobs, workers = self.observe(now, mono)
         in_flight = None
         try:
             with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
@@ -212,7 +212,7 @@ class Provisioner:
     def _stand_by(self, now: float, t0: float) -> CycleReport:
         """A standby's cycle: it reads the remote services (its metrics stay live), plans and launches nothing."""
         assert self.role is not None
-        _, unknown, _, _ = self.observe(now)
+        _, unknown, _, _ = self.observe(now, self.monotonic())
         report = CycleReport(self.cycles, now, Plan((), ()), unknown, dict(self.reader.reads), 0,
                              time.perf_counter() - t0, 0.0, self.dry_run, active=False,
                              role=self.role.describe(_stamp))
