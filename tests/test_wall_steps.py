@@ -129,20 +129,20 @@ def test_an_anchor_is_taken_once():
     assert anchors.at == {"y": 5.0}
 
 
-def test_the_simulated_fleet_sees_the_same_run_when_the_host_clock_jumps_a_day_ahead(tmp_path):
-    """The simulated cloud keeps its own time (the monotonic clock): a host clock stepped a day ahead of it would
-    read the job list from a day too late and miss every live job; the list's window follows the monotonic clock
-    too, so every cycle decides as without the step."""
+def test_the_simulated_fleet_sees_the_same_run_when_the_host_clock_steps(tmp_path):
+    """The simulated cloud keeps its own time (the monotonic clock) while the host's steps back an hour, then
+    forward a day. Stepped back, a worker's older first claim would look newer than our launch; stepped ahead,
+    the job list would be read from a day too late and miss every live job. Every cycle decides as without the
+    steps."""
     from worlds import sim_loop
 
     runs = []
-    for name, step in (("plain", 0.0), ("stepped", 86400.0)):
+    for name, steps in (("plain", {}), ("stepped", {20: -3600.0, 60: 86400.0})):
         (tmp_path / name).mkdir()
         p, rec, clock, fleet = sim_loop(tmp_path / name, phones=10, burst=8)
         cycles = []
         for n in range(1, 120):
-            if n == 30:
-                clock.step(step)
+            clock.step(steps.get(n, 0.0))
             report = p.cycle()
             clock.advance(30)
             cycles.append(([(d.pool, d.pending, d.starting, d.launches) for d in report.plan.decisions],

@@ -82,7 +82,8 @@ class Provisioner:
         self.reader = Reader(settings, runtime, self.pools)
         self.submissions = Submissions(settings, runtime, self.pools, ledger, clock, self.hooks, dry_run, inline)
         self.accounting = Accounting(settings, self.pools, ledger, self.hooks, dry_run,
-                                     self.submissions.being_submitted, clock.now(), clock, self.submissions.sent)
+                                     self.submissions.being_submitted, clock.now(), clock, self.submissions.sent,
+                                     self.reader.wall_of)
         self.health = Health(settings, ledger, dry_run, clock, self.submissions.failed)
         self.warmth = WarmTargets(settings, self.pools, self.accounting.claim_estimate)
         self.dry_run = dry_run

@@ -42,11 +42,13 @@ class Accounting:
     def __init__(
         self, settings: Settings, pools: Mapping[str, Pool], ledger: Ledger | None, hooks: Hooks, dry_run: bool,
         being_submitted: Callable[[], set[str]], now: float, clock: Clock, sent: Anchors,
+        wall_of: Callable[[float], float] | None = None,
     ) -> None:
         self.settings, self.pools, self.ledger, self.hooks, self.dry_run = settings, pools, ledger, hooks, dry_run
         self.clock = clock
         # launch id -> the monotonic time it was sent: marked by the submitter, else from its age when first read
         self.sent = sent
+        self._wall_of = wall_of  # a monotonic time as a wall time, as the clocks ran at the first observation
         self._being_submitted = being_submitted  # ids of the launches this process is submitting now
         self.launching_since = now  # jobs created later are never adopted (see _adopt)
         self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
@@ -210,7 +212,9 @@ class Accounting:
                 baseline = worker.latest_task if worker is not None else ""
             self._record(self.ledger.mark, launch.id, claim_baseline=baseline)
             launch = replace(launch, claim_baseline=baseline)
-        if claimed(launch, worker, self.settings.adopt_clock_skew_seconds):
+        at = self.sent.at.get(launch.id) if worker is not None and worker.first_claim is not None else None
+        sent_wall = self._wall_of(at) if at is not None and self._wall_of is not None else None
+        if claimed(launch, worker, self.settings.adopt_clock_skew_seconds, sent_wall):
             self._record(self.ledger.mark, launch.id, claimed_at=now)
             self._claims_seen[launch.pool] += 1
             logger.debug("launch {} of pool {}: worker {} claimed a task", launch.id[:8], launch.pool, launch.udid)
@@ -293,12 +297,15 @@ class Accounting:
         return ended
 
 
-def claimed(launch: Launch, worker: Worker | None, skew: float) -> bool:
+def claimed(launch: Launch, worker: Worker | None, skew: float, sent_wall: float | None = None) -> bool:
     """Whether the launch's worker has claimed a task: its first claim ever came after the launch, or its latest
-    task is not the one it had when the launch was planned."""
+    task is not the one it had when the launch was planned. "After the launch" compares the queue's timestamp with
+    ours: after both the recorded wall time and, where known, the time it was sent as the wall clock ran when
+    this process began (``sent_wall``), so that a step of our wall clock back makes no older claim look new."""
     if worker is None:
         return False
-    if worker.first_claim is not None and worker.first_claim >= launch.submitted_at - skew:
+    after = launch.submitted_at if sent_wall is None else max(launch.submitted_at, sent_wall)
+    if worker.first_claim is not None and worker.first_claim >= after - skew:
         return True
     return launch.claim_baseline is not None and worker.latest_task not in ("", launch.claim_baseline)
 

@@ -95,7 +95,12 @@ class Reader:
             return now
         if self._first is None:
             self._first = (now, mono)
-        return min(now, self._first[0] + (mono - self._first[1]))
+        return min(now, self.wall_of(mono))
+
+    def wall_of(self, mono: float) -> float:
+        """The wall time at the monotonic time ``mono``, as the wall clock ran at the first observation (as the
+        cloud's clock runs, unless the host's was wrong then): ``mono`` itself before any."""
+        return mono if self._first is None else self._first[0] + (mono - self._first[1])
 
     def _named(self, provider: str, what: str, items: list[Any], name_of: Callable[[Any], str],
                optional: bool = False) -> list[Any]:
