@@ -32,6 +32,7 @@ class Health:
         self.settings, self.ledger, self.dry_run, self.clock = settings, ledger, dry_run, clock
         self.failed = failed if failed is not None else Anchors()  # failed launch id -> monotonic time
         self._recorded = Anchors()  # a recorded hold's row id -> the monotonic time of its ``since``
+        self._prune_at = 1000  # anchors kept before the long past ones are forgotten (doubles: amortized)
         self._kept: dict[str, tuple[float, str]] = {}  # last cycle's holds: udid -> (until, monotonic; why)
         self._released: dict[str, float] | None = None  # the operator's releases seen last cycle
         self._held_logged: set[str] = set()
@@ -118,8 +119,9 @@ class Health:
             if until > mono and until > held.get(udid, (0.0, ""))[0]:
                 held[udid] = (until, why)
         self._kept = held
-        if len(self.failed.at) + len(self._recorded.at) > 1000:  # now and then: forget what is long past
+        if len(self.failed.at) + len(self._recorded.at) > self._prune_at:  # now and then: forget the long past
             gone = mono - longest - max(s.job_failure_hold_seconds, 86400.0)
             self.failed.keep(lambda _, at: at > gone)
             self._recorded.keep(lambda _, at: at > gone)
+            self._prune_at = max(1000, 2 * (len(self.failed.at) + len(self._recorded.at)))
         return held
