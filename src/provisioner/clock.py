@@ -14,6 +14,10 @@ An event recorded in wall time gets its monotonic time once (an ``Anchors`` book
 this process makes it (a launch sent, a submission failed), else from its wall-clock age when this process
 first reads it (a launch loaded back from the ledger after a restart, a hold made by ``provisioner phones``).
 A later step of the wall clock changes neither, so no cover, backoff or hold is ended or stretched by one.
+Where our times meet a service's, a step of our wall clock (which the service's clock does not follow) is
+guarded both ways: the providers' job list ends at the earlier of the wall time and the wall time of the first
+observation plus the monotonic time since (``cycle.observe``), and a worker's first claim counts as ours only if
+it came after both of them (``cycle.accounting.claimed``).
 
 A plugin never calls ``time.time()``, ``time.monotonic()`` or ``time.sleep()`` for what the host's time governs:
 it calls ``context.clock.now()``, ``monotonic(context.clock)`` (or ``context.clock.monotonic()``) and
@@ -38,7 +42,7 @@ class Clock(Protocol):
 
     def monotonic(self) -> float:
         """Seconds on a clock that never steps (only differences mean anything). Read it with
-        ``provisioner.clock.monotonic(clock)``: a clock without this method falls back to ``now()``."""
+        ``provisioner.monotonic(clock)``: a clock without this method falls back to ``now()``."""
         ...
 
     def sleep(self, seconds: float, wake: threading.Event | None = None) -> None:
