@@ -85,6 +85,7 @@ class Accounting:
         strangers: list[RemoteJob] = []
         active = self._being_submitted()
         terms: dict[str, _Terms] = {}  # pool -> what its launches need, made when its first one comes
+        sent_at = self.sent.at  # launch id -> the monotonic time it was sent
         for launch in ours:
             t = terms.get(launch.pool)
             if t is None:
@@ -105,7 +106,7 @@ class Accounting:
                     launch.claim_baseline is None or launch.udid in t.workers):
                 launch = self._claim(launch, t.workers, now)
             if launch.claimed_at is None:
-                in_flight.append(self._covering(launch, here, t, now, mono))
+                in_flight.append(_covering(launch, here, t, now, mono, sent_at))
             else:  # claimed: covers nothing, books its phone
                 in_flight.append(InFlight(launch.pool, launch.udid, False, mono))
             if not launch.job_id:
@@ -250,23 +251,6 @@ class Accounting:
         at = self.sent.at.get(launch.id)
         return at if at is not None else self.sent.of(launch.id, sent(launch), now, mono)
 
-    def _covering(self, launch: Launch, here: bool, t: _Terms, now: float, mono: float) -> InFlight:
-        """What the planner needs of a launch in flight whose worker has not claimed a task: it covers a pending
-        task until its worker claims one. One still queued, or being submitted by this process, covers however
-        long its turn takes. Where the claim cannot be seen this cycle (the queue's workers unknown, the phone not
-        known yet), the pool's learned launch-to-claim time stands in (a warm launch: that and its idle timeout).
-        ``since`` is on the monotonic clock, as the planner's ``now``."""
-        limit = t.warm_limit if launch.kind == WARM else None
-        if launch.state is LaunchState.QUEUED or (here and launch.state is LaunchState.SUBMITTING):
-            return InFlight(launch.pool, launch.udid, True, mono, True, limit)
-        since = self.sent.at.get(launch.id)  # (``_sent``, inline: asked of every launch in flight every cycle)
-        if since is None:
-            since = self.sent.of(launch.id, sent(launch), now, mono)
-        if t.workers is not None and launch.udid:  # its claim will be seen
-            return InFlight(launch.pool, launch.udid, True, since, False, limit)
-        return InFlight(launch.pool, launch.udid, mono - since < (t.estimate if limit is None else limit), since,
-                        False, limit)
-
     def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """A ledger write of reconcile; a dry run (``status``, ``run --dry-run``) writes nothing."""
         if not self.dry_run:
@@ -322,6 +306,25 @@ class _Terms(NamedTuple):
 _GONE = _Terms(None, None, 0.0, 0.0)  # a pool no longer in the config
 
 
+
+
+def _covering(launch: Launch, here: bool, t: _Terms, now: float, mono: float, at: dict) -> InFlight:
+    """What the planner needs of a launch in flight whose worker has not claimed a task: it covers a pending task
+    until its worker claims one. One still queued, or being submitted by this process, covers however long its
+    turn takes. Where the claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet),
+    the pool's learned launch-to-claim time stands in (a warm launch: that and its idle timeout). ``since`` is on
+    the monotonic clock, as the planner's ``now``: when the launch was sent (``at``: the ``Anchors`` book of
+    ``Accounting.sent``, read inline, as ``Anchors.of`` would: this is asked of every launch in flight every cycle)."""
+    limit = t.warm_limit if launch.kind == WARM else None
+    if launch.state is LaunchState.QUEUED or (here and launch.state is LaunchState.SUBMITTING):
+        return InFlight(launch.pool, launch.udid, True, mono, True, limit)
+    since = at.get(launch.id)
+    if since is None:
+        since = at[launch.id] = mono - (now - sent(launch))
+    if t.workers is not None and launch.udid:  # its claim will be seen
+        return InFlight(launch.pool, launch.udid, True, since, False, limit)
+    return InFlight(launch.pool, launch.udid, mono - since < (t.estimate if limit is None else limit), since, False,
+                    limit)
 
 
 def sent(launch: Launch) -> float:
