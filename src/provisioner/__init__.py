@@ -6,7 +6,7 @@ change. ``provisioner.testing`` holds the test kit (a virtual clock, a context f
 See docs/writing-a-plugin.md.
 """
 
-from .clock import Clock, SystemClock, VirtualClock
+from .clock import Clock, SystemClock, VirtualClock, monotonic
 from .config import ConfigError, ConfigProblem, validate_options
 from .hookspecs import hookimpl
 from .logs import redact
@@ -88,6 +88,7 @@ __all__ = [
     "deadline_left",
     "hookimpl",
     "is_loopback",
+    "monotonic",
     "name_problem",
     "plugin_options",
     "read_capped",

@@ -21,7 +21,7 @@ from typing import Any
 from loguru import logger
 
 from . import notify
-from .clock import Clock
+from .clock import Clock, monotonic_at, steady
 from .config import Config
 from .cycle.accounting import Accounting
 from .cycle.act import Submissions
@@ -56,7 +56,7 @@ class CycleReport:
     dry_run: bool = False
     active: bool = True  # False: a standby's cycle (observed, planned nothing)
     role: str = "active"
-    ledger_error: str | None = None  # a ledger write failed (submission thread) and none succeeded since
+    ledger_error: str | None = None  # why the ledger cannot be written (no launch, no watchdog ping); None: it can
 
 PRUNE_INTERVAL = 3600.0  # seconds between two foldings of old launches
 PRUNE_BATCHES = 5  # batches of history.BATCH launches folded in one cycle at most
@@ -71,6 +71,7 @@ class Provisioner:
         dry_run: bool = False, seed: int | None = None, inline: bool = False, lease: Lease | None = None,
     ) -> None:
         self.config, self.runtime, self.ledger, self.clock = config, runtime, ledger, clock
+        self.monotonic = steady(clock)  # every wait and interval is on it (see provisioner.clock)
         self.settings = settings = config.settings
         self.pools: dict[str, Pool] = {p.name: p for p in runtime.pools}
         self.hooks = Hooks(hook)
@@ -84,8 +85,9 @@ class Provisioner:
         self.lease = lease if not dry_run else None  # None: always active (an SQLite ledger: one host)
         self.submissions = Submissions(settings, runtime, self.pools, ledger, clock, self.hooks, dry_run, inline, self.lease)
         self.accounting = Accounting(settings, self.pools, ledger, self.hooks, dry_run,
-                                     self.submissions.being_submitted, clock.now())
-        self.health = Health(settings, ledger, dry_run)
+                                     self.submissions.being_submitted, clock.now(), clock, self.submissions.sent,
+                                     self.reader.wall_of)
+        self.health = Health(settings, ledger, dry_run, clock, self.submissions.failed)
         self.warmth = WarmTargets(settings, self.pools, self.accounting.claim_estimate, ledger)
         self.dry_run = dry_run
         # what the commands, the simulator, the benches and the tests call directly
@@ -112,8 +114,11 @@ class Provisioner:
 
     @property
     def ledger_error(self) -> str | None:
-        """Set when a submission thread could not write the ledger: the watchdog is no longer fed."""
-        return self.submissions.ledger_error
+        """Why the ledger cannot be written (None: it can): writes memory holds that the database refused, kept
+        and tried again (``Ledger.write_error``), or a submission's write that could not even be kept. While set,
+        no launch is made and systemd's watchdog is not fed; it clears once a write succeeds again."""
+        error = self.submissions.ledger_error or (self.ledger.write_error if self.ledger is not None else None)
+        return None if error is None else redact(error)
 
     @ledger_error.setter
     def ledger_error(self, value: str | None) -> None:
@@ -125,15 +130,25 @@ class Provisioner:
         return self.accounting.strangers
 
     # -- one cycle -----------------------------------------------------------------------------------
-    def observation(self, now: float) -> tuple[Observation, list[str], Mapping[str, Sequence[Worker] | None]]:
-        """What the planner plans from at ``now``: the remote reads, the ledger brought up to date (in one
-        transaction; a dry run writes nothing) and the phones held back. A cycle and ``provisioner status`` share it."""
-        obs, unknown, jobs, workers = self.observe(now)
-        with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
-            in_flight = self.reconcile(jobs, workers, now)
+    def observation(self, now: float, mono: float | None = None) -> tuple[
+            Observation, list[str], Mapping[str, Sequence[Worker] | None]]:
+        """What the planner plans from at ``now`` (wall) and ``mono`` (the monotonic clock then; by default, at
+        the clock's present offset): the remote reads, the ledger brought up to date (in one transaction; a dry
+        run writes nothing) and the phones held back. Its times (``in_flight``'s ``since``, ``held``) are on the
+        monotonic clock: plan it at ``mono``. A cycle and ``provisioner status`` share it."""
+        mono = monotonic_at(self.clock, now) if mono is None else mono
+        obs, unknown, jobs, workers = self.observe(now, mono)
+        in_flight = None
+        try:
+            with self.ledger.batch() if self.ledger is not None else contextlib.nullcontext():  # one transaction
+                in_flight = self.reconcile(jobs, workers, now, mono)
+        except Exception:
+            if in_flight is None or self.ledger is None or self.ledger.write_error is None:
+                raise
+            # refused: the batch is kept pending (memory holds it) and tried again; plan from memory, launch nothing
         self.accounting.note_idle_workers(obs.phones, workers, in_flight)
-        held = self.held_back(now)  # after the batch: phone health reads this cycle's endings from disk
-        warm, expected = self.warmth.targets(obs.counts, self.accounting.take_claims(), now)
+        held = self.held_back(now, mono)  # after the batch: phone health reads this cycle's endings from disk
+        warm, expected = self.warmth.targets(obs.counts, self.accounting.take_claims(), now, mono)
         obs = Observation(
             counts=obs.counts, quarantined=obs.quarantined, phones=obs.phones, in_flight=in_flight,
             held=held, last_used=self.ledger.last_used() if self.ledger is not None else {},
@@ -144,18 +159,24 @@ class Provisioner:
     def cycle(self) -> CycleReport:
         self.cycles += 1
         t0 = time.perf_counter()
-        now = self.clock.now()
+        now, mono = self.clock.now(), self.monotonic()
         if self.lease is not None and not self._lead(now).active:
             return self._stand_by(now, t0)
-        obs, unknown, workers = self.observation(now)
+        obs, unknown, workers = self.observation(now, mono)
         t1 = time.perf_counter()
-        the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, now, seed=self.seed + self.cycles)
+        the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, mono, seed=self.seed + self.cycles)
         if self.strangers and not self._planned:  # another daemon's jobs with our tag: none launched this cycle
             the_plan = hold_first(the_plan, self.strangers, self.settings.job_tag)
         self._planned = True
+        # writes refused and kept (a submission's own failure, not kept, clears with its next success: launches go on)
+        refused = self.ledger.write_error if self.ledger is not None and not self.dry_run else None
+        unwritable = redact(refused) if refused is not None else None
+        if unwritable is not None:  # a launch is written before it is submitted: none can be now
+            logger.error("ledger cannot be written: {}; no launch this cycle, the watchdog is not fed", unwritable)
+            the_plan = Plan((), the_plan.decisions)
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reader.reads), self.strangers, t1 - t0, t2 - t1,
-                             self.dry_run, ledger_error=self.ledger_error)
+                             self.dry_run, ledger_error=unwritable or self.ledger_error)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         capped, self.submitter.capped = self.submitter.capped, 0
@@ -165,7 +186,8 @@ class Provisioner:
         self._log_decisions(the_plan, report)
         self.hooks("provisioner_cycle", report=report)
         self.act(the_plan, workers, now)
-        self._retain(now)
+        if unwritable is None:
+            self._retain(now, mono)
         return report
 
     # -- leadership (a PostgreSQL ledger shared by several daemons) ---------------------------------------
@@ -197,7 +219,7 @@ class Provisioner:
     def _stand_by(self, now: float, t0: float) -> CycleReport:
         """A standby's cycle: it reads the remote services (its metrics stay live), plans and launches nothing."""
         assert self.role is not None
-        _, unknown, _, _ = self.observe(now)
+        _, unknown, _, _ = self.observe(now, self.monotonic())
         report = CycleReport(self.cycles, now, Plan((), ()), unknown, dict(self.reader.reads), 0,
                              time.perf_counter() - t0, 0.0, self.dry_run, active=False,
                              role=self.role.describe(_stamp))
@@ -205,13 +227,14 @@ class Provisioner:
         self.hooks("provisioner_cycle", report=report)
         return report
 
-    def _retain(self, now: float) -> None:
-        """Fold launches past the retention horizon: every ``PRUNE_INTERVAL``, a few small batches a cycle."""
-        if self.ledger is None or self.dry_run or now - self._pruned_at < PRUNE_INTERVAL:
+    def _retain(self, now: float, mono: float) -> None:
+        """Fold launches past the retention horizon: every ``PRUNE_INTERVAL`` (monotonic), a few small batches a
+        cycle."""
+        if self.ledger is None or self.dry_run or mono - self._pruned_at < PRUNE_INTERVAL:
             return
         gone = prune(self.ledger, now, self.settings.retention_days, PRUNE_BATCHES)
         if gone < PRUNE_BATCHES * PRUNE_BATCH:  # all done until the next interval; else more next cycle
-            self._pruned_at = now
+            self._pruned_at = mono
         if gone:
             logger.info("ledger: {} launches older than {:g} days folded into daily counts", gone,
                         self.settings.retention_days)
@@ -247,11 +270,11 @@ class Provisioner:
 
     # -- run -----------------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_cycles: int | None = None, duration: float | None = None) -> None:
-        start = self.clock.now()
+        start = self.monotonic()  # the cycle's pace and the run's length: on the monotonic clock
         try:
             self.runtime.start()  # once, before the first cycle: plugins' recovery from a crash
             while not stop.is_set():
-                began = self.clock.now()
+                began = self.monotonic()
                 try:
                     self.cycle()
                 except Exception:  # noqa: BLE001 - the loop outlives any one cycle's bug
@@ -264,9 +287,9 @@ class Provisioner:
                         notify.notify(f"STATUS=ledger cannot be written: {self.ledger_error}")
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
-                if duration is not None and self.clock.now() - start >= duration:
+                if duration is not None and self.monotonic() - start >= duration:
                     break
-                self.clock.sleep(max(0.0, began + self.settings.interval - self.clock.now()), stop)
+                self.clock.sleep(max(0.0, began + self.settings.interval - self.monotonic()), stop)
         finally:
             self.submitter.close(cancel=stop.is_set())  # the submissions in flight return first,
             self.runtime.close()  # then each plugin object is closed, once

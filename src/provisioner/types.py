@@ -50,8 +50,10 @@ class PluginContext:
 
     Fields:
 
-    - ``clock``: the one source of time (``Clock``). Read ``clock.now()`` and wait with ``clock.sleep(s)``, never
-      ``time.time()``/``time.sleep()``: tests and ``provisioner simulate`` run the host on a ``VirtualClock``.
+    - ``clock``: the one source of time (``Clock``). Read ``clock.now()`` for what is recorded or compared with a
+      remote service's timestamps, ``provisioner.monotonic(clock)`` for deadlines, intervals and backoffs (a step
+      of the wall clock moves it not), and wait with ``clock.sleep(s)``; never ``time.time()``/``time.sleep()``:
+      tests and ``provisioner simulate`` run the host on a ``VirtualClock`` (whose ``step`` moves the wall alone).
     - ``state_dir``: the directory (0700) where the ledger lives; a plugin keeps its own files under it (e.g.
       ``state_dir / "jobs"``). Absolute once the config is loaded.
     - ``config_dir``: the directory of the config file. A relative path in a plugin's options is relative to it,

@@ -115,10 +115,10 @@ def emit(data: dict[str, Any], as_json: bool, printer: Callable[[dict[str, Any]]
 def snapshot(config: Config, runtime: Runtime, ledger: Ledger | None, clock: Clock) -> dict[str, Any]:
     """What every pool looks like now, and what the next cycle would do. Writes nothing, starts nothing."""
     p = Provisioner(config, runtime, ledger, clock, dry_run=True, inline=True)
-    now = clock.now()
-    obs, unknown, _ = p.observation(now)  # what a cycle plans from; a dry run: reads the ledger, writes nothing
-    holds = p.holds(now)  # the same phones as obs.held, with why
-    the_plan = plan(tuple(p.pools.values()), obs, config.settings.limits, now, seed=p.seed)
+    now, mono = clock.now(), p.monotonic()
+    obs, unknown, _ = p.observation(now, mono)  # what a cycle plans from; a dry run: reads the ledger, writes nothing
+    holds = p.holds(now, mono)  # the same phones as obs.held, with why (until: wall times, for people)
+    the_plan = plan(tuple(p.pools.values()), obs, config.settings.limits, mono, seed=p.seed)
 
     recent = ledger.since(now - 3600) if ledger is not None else []
     made = Counter(launch.pool for launch in recent if launch.state not in (LaunchState.QUEUED, LaunchState.CANCELLED))

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from loguru import logger
 
+from ..clock import Anchors, Clock, monotonic_at
 from ..config import Settings
 from ..ledger import Ledger
 from ..model import JobState, Launch, LaunchState, Phone, PhoneState, Pool, RemoteJob, Worker
@@ -40,9 +41,14 @@ class Accounting:
 
     def __init__(
         self, settings: Settings, pools: Mapping[str, Pool], ledger: Ledger | None, hooks: Hooks, dry_run: bool,
-        being_submitted: Callable[[], set[str]], now: float,
+        being_submitted: Callable[[], set[str]], now: float, clock: Clock, sent: Anchors,
+        wall_of: Callable[[float], float] | None = None,
     ) -> None:
         self.settings, self.pools, self.ledger, self.hooks, self.dry_run = settings, pools, ledger, hooks, dry_run
+        self.clock = clock
+        # launch id -> the monotonic time it was sent: marked by the submitter, else from its age when first read
+        self.sent = sent
+        self._wall_of = wall_of  # a monotonic time as a wall time, as the clocks ran at the first observation
         self._being_submitted = being_submitted  # ids of the launches this process is submitting now
         self.launching_since = now  # jobs created later are never adopted (see _adopt)
         self.strangers = 0  # live jobs with our tag that no launch of ours knows, last cycle
@@ -60,22 +66,31 @@ class Accounting:
         return claims
 
     def reconcile(
-        self, jobs: Mapping[str, list[RemoteJob] | None], workers: Mapping[str, Sequence[Worker] | None], now: float
+        self, jobs: Mapping[str, list[RemoteJob] | None], workers: Mapping[str, Sequence[Worker] | None], now: float,
+        mono: float | None = None,
     ) -> list[InFlight]:
         """Bring the ledger up to date with the providers' job lists and the queues' worker records; return
-        everything in flight, each launch covering a pending task until its worker has claimed one."""
+        everything in flight, each launch covering a pending task until its worker has claimed one. ``now`` is
+        the wall time (recorded; compared with the jobs' ``created_at``), ``mono`` the monotonic time (every
+        duration; ``InFlight.since`` is on it)."""
+        if mono is None:
+            mono = monotonic_at(self.clock, now)
         in_flight: list[InFlight] = []
         ours = self.ledger.in_flight() if self.ledger is not None else []  # a dry run reads, never writes
+        if len(self.sent.at) > 2 * len(ours) + 1000:  # now and then: forget the launches no longer in flight
+            flying = {launch.id for launch in ours}
+            self.sent.keep(lambda key, _: key in flying)
         by_id = {j.job_id: j for js in jobs.values() if js for j in js}
         matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
         unrecorded: list[Launch] = []  # in flight with no job id yet: their jobs may be listed already
         strangers: list[RemoteJob] = []
         active = self._being_submitted()
         terms: dict[str, _Terms] = {}  # pool -> what its launches need, made when its first one comes
+        sent_at = self.sent.at  # launch id -> the monotonic time it was sent
         for launch in ours:
             t = terms.get(launch.pool)
             if t is None:
-                t = terms[launch.pool] = self._terms(launch.pool, workers, now)
+                t = terms[launch.pool] = self._terms(launch.pool, workers, now, mono)
             if t is _GONE:  # its pool left the config: nothing will follow it any more
                 launch = self._end(launch, now, "pool removed", "its pool is no longer in the config")
                 continue
@@ -84,7 +99,7 @@ class Accounting:
             steady = job is not None and ((job.state is _J_RUNNING and launch.state is _L_RUNNING) or
                                           (job.state is _J_STARTING and launch.state is _L_STARTING))
             if not steady or (job.udid and not launch.udid):
-                launch = self._record_one(launch, t.pool, job, jobs, t.workers, matched, here, now)
+                launch = self._record_one(launch, t.pool, job, jobs, t.workers, matched, here, now, mono)
                 if not launch.state.in_flight:
                     continue
             # a claim needs the phone and the queue's workers; with a baseline, only a worker on record claims
@@ -92,9 +107,9 @@ class Accounting:
                     launch.claim_baseline is None or launch.udid in t.workers):
                 launch = self._claim(launch, t.workers, now)
             if launch.claimed_at is None:
-                in_flight.append(_covering(launch, here, t, now))
+                in_flight.append(_covering(launch, here, t, now, mono, sent_at))
             else:  # claimed: covers nothing, books its phone
-                in_flight.append(InFlight(launch.pool, launch.udid, False, sent(launch)))
+                in_flight.append(InFlight(launch.pool, launch.udid, False, mono))
             if not launch.job_id:
                 unrecorded.append(launch)
         skew = self.settings.adopt_clock_skew_seconds
@@ -106,11 +121,13 @@ class Accounting:
                 if mine is not None:  # the job of a launch whose id is not recorded yet: counted once, as the launch
                     unrecorded.remove(mine)
                     if job.udid and not mine.udid:  # the cloud placed it: its phone is taken, whatever the list says
-                        in_flight.append(InFlight(job.pool, job.udid, False, job.created_at))
+                        in_flight.append(InFlight(job.pool, job.udid, False, mono))
                     continue
-                # a job with our tag the ledger does not hold (another daemon, or a lost ledger): respect it
-                covering = job.state is JobState.STARTING or now - job.created_at < self.claim_estimate(job.pool, now)
-                in_flight.append(InFlight(job.pool, job.udid, covering, job.created_at))
+                # a job with our tag the ledger does not hold (another daemon, or a lost ledger): respect it. Its age
+                # is the remote service's timestamp against the wall clock: all there is to go by
+                age = now - job.created_at
+                covering = job.state is JobState.STARTING or age < self.claim_estimate(job.pool, now, mono)
+                in_flight.append(InFlight(job.pool, job.udid, covering, mono - age))
                 strangers.append(job)
         self._report_strangers(strangers)
         return in_flight
@@ -129,7 +146,7 @@ class Accounting:
 
     def _record_one(
         self, launch: Launch, pool: Pool, job: RemoteJob | None, jobs: Mapping[str, list[RemoteJob] | None],
-        workers: Mapping[str, Worker] | None, matched: set[str], here: bool, now: float,
+        workers: Mapping[str, Worker] | None, matched: set[str], here: bool, now: float, mono: float,
     ) -> Launch:
         """A launch whose job is new, changed state, ended, or is missing: follow it, adopt it, or end it."""
         provider_jobs = jobs.get(pool.device_provider)
@@ -141,10 +158,12 @@ class Accounting:
                 launch = self._claim(launch, workers, now)
             return self._follow(launch, job, now)
         if provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
-            if now - sent(launch) >= self.settings.max_startup_seconds and not here:
+            if not here and mono - self._sent(launch, now, mono) >= self.settings.max_startup_seconds:
                 return self._end(launch, now, "never seen", "not in the provider's job list in time")
         elif provider_jobs is not None and launch.state is LaunchState.RUNNING:
-            if now - launch.submitted_at >= self.settings.jobs_lookback_seconds:
+            # measured from when it was sent (its job's creation), on the monotonic clock: a step of the wall clock
+            # that moves the provider's list window ends no launch whose job it no longer lists
+            if mono - self._sent(launch, now, mono) >= self.settings.jobs_lookback_seconds:
                 return self._end(launch, now, "unknown", "fell out of the provider's job list")
         return launch
 
@@ -195,33 +214,43 @@ class Accounting:
                 baseline = worker.latest_task if worker is not None else ""
             self._record(self.ledger.mark, launch.id, claim_baseline=baseline)
             launch = replace(launch, claim_baseline=baseline)
-        if claimed(launch, worker, self.settings.adopt_clock_skew_seconds):
+        at = self.sent.at.get(launch.id) if worker is not None and worker.first_claim is not None else None
+        sent_wall = self._wall_of(at) if at is not None and self._wall_of is not None else None
+        if claimed(launch, worker, self.settings.adopt_clock_skew_seconds, sent_wall):
             self._record(self.ledger.mark, launch.id, claimed_at=now)
             self._claims_seen[launch.pool] += 1
             logger.debug("launch {} of pool {}: worker {} claimed a task", launch.id[:8], launch.pool, launch.udid)
             return replace(launch, claimed_at=now)
         return launch
 
-    def _terms(self, name: str, workers: Mapping[str, Sequence[Worker] | None], now: float) -> _Terms:
+    def _terms(self, name: str, workers: Mapping[str, Sequence[Worker] | None], now: float, mono: float) -> _Terms:
         """What reconcile needs of a pool with launches in flight, once a cycle, not once per launch: its queue's
         workers by id (None: unknown this cycle) and how long one of its launches may cover a task without a claim
         seen."""
         pool = self.pools.get(name)
         if pool is None:
             return _GONE
-        estimate = self.claim_estimate(name, now)
+        estimate = self.claim_estimate(name, now, mono)
         # a warm launch's worker waits for a task up to its idle timeout: it covers one until then
         warm = max(estimate + idle_timeout(pool) + self.settings.interval, self.settings.max_startup_seconds)
         listed = workers.get(pool.queue)
         return _Terms(pool, None if listed is None else {w.worker_id: w for w in listed}, estimate, warm)
 
-    def claim_estimate(self, pool: str, now: float) -> float:
+    def claim_estimate(self, pool: str, now: float, mono: float | None = None) -> float:
         """The pool's median launch-to-claim time over the last day, of its demand launches (``claim_seconds``
-        until some are known)."""
-        if self._estimates is None or now - self._estimates[0] >= ESTIMATE_REFRESH:
+        until some are known). Read again every ``ESTIMATE_REFRESH`` seconds of the monotonic clock."""
+        if mono is None:
+            mono = monotonic_at(self.clock, now)
+        if self._estimates is None or not 0 <= mono - self._estimates[0] < ESTIMATE_REFRESH:
             learned = demand_claim_seconds(self.ledger, now - 86400.0) if self.ledger is not None else {}
-            self._estimates = (now, {p: statistics.median(v[-ESTIMATE_SAMPLES:]) for p, v in learned.items()})
+            self._estimates = (mono, {p: statistics.median(v[-ESTIMATE_SAMPLES:]) for p, v in learned.items()})
         return self._estimates[1].get(pool, self.settings.claim_seconds)
+
+    def _sent(self, launch: Launch, now: float, mono: float) -> float:
+        """The monotonic time the launch was sent: marked by the submitter of this process, else taken once from
+        its wall-clock age when first read (loaded from the ledger after a restart or a takeover)."""
+        at = self.sent.at.get(launch.id)
+        return at if at is not None else self.sent.of(launch.id, sent(launch), now, mono)
 
     def _record(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """A ledger write of reconcile; a dry run (``status``, ``run --dry-run``) writes nothing."""
@@ -253,12 +282,15 @@ class Accounting:
         return ended
 
 
-def claimed(launch: Launch, worker: Worker | None, skew: float) -> bool:
+def claimed(launch: Launch, worker: Worker | None, skew: float, sent_wall: float | None = None) -> bool:
     """Whether the launch's worker has claimed a task: its first claim ever came after the launch, or its latest
-    task is not the one it had when the launch was planned."""
+    task is not the one it had when the launch was planned. "After the launch" compares the queue's timestamp with
+    ours: after both the recorded wall time and, where known, the time it was sent as the wall clock ran when
+    this process began (``sent_wall``), so that a step of our wall clock back makes no older claim look new."""
     if worker is None:
         return False
-    if worker.first_claim is not None and worker.first_claim >= launch.submitted_at - skew:
+    after = launch.submitted_at if sent_wall is None else max(launch.submitted_at, sent_wall)
+    if worker.first_claim is not None and worker.first_claim >= after - skew:
         return True
     return launch.claim_baseline is not None and worker.latest_task not in ("", launch.claim_baseline)
 
@@ -275,18 +307,24 @@ class _Terms(NamedTuple):
 _GONE = _Terms(None, None, 0.0, 0.0)  # a pool no longer in the config
 
 
-def _covering(launch: Launch, here: bool, t: _Terms, now: float) -> InFlight:
+
+
+def _covering(launch: Launch, here: bool, t: _Terms, now: float, mono: float, at: dict) -> InFlight:
     """What the planner needs of a launch in flight whose worker has not claimed a task: it covers a pending task
     until its worker claims one. One still queued, or being submitted by this process, covers however long its
     turn takes. Where the claim cannot be seen this cycle (the queue's workers unknown, the phone not known yet),
-    the pool's learned launch-to-claim time stands in (a warm launch: that and its idle timeout)."""
-    since = sent(launch)
+    the pool's learned launch-to-claim time stands in (a warm launch: that and its idle timeout). ``since`` is on
+    the monotonic clock, as the planner's ``now``: when the launch was sent (``at``: the ``Anchors`` book of
+    ``Accounting.sent``, read inline, as ``Anchors.of`` would: this is asked of every launch in flight every cycle)."""
     limit = t.warm_limit if launch.kind == WARM else None
     if launch.state is LaunchState.QUEUED or (here and launch.state is LaunchState.SUBMITTING):
-        return InFlight(launch.pool, launch.udid, True, since, True, limit)
+        return InFlight(launch.pool, launch.udid, True, mono, True, limit)
+    since = at.get(launch.id)
+    if since is None:
+        since = at[launch.id] = mono - (now - sent(launch))
     if t.workers is not None and launch.udid:  # its claim will be seen
         return InFlight(launch.pool, launch.udid, True, since, False, limit)
-    return InFlight(launch.pool, launch.udid, now - since < (t.estimate if limit is None else limit), since, False,
+    return InFlight(launch.pool, launch.udid, mono - since < (t.estimate if limit is None else limit), since, False,
                     limit)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from ..clock import Clock
+from ..clock import Anchors, Clock, steady
 from ..config import Settings
 from ..ledger import Fenced, Ledger
 from ..ledger.leadership import Lease
@@ -40,7 +40,7 @@ class Submitter:
         self, work: Callable[[Launch], None], cancel: Callable[[Launch], None], clock: Clock,
         interval: float, concurrency: int, inline: bool = False,
     ) -> None:
-        self._work, self._cancel, self._clock = work, cancel, clock
+        self._work, self._cancel, self._clock, self._mono = work, cancel, clock, steady(clock)
         self.interval, self.inline = interval, inline
         self._queue: queue.Queue[Launch | None] = queue.Queue()
         self._stop = threading.Event()
@@ -61,10 +61,12 @@ class Submitter:
             self._queue.put(launch)
 
     def _pace(self) -> None:
-        wait = self._last_start + self.interval - self._clock.now()
+        """Wait until ``interval`` after the last start, on the monotonic clock (a step of the wall clock neither
+        stalls nor bunches the submissions)."""
+        wait = self._last_start + self.interval - self._mono()
         if wait > 0:
             self._clock.sleep(wait, self._stop)
-        self._last_start = self._clock.now()
+        self._last_start = self._mono()
 
     def _dispatch(self) -> None:
         while True:
@@ -116,11 +118,17 @@ class Submissions:
         hooks: Hooks, dry_run: bool, inline: bool, lease: Lease | None = None,
     ) -> None:
         self.settings, self.runtime, self.pools, self.ledger, self.clock = settings, runtime, pools, ledger, clock
+        self.mono = steady(clock)
+        # the monotonic times this process sent each launch and failed each submission (by launch id): what a
+        # launch covers (accounting) and a phone's backoff (health) are measured from them
+        self.sent, self.failed = Anchors(), Anchors()
         self.hooks, self.dry_run = hooks, dry_run
         self.lease = lease  # several daemons on one ledger: a launch goes out only while the lease is proven
         self.active: set[str] = set()  # launches being submitted by this process
         self._active_lock = threading.Lock()
-        self.ledger_error: str | None = None  # set when a submission thread could not write the ledger
+        # set when a submission thread could not write the ledger and could not keep the write pending either
+        # (see Ledger.write_error for the writes kept); cleared by the next submission that writes all its steps
+        self.ledger_error: str | None = None
         self._rendered: set[str] = set()  # pools whose launch a dry run has shown in full
         self.submitter = Submitter(
             self._submit, self._cancel, clock, settings.launch_interval, settings.launch_concurrency, inline
@@ -167,18 +175,21 @@ class Submissions:
     def _submit(self, launch: Launch) -> None:
         """Submit one launch (on a worker thread). Whatever goes wrong ends the launch ``failed`` with the reason,
         and frees its phone; a ledger that cannot be written stops the watchdog (see ``Provisioner.run``)."""
-        started = self.clock.now()
+        started = self.mono()
         with self._active_lock:
             self.active.add(launch.id)
         try:
             self._submit_one(launch, started)
+            self.ledger_error = None
         except Fenced as exc:  # another daemon leads now: it cancels this launch (never submitted)
             logger.warning("launch {} for pool {}: not submitted: {}", launch.id[:8], launch.pool, exc)
         except Exception as exc:  # noqa: BLE001 - never lose a launch in a thread pool's silence
             detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
             logger.error("launch {} for pool {}: submission failed: {}", launch.id[:8], launch.pool, detail)
             try:
-                self._write(self.ledger.update, launch.id, LaunchState.FAILED, self.clock.now(), detail=detail)
+                self.failed.mark(launch.id, self.mono())
+                self._write(self.ledger.update, launch.id, LaunchState.FAILED, self.clock.now(), keep=True,
+                            detail=detail)
             except Exception as again:  # noqa: BLE001
                 self.ledger_error = redact(f"{type(again).__name__}: {again}".splitlines()[0])[:300]
                 logger.error("ledger cannot be written: {}; the watchdog is no longer fed", self.ledger_error)
@@ -208,23 +219,26 @@ class Submissions:
                 result = LaunchResult(False, detail=f"launcher returned {type(result).__name__}, not LaunchResult")
         except Exception as exc:  # noqa: BLE001 - a launcher bug fails one launch, not the loop
             result = LaunchResult(False, detail=f"launcher raised {type(exc).__name__}: {exc}".splitlines()[0])
-        now = self.clock.now()
-        took = now - started
+        now, mono = self.clock.now(), self.mono()
+        took = mono - started
         target = pool.target(launch.udid)
         if result.ok and result.job_id:
             if self.ledger.known_job_ids([result.job_id]):
                 result = LaunchResult(False, detail=f"job id {result.job_id} is already recorded for another launch")
         if result.ok and result.job_id:
+            self.sent.mark(launch.id, mono)  # before the write: reconcile may read the launch at once
             # reconcile may have seen the job already (running, even ended): never move it back
-            if not self._write(self.ledger.update, launch.id, LaunchState.STARTING, now,
+            # the job exists: memory holds it whatever the database says (a refused write stays pending)
+            if not self._write(self.ledger.update, launch.id, LaunchState.STARTING, now, keep=True,
                                only_from=LaunchState.SUBMITTING, job_id=result.job_id, detail=result.url, sent_at=now,
                                submit_seconds=took):
-                self._write(self.ledger.mark, launch.id, sent_at=now, submit_seconds=took)
+                self._write(self.ledger.mark, launch.id, keep=True, sent_at=now, submit_seconds=took)
             logger.info("launched job {} for pool {} on {} {}", result.job_id, pool.name, target, result.url)
             self.hooks("provisioner_launch_submitted", launch=self.ledger.get(launch.id), result=result)
         else:
             detail = redact(result.detail or "launcher reported success without a job id")
-            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, detail=detail[-2000:],
+            self.failed.mark(launch.id, mono)
+            self._write(self.ledger.update, launch.id, LaunchState.FAILED, now, keep=True, detail=detail[-2000:],
                         submit_seconds=took)
             logger.error("launch for pool {} on {} failed: {}", pool.name, target, detail.splitlines()[-1] if detail else "")
             self.hooks("provisioner_launch_failed", launch=self.ledger.get(launch.id), result=result)

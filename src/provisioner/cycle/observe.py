@@ -34,6 +34,7 @@ class Reader:
     def __init__(self, settings: Settings, runtime: Runtime, pools: Mapping[str, Pool]) -> None:
         self.settings, self.runtime = settings, runtime
         self.reads: dict[str, str] = {}
+        self._first: tuple[float, float] | None = None  # (wall, monotonic) at the first observation
         self._warned: set[tuple[str, str]] = set()
         self._good_names: set[str] = set()  # names from providers already found valid
         by_source: dict[str, dict[str, None]] = defaultdict(dict)  # source -> its queues, in the pools' order
@@ -42,7 +43,8 @@ class Reader:
         self._sources = ({s: list(qs) for s, qs in by_source.items()},
                          sorted({p.device_provider for p in pools.values()}))
 
-    def observe(self, now: float) -> tuple[Observation, list[str], dict[str, list[RemoteJob] | None]]:
+    def observe(self, now: float, mono: float | None = None) -> tuple[
+            Observation, list[str], dict[str, list[RemoteJob] | None]]:
         unknown: list[str] = []
         self.reads = reads = {}  # this observation's reads, for the cycle report
         queues_by_source, providers = self._sources
@@ -67,7 +69,7 @@ class Reader:
                 quarantined.setdefault(q, None)
         phones: dict[str, Any] = {}
         jobs: dict[str, list[RemoteJob] | None] = {}
-        since = now - self.settings.jobs_lookback_seconds
+        since = self.window(now, mono) - self.settings.jobs_lookback_seconds
         for name in providers:
             provider = self.runtime.device_provider(name)
             phones[name] = _guard(lambda: list(provider.phones()), f"{name}: phones", unknown, reads, Phone)
@@ -83,6 +85,22 @@ class Reader:
                 phones[name] = None
         obs = Observation(counts=counts, quarantined=quarantined, phones=phones)
         return obs, unknown, jobs, workers
+
+    def window(self, now: float, mono: float | None) -> float:
+        """Where the providers' job lists end, as their timestamps go: the wall time, or, should the wall clock
+        have stepped ahead since the first observation, the time the monotonic clock has run since then, whichever
+        is earlier. The list reaches back from there: a step forward of the host's clock (which the cloud's does
+        not follow) hides none of our live jobs, at the cost of a longer list while the clocks disagree."""
+        if mono is None:
+            return now
+        if self._first is None:
+            self._first = (now, mono)
+        return min(now, self.wall_of(mono))
+
+    def wall_of(self, mono: float) -> float:
+        """The wall time at the monotonic time ``mono``, as the wall clock ran at the first observation (as the
+        cloud's clock runs, unless the host's was wrong then): ``mono`` itself before any."""
+        return mono if self._first is None else self._first[0] + (mono - self._first[1])
 
     def _named(self, provider: str, what: str, items: list[Any], name_of: Callable[[Any], str],
                optional: bool = False) -> list[Any]:

@@ -26,17 +26,18 @@ class WarmTargets:
         self.arrivals = Arrivals(settings.warm_window_seconds)  # per queue, for warm = "auto"
         self.start = StartLearned(ledger, ESTIMATE_REFRESH)  # per pool, for warm = "auto"
 
-    def targets(self, counts: Mapping[str, QueueCounts | None], claims: Counter[str],
-                now: float) -> tuple[dict[str, int], dict[str, int]]:
+    def targets(self, counts: Mapping[str, QueueCounts | None], claims: Counter[str], now: float,
+                mono: float | None = None) -> tuple[dict[str, int], dict[str, int]]:
         """Each pool's warm target this cycle and, of an ``auto`` one, its expected demand (see ``warm``); the
-        arrivals at an ``auto`` pool's queue are measured first (a queue has one pool). ``claims``: the claims seen
-        per pool since the last call."""
+        arrivals at an ``auto`` pool's queue are measured first (a queue has one pool), their intervals on the
+        monotonic clock (``mono``; ``now`` if not given). ``claims``: the claims seen per pool since the last call."""
+        mono = now if mono is None else mono
         targets, expected = {}, {}
         for pool in self.pools.values():
             if pool.warm == "auto":
-                self.arrivals.observe(pool.queue, now, counts.get(pool.queue), claims[pool.name])
+                self.arrivals.observe(pool.queue, mono, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
-                rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now)
+                rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now, mono)
                 start = self.start.start_seconds(pool, claim, now)
                 targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor, start)
                 if pool.warm == "auto":

@@ -54,6 +54,7 @@ class Ledger:
         self._store = store = Store(self.dialect, readonly)
         self._lock, self._exec, self._write = store.lock, store.exec, store.write
         self.batch, self.transaction, self.query, self.close = store.batch, store.transaction, store.query, store.close
+        self.catch_up = store.catch_up
         self._holds = holds = HoldBook(store)
         self.hold, self.release, self.holds = holds.hold, holds.release, holds.holds
         self.hold_history, self.releases = holds.hold_history, holds.releases
@@ -89,15 +90,23 @@ class Ledger:
             last = dict(self._exec("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid").fetchall())
             self._flight, self._last_used = flight, last
 
+    @property
+    def write_error(self) -> str | None:
+        """Why the database refuses writes that the launches in memory already hold (None: every one written).
+        They are tried again before any other write, and at the end of every ``batch``."""
+        return self._store.error
+
     def take_over(self, tag: str, epoch: int) -> None:
         """Become the writer of epoch ``epoch`` of ``tag``: every launch write is fenced by it from now on."""
         with self._lock:
             self._store.fence = (tag, epoch)
+            self._store.forget_pending()  # an old epoch's writes: memory is loaded again from the database
             self.load()
 
     def step_down(self) -> None:
         """Keep nothing in memory (another daemon writes); launch writes stay fenced by the old epoch."""
         with self._lock:
+            self._store.forget_pending()
             self._flight = self._last_used = None
 
     def busy(self, exc: BaseException) -> bool:
@@ -121,13 +130,13 @@ class Ledger:
                 self._used(udid, now)
         return launch
 
-    def mark(self, launch_id: str, **values: float | str | None) -> None:
+    def mark(self, launch_id: str, keep: bool = False, **values: float | str | None) -> None:
         """Record facts that do not move the launch's state: ``claimed_at``, ``claim_baseline``, ``submit_seconds``,
-        ``sent_at``."""
+        ``sent_at``. ``keep``: refused, the write stays pending (see ``write_error``) and memory holds it."""
         assert values and set(values) <= {"claimed_at", "claim_baseline", "submit_seconds", "sent_at"}, values
         sets = ", ".join(f"{k} = ?" for k in values)
         with self._lock:
-            self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*values.values(), launch_id))
+            self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*values.values(), launch_id), keep)
             cached = self._flight.get(launch_id) if self._flight is not None else None
             if cached is not None:
                 self._flight[launch_id] = replace(cached, **{k: v for k, v in values.items() if k in _FIELDS})
@@ -153,10 +162,11 @@ class Ledger:
 
     def update(
         self, launch_id: str, state: LaunchState, now: float, only_from: LaunchState | None = None,
-        **values: str | float,
+        keep: bool = False, **values: str | float,
     ) -> bool:
         """Move a launch to ``state`` (only if it is in ``only_from``, when given), setting ``values`` with it.
-        True if it moved (inside a ``batch``: if it will move, as far as the launches in memory tell)."""
+        True if it moved (inside a ``batch``, or kept pending: if it will move, as far as the launches in memory
+        tell). ``keep``: refused, the write stays pending (see ``write_error``) and memory moves the launch."""
         allowed = {"job_id", "outcome", "detail", "udid", "sent_at", "submit_seconds"}
         assert set(values) <= allowed, values
         sets = ", ".join(f"{k} = ?" for k in values)
@@ -168,7 +178,7 @@ class Ledger:
             changed = self._write(
                 f"UPDATE launches SET state = ?, updated_at = ?, ran_at = COALESCE(ran_at, ?)"
                 f"{', ' + sets if sets else ''} WHERE id = ?{guard}",
-                (state.value, now, ran, *values.values(), launch_id, *args),
+                (state.value, now, ran, *values.values(), launch_id, *args), keep,
             )
             moved = None if changed is None else changed > 0
             if self._flight is not None:

@@ -21,7 +21,7 @@ class Hold:
     source: str
     reason: str = ""
     released_at: float | None = None
-
+    id: int | None = None  # its row (None: not read back from the ledger)
 
 
 class HoldBook:
@@ -69,7 +69,7 @@ class HoldBook:
     def _holds(self, where: str, args: Iterable) -> list[Hold]:
         with self._lock:
             rows = self._exec(
-                f"SELECT udid, since, until, source, reason, released_at FROM holds WHERE {where} ORDER BY since",
+                f"SELECT udid, since, until, source, reason, released_at, id FROM holds WHERE {where} ORDER BY since",
                 tuple(args),
             ).fetchall()
         return [Hold(*row) for row in rows]

@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from provisioner import Clock, RemoteError
+from provisioner import Clock, RemoteError, monotonic
 
 from .config import FaultSpec, FleetConfig
 
@@ -38,7 +38,7 @@ class Faults:
         """Count the call(s) the real service would need; during a fault window on the endpoint, fail it."""
         with self._lock:
             self.calls[endpoint] += calls
-            now = max(self._sim_now(), self.clock.now())
+            now = max(self._sim_now(), monotonic(self.clock))
             fault = self._fault_now(endpoint, now)
             if fault is None:
                 return

@@ -23,7 +23,8 @@ The model follows what production showed (see DESIGN.md and the reference notes)
   out may still have reached the cloud (``went_through``): its job runs, though the caller was told it failed.
 
 The simulation is event driven and lazy: every public method first processes, in time order, the events due up
-to ``clock.now()`` (task arrivals, phase changes, phones freed). It never sleeps (a call's own duration, a
+to the clock's monotonic time (task arrivals, phase changes, phones freed): the service's own clock, which a step of
+the host's wall clock does not move (its timestamps, ``created_at``, are on it). It never sleeps (a call's own duration, a
 timeout or an upload, is a ``clock.sleep``), so it runs as well on a virtual clock that jumps hours ahead in one
 step. Randomness comes from ``random.Random`` instances seeded from the configured seed, one stream per
 purpose, so the results only depend on the seed and on the calls made.
@@ -41,7 +42,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from provisioner import Clock, JobState, LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Worker
+from provisioner import (
+    Clock, JobState, LaunchRequest, LaunchResult, Phone, Pool, QueueCounts, RemoteJob, Worker, monotonic,
+)
 
 from .cloud import Cloud
 from .config import FleetConfig, QueueSpec
@@ -63,7 +66,7 @@ class Fleet:
         self.clock = clock
         self.job_tag = job_tag
         self._lock = threading.RLock()
-        self._time = Timeline(clock.now())
+        self._time = Timeline(monotonic(clock))
         self._started_at = self._time.now
         self._launch_rng = random.Random(f"{config.seed}/launch")
         self._faults = Faults(config, clock, self._lock, lambda: self._time.now, self._started_at)
@@ -187,4 +190,4 @@ class Fleet:
 
     def _advance(self) -> float:
         """Process every event due up to the clock's now; return the simulation's time (calls count in ``Faults.gate``)."""
-        return self._time.advance(self.clock.now())
+        return self._time.advance(monotonic(self.clock))

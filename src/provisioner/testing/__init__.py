@@ -2,7 +2,9 @@
 
 Installed with the host, and a pytest plugin (entry point ``provisioner.testing`` in the ``pytest11`` group, or
 ``pytest_plugins = ["provisioner.testing"]`` in a top-level conftest), which adds two fixtures:
-``provisioner_clock`` (a ``VirtualClock``) and ``provisioner_context`` (``make_context(tmp_path)``).
+``provisioner_clock`` (a ``VirtualClock``) and ``provisioner_context`` (``make_context(tmp_path)``). The clock's
+``step(seconds)`` moves its wall time alone (``now()``, not ``monotonic()``): a plugin's test can check that a
+step of the host's clock ends or stretches none of its deadlines, intervals or backoffs.
 
 A plugin's tests subclass the suites::
 

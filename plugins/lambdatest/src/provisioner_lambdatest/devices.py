@@ -10,7 +10,7 @@ from typing import Any
 
 from loguru import logger
 
-from provisioner import JobState, Phone, PhoneState, PluginContext, Pool, RemoteError, RemoteJob
+from provisioner import JobState, Phone, PhoneState, PluginContext, Pool, RemoteError, RemoteJob, monotonic
 
 from .http import LambdaTestApi, url_problem
 from .options import OLD_TOOL_TAG, PROVIDER_BOUNDS, PROVIDER_OPTIONS, bounds_problems, with_defaults
@@ -170,7 +170,7 @@ class LambdaTestDevices:
     # -- phones -------------------------------------------------------------------------------
     def phones(self) -> list[Phone]:
         self._refuse("devices_url")
-        deadline = self._context.clock.now() + self._budget
+        deadline = monotonic(self._context.clock) + self._budget
         body = self._api.get_json(self._devices_url, deadline=deadline)
         return parse_phones(body, self._devices_url, self._warned_udids)
 
@@ -180,7 +180,7 @@ class LambdaTestDevices:
         self._refuse("jobs_url")
         found: list[RemoteJob] = []
         cursor: Any = None
-        deadline = self._context.clock.now() + self._budget  # for all the pages together
+        deadline = monotonic(self._context.clock) + self._budget  # for all the pages together
         for _ in range(self._max_pages):
             page, has_more = self._page(cursor, deadline)
             if not page:

@@ -13,8 +13,8 @@ import requests
 from loguru import logger
 
 from provisioner import (
-    BodyTooLarge, DeadlineAdapter, PluginContext, RemoteError, deadline, deadline_left, is_loopback, read_capped,
-    redirect_target,
+    BodyTooLarge, DeadlineAdapter, PluginContext, RemoteError, deadline, deadline_left, is_loopback, monotonic,
+    read_capped, redirect_target,
 )
 
 
@@ -86,13 +86,13 @@ class LambdaTestApi:
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None, deadline: float | None = None) -> Any:
         """The decoded JSON body of ``GET url``; retries 5xx, 429, timeouts and connection errors, all before
-        ``deadline`` (a time of the host's clock) when given."""
+        ``deadline`` (a time of the host's monotonic clock: ``provisioner.monotonic(clock)``) when given."""
         auth = self._auth(url)
         tries = self._retries + 1
         reason = ""
         clock = self._context.clock
         for attempt in range(tries):
-            rest = float("inf") if deadline is None else deadline - clock.now()
+            rest = float("inf") if deadline is None else deadline - monotonic(clock)
             if rest <= 0:
                 raise RemoteError(f"GET {url}: out of time for this cycle ({reason or 'no answer yet'})")
             delay = min(MAX_DELAY, self._backoff * 2**attempt)
@@ -120,7 +120,7 @@ class LambdaTestApi:
                 reason = f"HTTP {status}"
                 delay = _retry_after(response, delay)
             if attempt + 1 < tries:
-                if deadline is not None and clock.now() + delay >= deadline:
+                if deadline is not None and monotonic(clock) + delay >= deadline:
                     raise RemoteError(f"GET {url}: {reason}; no time left this cycle to try again")
                 logger.debug("GET {}: {}, try {} of {} in {:.1f}s", url, reason, attempt + 2, tries, delay)
                 clock.sleep(delay)

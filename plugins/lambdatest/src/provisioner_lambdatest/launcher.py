@@ -15,7 +15,7 @@ from typing import Any
 
 from loguru import logger
 
-from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool, redact
+from provisioner import LaunchRequest, LaunchResult, PluginContext, Pool, monotonic, redact
 
 from . import cli
 from .http import credentials
@@ -218,11 +218,11 @@ class HyperExecuteLauncher:
 
     def clean_job_dirs(self, force: bool = False) -> None:
         """Remove job directories older than ``job_dir_max_age_days`` (at most every CLEAN_INTERVAL s)."""
-        now = self._context.clock.now()
+        now, mono = self._context.clock.now(), monotonic(self._context.clock)  # files' ages: wall; the interval: not
         with self._clean_lock:
-            if not force and self._last_clean is not None and now - self._last_clean < CLEAN_INTERVAL:
+            if not force and self._last_clean is not None and mono - self._last_clean < CLEAN_INTERVAL:
                 return
-            self._last_clean = now
+            self._last_clean = mono
             self._job_dirs.remove_old(now, self._max_age)
 
     def check(self, pools: Sequence[Pool], network: bool) -> list[str]:

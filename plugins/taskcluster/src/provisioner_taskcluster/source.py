@@ -11,7 +11,7 @@ import requests
 import taskcluster
 from loguru import logger
 
-from provisioner import DeadlineAdapter, PluginContext, QueueCounts, RemoteError, Worker
+from provisioner import DeadlineAdapter, PluginContext, QueueCounts, RemoteError, Worker, monotonic
 
 from . import __version__
 from .settings import Credentials, Settings, certificate_expired, root_url_problem
@@ -110,7 +110,7 @@ class TaskclusterQueues:
         if not self.settings.batch or queues < 2:
             return False
         missing_at = self._batch_missing_at
-        return missing_at is None or self.clock.now() - missing_at >= BATCH_RECHECK
+        return missing_at is None or monotonic(self.clock) - missing_at >= BATCH_RECHECK
 
     def _counts_batched(self, queues: list[str], budget: Budget,
                         result: dict[str, QueueCounts | None]) -> list[str]:
@@ -123,7 +123,7 @@ class TaskclusterQueues:
                                               {"taskQueueIds": list(chunk)})
             except CallError as exc:
                 if exc.status == 404:
-                    self._batch_missing_at = self.clock.now()
+                    self._batch_missing_at = monotonic(self.clock)  # an interval: on the monotonic clock
                     logger.info("taskcluster: {} has no taskQueueCountsBatch (404): one call per queue for the "
                                 "next {:.0f} h", self.settings.root_url, BATCH_RECHECK / 3600)
                     return singles + queues[index * BATCH_LIMIT:]

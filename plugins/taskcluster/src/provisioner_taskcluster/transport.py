@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from provisioner import BodyTooLarge, Clock, deadline, deadline_left, read_capped, redirect_target
+from provisioner import BodyTooLarge, Clock, deadline, deadline_left, monotonic, read_capped, redirect_target
 
 
 # Sign(method, url, body) -> value of the Authorization header.
@@ -49,14 +49,15 @@ class RetryPolicy:
 
 
 class Budget:
-    """The time one cycle's calls may spend, measured on the injected clock."""
+    """The time one cycle's calls may spend, measured on the injected clock's monotonic time (a step of the wall
+    clock neither ends nor stretches it)."""
 
     def __init__(self, clock: Clock, seconds: float) -> None:
         self.clock = clock
-        self.deadline = clock.now() + seconds
+        self.deadline = monotonic(clock) + seconds
 
     def remaining(self) -> float:
-        return self.deadline - self.clock.now()
+        return self.deadline - monotonic(self.clock)
 
 
 def describe(endpoint: str, method: str, url: str, reason: str) -> str:
