@@ -94,11 +94,12 @@ def ledger(tmp_path: Path) -> list[tuple[str, str, str, str]]:
         "SELECT pool, udid, state, job_id FROM launches ORDER BY pool").fetchall()
 
 
-def test_the_config_of_both_clouds_is_accepted(tmp_path: Path) -> None:
+def test_check_network_accepts_the_config_of_both_clouds(tmp_path: Path) -> None:
     cli = FakeCli(tmp_path / "bin", tmp_path / "lock" / "hyperexecute-cli.lock")
     with FakeBitbar() as bitbar:
-        done = provisioner("check", "-c", str(write_config(tmp_path, bitbar.url, cli)))
+        done = provisioner("check", "--network", "-c", str(write_config(tmp_path, bitbar.url, cli)))
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok (3 pools" in done.stdout  # with --network: the group's members are the pool's udids, ids resolve
     assert bitbar.posted == []
 
 
