@@ -75,7 +75,8 @@ class Refused(requests.adapters.BaseAdapter):
 class FakeBitbar:
     """Bitbar on 127.0.0.1 for end-to-end runs of the daemon: the lists of ``bb_shapes`` (paged by ``limit`` and
     ``offset``), a one-phone group for pixel6-137, and ``POST runs`` answering a new run (bodies kept in
-    ``posted``)."""
+    ``posted``) that the run list then shows, WAITING, created at ``created_ms()`` (the daemon's clock is the
+    wall clock); ``place(run_id, udid)`` starts it on a phone (the run RUNNING, one RUNNING device session)."""
 
     def __init__(self) -> None:
         import threading
@@ -124,11 +125,35 @@ class FakeBitbar:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.posted.append(body)
-                self._answer(201, {**s.RUN_OK, "id": 9100 + len(fake.posted)})
+                self._answer(201, fake.new_run(body))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def new_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        import bb_shapes as s
+
+        run_id = 9100 + len(self.posted)
+        project = next((n for n, i in s.PROJECT_IDS.items() if i == body.get("projectId")), "")
+        row = {**s.run(9001, s.PINNED, body.get("testRunName"), "WAITING", 0), "id": run_id,
+               "projectId": body.get("projectId"), "projectName": project, "createTime": self.created_ms()}
+        self.lists["admin/runs"] = [row, *self.lists["admin/runs"]]  # newest first
+        return {**s.RUN_OK, "id": run_id, "projectId": body.get("projectId"), "createTime": row["createTime"]}
+
+    def place(self, run_id: int, udid: str) -> None:
+        import bb_shapes as s
+
+        row = next(r for r in self.lists["admin/runs"] if r["id"] == run_id)
+        row["state"] = "RUNNING"
+        self.lists[f"me/projects/{row['projectId']}/runs/{run_id}/device-sessions"] = [
+            s.session(run_id * 10, "RUNNING", udid)]
+
+    @staticmethod
+    def created_ms() -> int:
+        import time
+
+        return int(time.time() * 1000)
 
     def __enter__(self) -> FakeBitbar:
         self.thread.start()

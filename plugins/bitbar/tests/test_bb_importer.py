@@ -33,15 +33,16 @@ def test_it_takes_mbds_bitbar_file_and_not_its_lambdatest_file(real: dict) -> No
     assert not accepts(lambdatest) and not accepts([]) and not accepts({"projects": {}, "device_groups": {}})
 
 
-def test_worker_projects_become_pinned_pools(real: dict) -> None:
+def test_worker_projects_become_group_pools_on_mbds_groups(real: dict) -> None:
     config = tomllib.loads(convert(real, "config-v3-server.yml").toml)
     assert sorted(config["pools"]) == ["mozilla-gw-perftest-a55", "mozilla-gw-perftest-p6", "mozilla-gw-perftest-s24"]
     a55 = config["pools"]["mozilla-gw-perftest-a55"]
     assert a55["queue"] == "proj-autophone/gecko-t-bitbar-gw-perf-a55"
     assert a55["udids"] == ["a55-33", "a55-34", "a55-35", "a55-52", "a55-57", "a55-58"]
     assert (a55["device_provider"], a55["launcher"], a55["idle_timeout"]) == ("bitbar", "bitbar", 5400)
+    assert a55["targeting"] == "group"  # as mbd runs in production: Bitbar picks among the group's members
     assert a55["launch"] == {
-        "client_id": "project/autophone/gecko-t-bitbar-perf-a55",
+        "client_id": "project/autophone/gecko-t-bitbar-perf-a55", "device_group": "a55-perf",
         "access_token_env": "gecko_t_bitbar_gw_perf_a55",  # mbd: the worker type with '_' for '-'
         "docker_image_version": "20250304T123621", "worker_conf": "gecko-t-ap",
         "project_type": "APPIUM_ANDROID_SERVER_SIDE", "application_file": "v3-testdroid-sample-app.apk",
@@ -54,13 +55,18 @@ def test_worker_projects_become_pinned_pools(real: dict) -> None:
 
 def test_one_line_per_setting_not_carried(real: dict) -> None:
     lost = convert(real, "mbd.yml").not_carried
-    assert "mbd.yml: devicepool_config.jobs_to_start_algorithm v3: the host's planner decides" in lost
+    assert "devicepool_config.jobs_to_start_algorithm v3: the host's planner decides" in lost
     for project in ("mozilla-gw-test-1", "mozilla-gw-test-2", "mozilla-gw-test-3"):
-        assert any(line.startswith(f"mbd.yml: projects.{project}: device group") and "names no phone" in line
+        assert any(line.startswith(f"projects.{project}: device group") and "names no phone" in line
                    for line in lost)
     for project in ("p6", "a55", "s24"):
-        mine = [line for line in lost if line.startswith(f"mbd.yml: projects.mozilla-gw-perftest-{project}:")]
-        assert [line.split(": ")[2].split(" ")[0] for line in mine] == ["device_model", "description", "device"]
+        mine = [line for line in lost if line.startswith(f"projects.mozilla-gw-perftest-{project}:")]
+        assert [line.split(": ")[1].split(" ")[0] for line in mine] == ["device_model", "description", "the"]
+    assert ("projects.mozilla-gw-perftest-a55: the project itself: runs go to a new project "
+            "<job_tag>-mozilla-gw-perftest-a55 (bitbar-setup --apply makes it) on mbd's device group a55-perf, where "
+            'Bitbar picks the phone as for mbd (targeting = "group": a phone the host quarantines or holds may still '
+            "be picked)") in lost
+    assert not any("mbd.yml" in line for line in lost)  # the host's command names the file
     assert all("\n" not in line for line in lost)
 
 
@@ -76,11 +82,33 @@ def test_odd_settings_are_named(real: dict) -> None:
     assert tomllib.loads(result.toml)["pools"]["mozilla-gw-perftest-a55"]["launch"]["env"] == {"EXTRA_FLAG": "1"}
 
 
-def test_the_result_loads_with_the_plugins_installed(real: dict, tmp_path: Path) -> None:
+def test_the_host_command_prints_a_config_that_check_accepts_once_its_variables_are_set(tmp_path: Path) -> None:
     from provisioner.cli import cli
 
+    imported = CliRunner().invoke(cli, ["import-devicepool", str(REAL)])
+    assert imported.exit_code == 0, imported.output
+    assert imported.stderr.splitlines()[0] == (f"{REAL}: devicepool_config.jobs_to_start_algorithm v3: the host's "
+                                               "planner decides")  # the file named once
     path = tmp_path / "config.toml"
-    path.write_text(convert(real, str(REAL)).toml)
+    path.write_text(imported.stdout)
+    unset = CliRunner().invoke(cli, ["check", "-c", str(path)])
+    assert unset.exit_code != 0 and "gecko_t_bitbar_gw_perf_a55 is not set" in unset.output
     result = CliRunner().invoke(cli, ["check", "-c", str(path)], env=TOKENS)
     assert result.exit_code == 0, result.output
     assert "ok (3 pools, 20 phones" in result.output
+
+
+def test_provisioner_plugins_lists_bitbar() -> None:
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "provisioner", "plugins", "--json"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    bitbar = next(p for p in json.loads(done.stdout)["plugins"] if p["name"] == "bitbar")
+    assert bitbar["distribution"] == "provisioner-bitbar" and not bitbar.get("error")
+    assert bitbar["roles"] == {"device_provider": ["bitbar"], "launcher": ["bitbar"]}
+    assert {"commands", "importers"} <= set(bitbar["kinds"])  # bitbar-setup, devicepool-bitbar
+    table = subprocess.run([sys.executable, "-m", "provisioner", "plugins"], capture_output=True, text=True,
+                           timeout=120).stdout
+    assert [line.split()[-1] for line in table.splitlines() if line.startswith("bitbar ")] == ["ok"]

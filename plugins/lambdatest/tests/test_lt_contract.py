@@ -70,11 +70,13 @@ class TestHyperExecuteLauncher(JobLauncherContract):
         self.fake.mode = "fail"
         return self.make_launcher(context)
 
-    def make_pool(self, context: PluginContext, targeting: str) -> Pool:
+    def make_pool(self, context: PluginContext, targeting: str) -> Pool | None:
         common = dict(name="a55-perf", queue="proj-autophone/gecko-t-lambda-perf-a55", queue_source="taskcluster",
                       device_provider="lambdatest", launcher="hyperexecute", launch=dict(POOL_LAUNCH))
         if targeting == "pinned":
             return Pool(udids=(UDID,), **common)
+        if targeting == "group":
+            return None  # check refuses targeting "group": a job names one phone or a selector
         return Pool(selector=Selector(model="Galaxy A55"), targeting="selector", **common)
 
 

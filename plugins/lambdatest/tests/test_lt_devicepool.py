@@ -17,7 +17,7 @@ from provisioner.config import load
 from provisioner_lambdatest.devicepool import accepts, convert
 from provisioner_lambdatest.options import LAUNCHER_OPTIONS, POOL_OPTIONS, PROVIDER_OPTIONS
 
-from lt_support import REPO
+from lt_support import REPO, FakeCli
 
 CORPUS = Path(__file__).parent / "corpus" / "devicepool-lambdatest.yml"
 PRODUCTION = yaml.safe_load(CORPUS.read_text())
@@ -64,6 +64,21 @@ def test_productions_file_becomes_a_config_our_loader_and_plugins_accept(tmp_pat
     assert (f"{CORPUS}: projects.a55-perf: set TC_A55_PERF_CLIENT_ID to project/autophone/gecko-t-lambda-perf-a55 "
             f"and TC_A55_PERF_ACCESS_TOKEN to the token production reads from gecko_t_lambda_perf_a55") in text
     assert len(lines) == 8
+
+
+def test_the_imported_config_passes_check_once_its_variables_are_set(tmp_path: Path, fake_cli: FakeCli):
+    """The host command's output, checked as an operator would: the variables it names set, the CLI on PATH (the
+    payload's checksums count as pinned here, as in every test but the ``unpinned`` ones: the shipped payload
+    pins no worker yet, and ``check`` says so once per pool)."""
+    config, _, path = imported(tmp_path)
+    names = [p["launch"][key] for p in config["pools"].values() for key in ("client_id_env", "access_token_env")]
+    env = {name: f"value-of-{name}" for name in names} | {"LT_USERNAME": "u", "LT_ACCESS_KEY": "k",
+                                                          "PATH": str(fake_cli.path.parent)}
+    unset = CliRunner().invoke(cli, ["check", "-c", str(path)])
+    assert unset.exit_code != 0 and "TC_A55_PERF_ACCESS_TOKEN is not set" in unset.output
+    result = CliRunner().invoke(cli, ["check", "-c", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "ok (5 pools" in result.output
 
 
 def test_the_shipped_config_names_productions_pools(tmp_path: Path):

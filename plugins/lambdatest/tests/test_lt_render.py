@@ -311,3 +311,14 @@ def test_check_refuses_a_global_timeout_that_cannot_hold_a_job(context: PluginCo
     (refused,) = launcher.check([short], network=False)
     assert refused.endswith("task_minutes 30 + reboot_wait 600 s = 60 min")
     assert make_request(short).pool.launch["reboot_wait"] == 600
+
+
+def test_a_group_pool_is_refused_by_check_and_launch(context: PluginContext, fake_cli: FakeCli) -> None:
+    pool = make_pool(targeting="group", udids=(UDID, "R5CX00000002"))
+    launcher = make_launcher(context, fake_cli)
+    line = ('targeting "group" is not offered: a HyperExecute job names one phone or a selector, never a group '
+            '(pin the phones, or use targeting "selector")')
+    assert launcher.check([pool], network=False) == [f"pool a55-perf: {line}"]
+    result = launcher.launch(make_request(pool, udid=""))
+    assert not result.ok and result.detail == line
+    assert not fake_cli.ran()

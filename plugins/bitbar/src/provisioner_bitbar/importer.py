@@ -1,7 +1,9 @@
 """mbd's Bitbar configuration (``config/config-v3-server.yml``: ``projects`` with ``defaults``, ``device_groups``)
-as a config.toml: one pinned pool per project that starts workers (``additional_parameters.TC_WORKER_TYPE``),
-its phones the members of the project's device group. Everything that cannot be carried over is one line of
-``not_carried``. Pure: no network, no file."""
+as a config.toml: one group pool per project that starts workers (``additional_parameters.TC_WORKER_TYPE``):
+``targeting = "group"``, its phones the members of the project's device group and ``launch.device_group`` that
+group, so Bitbar picks the phone as it does for mbd in production (pinning is a later step per pool: README).
+Everything that cannot be carried over is one line of ``not_carried`` (the host's command puts the file's name
+before each). Pure: no network, no file."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def convert(document: Any, source: str) -> ImportResult:
     lost: list[str] = []
     algorithm = (document.get("devicepool_config") or {}).get("jobs_to_start_algorithm")
     if algorithm:
-        lost.append(f"{source}: devicepool_config.jobs_to_start_algorithm {algorithm}: the host's planner decides")
+        lost.append(f"devicepool_config.jobs_to_start_algorithm {algorithm}: the host's planner decides")
     urls: set[str] = set()
     pools: list[str] = []
     taken: dict[str, str] = {}
@@ -50,7 +52,7 @@ def convert(document: Any, source: str) -> ImportResult:
     for name, raw in projects.items():
         if name == "defaults":
             continue
-        where = f"{source}: projects.{name}"
+        where = f"projects.{name}"
         if not isinstance(raw, Mapping):
             lost.append(f"{where}: not a table")
             continue
@@ -79,7 +81,7 @@ def convert(document: Any, source: str) -> ImportResult:
             lost.append(f"{where}: device group {group} names no phone: no pool (add phones, then import again)")
             continue
         launch = {"client_id": parameters.get("TASKCLUSTER_CLIENT_ID", ""),
-                  "access_token_env": str(worker_type).replace("-", "_")}
+                  "access_token_env": str(worker_type).replace("-", "_"), "device_group": str(group)}
         launch |= {PARAMETER_KEYS[k]: str(v) for k, v in parameters.items() if k in PARAMETER_KEYS}
         launch |= {LAUNCH_KEYS[k]: v for k, v in project.items() if k in LAUNCH_KEYS}
         env = {}
@@ -93,15 +95,17 @@ def convert(document: Any, source: str) -> ImportResult:
         lost += _fixed(where, project)
         provisioner = project.get("taskcluster_provisioner_id", "proj-autophone")
         pools.append(_pool(name, f"{provisioner}/{worker_type}", udids, launch))
-        lost.append(f"{where}: device group {group}: not used; each phone runs in a one-phone group "
-                    f"<job_tag>-<phone>, in a new project <job_tag>-{name} (bitbar-setup --apply makes both)")
-    lost += [f"{source}: device_groups.{group}: no worker project uses it" for group in groups
+        lost.append(f"{where}: the project itself: runs go to a new project <job_tag>-{name} (bitbar-setup "
+                    f"--apply makes it) on mbd's device group {group}, where Bitbar picks the phone as for mbd "
+                    "(targeting = \"group\": a phone the host quarantines or holds may still be picked)")
+    lost += [f"device_groups.{group}: no worker project uses it" for group in groups
              if group not in used and groups.get(group)]
     if len(urls) > 1:
-        lost.append(f"{source}: bitbar_cloud_url differs between projects ({', '.join(sorted(urls))}); "
+        lost.append(f"bitbar_cloud_url differs between projects ({', '.join(sorted(urls))}); "
                     "one server per host: the first is used")
     url = sorted(urls)[0] if urls else URL
-    head = ["# Imported from mbd's Bitbar configuration by provisioner-bitbar's devicepool-bitbar importer.",
+    head = [f"# Imported from mbd's Bitbar configuration {source} by provisioner-bitbar's devicepool-bitbar importer.",
+            "# Group mode as in mbd: Bitbar picks each run's phone from the pool's device group.",
             "[provisioner]",
             "jobs_lookback_seconds = 21600  # a run may idle 90 min for a task, then run it",
             "adopt_clock_skew_seconds = 30  # run creation times are the Bitbar server's clock", "",
@@ -123,6 +127,7 @@ def _fixed(where: str, project: Mapping[str, Any]) -> list[str]:
 
 def _pool(name: str, queue: str, udids: list[str], launch: Mapping[str, Any]) -> str:
     lines = [f"[pools.{name}]", f"queue = {json.dumps(queue)}", 'device_provider = "bitbar"', 'launcher = "bitbar"',
+             'targeting = "group"  # as mbd: Bitbar picks the phone among launch.device_group\'s members',
              f"udids = [{', '.join(json.dumps(u) for u in udids)}]", f"idle_timeout = {IMAGE_IDLE_TIMEOUT}"]
     items = [f"{key} = {_value(value)}" for key, value in launch.items()]
     return "\n".join(lines + [f"launch = {{ {', '.join(items)} }}", ""])

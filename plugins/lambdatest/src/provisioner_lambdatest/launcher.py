@@ -366,7 +366,7 @@ def _check_request(request: LaunchRequest) -> None:
         raise LaunchError(f"labels {request.labels!r} hold a comma, which --labels cannot carry")
     if request.udid and not valid_udid(request.udid):
         raise LaunchError(f"udid {request.udid!r} is not a UDID (1-128 of A-Z a-z 0-9 . _ -, not starting with - or .)")
-    if request.pool.targeting != "selector" and not request.udid:
+    if request.pool.targeting == "pinned" and not request.udid:  # a group pool: launch_problems says why
         raise LaunchError(f"pool {request.pool.name} pins phones but the launch names no udid")
 
 

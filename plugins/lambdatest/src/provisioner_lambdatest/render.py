@@ -153,6 +153,9 @@ def timeout_problem(launch: Mapping[str, Any], idle_timeout: int) -> str:
 def launch_problems(launch: Mapping[str, Any], pool: Pool) -> list[str]:
     """What is wrong in a pool's launch table (beyond the types the host checks), one line each."""
     problems = [f"launch.{key} is refused: labels go only through --labels" for key in REFUSED_KEYS if key in launch]
+    if pool.targeting == "group":
+        problems.append('targeting "group" is not offered: a HyperExecute job names one phone or a selector, '
+                        "never a group (pin the phones, or use targeting \"selector\")")
     env = launch.get("env") or {}
     problems += [
         f"launch.env.{name} is set by the launcher itself (use the launch options, e.g. tc_version, idle_timeout)"
