@@ -25,11 +25,22 @@ from test_plugins import make_dist
 from provisioner.ledger import Ledger
 
 FLEET = '''
-import random, sqlite3, time, uuid
+import random, sqlite3, sys, threading, time, uuid
 from provisioner import (hookimpl, JobState, LaunchResult, Option, Phone, PhoneState, QueueCounts, RemoteJob,
                          RoleSpec)
 
 LAG = 2.0  # seconds a phone still shows idle after a job landed on it
+_SAY = threading.Lock()
+
+
+def say(line):
+    """One whole line on stdout: submissions run on several threads, and print() writes its parts one by one
+    (two threads' parts interleaved into one line the test cannot read)."""
+    with _SAY:
+        sys.stdout.write(line + "\\n")
+        sys.stdout.flush()
+
+
 PHONES = {"P0": "M", "P1": "M", "P2": "M", "P3": "M", "S0": "S", "S1": "S", "S2": "S"}
 
 
@@ -65,7 +76,7 @@ class DiskFleet:
                 for i, p, u, c, e in rows]
 
     def launch(self, request):
-        print("CALLED", time.monotonic(), flush=True)  # when the daemon called the launcher (one clock, all processes)
+        say(f"CALLED {time.monotonic()}")  # when the daemon called the launcher (one clock, all processes)
         time.sleep(self.rng.uniform(0, 0.05))
         db = self.db()
         live = {u for (u,) in db.execute("SELECT udid FROM jobs WHERE ended IS NULL")}
@@ -77,7 +88,7 @@ class DiskFleet:
         job_id = uuid.uuid4().hex
         db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, NULL)", (job_id, request.pool.name, udid, time.time()))
         db.execute("COMMIT")
-        print("CREATED", job_id, flush=True)
+        say(f"CREATED {job_id}")
         time.sleep(self.rng.uniform(0, 0.05))
         return LaunchResult(True, job_id=job_id)
 
