@@ -38,7 +38,7 @@ class WarmTargets:
                 self.arrivals.observe(pool.queue, mono, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
                 rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now, mono)
-                start = self.start.start_seconds(pool, claim, now)
+                start = self.start.start_seconds(pool, claim, now, mono)
                 targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor, start)
                 if pool.warm == "auto":
                     expected[pool.name] = expected_demand(rate, claim)
