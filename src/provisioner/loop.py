@@ -46,7 +46,7 @@ class CycleReport:
     """What one cycle saw and decided; handed to the ``provisioner_cycle`` hook."""
 
     cycle: int
-    started_at: float
+    started_at: float  # the wall time the cycle began (recorded and shown; no interval is measured from it)
     plan: Plan
     unknown: list[str] = field(default_factory=list)  # one line per thing not known this cycle
     reads: dict[str, str] = field(default_factory=dict)  # "<plugin>: <endpoint>" -> ok | partial | error | plugin_error

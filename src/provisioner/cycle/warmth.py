@@ -18,7 +18,9 @@ from .accounting import ESTIMATE_REFRESH
 
 
 class WarmTargets:
-    """``targets(counts, claims, now)`` once a cycle."""
+    """``targets(counts, claims, now, mono)`` once a cycle: ``now`` the wall time (the ledger's last day of claims and
+    idle-outs reaches back from it), ``mono`` the monotonic time (the arrivals' intervals, the learned figures'
+    refresh)."""
 
     def __init__(self, settings: Settings, pools: Mapping[str, Pool], claim_estimate: Callable[[str, float], float],
                  ledger: Ledger | None) -> None:
