@@ -9,6 +9,7 @@ import pytest
 
 from provisioner.ledger import Ledger
 from provisioner.model import JobState, LaunchState, Phone, PhoneState, RemoteJob, Worker
+from provisioner.types import RemoteError
 
 from worlds import fake_loop, launches, sim_loop
 
@@ -240,6 +241,27 @@ def test_a_job_with_our_tag_that_no_launch_knows_is_reported_loudly(tmp_path, ba
     assert first.strangers == second.strangers == 1
     assert len([line for line in lines if "no launch of ours knows it" in line]) == 1  # once per job
     assert ("p", "B") not in launches(first)  # its phone is respected
+
+
+def test_the_first_cycle_hold_for_strangers_is_spent_only_by_a_cycle_that_would_launch(tmp_path, log_lines):
+    """Another daemon's job with our tag: the hold falls on the first cycle that would really launch, not on one
+    with nothing pending, nor on one whose job list could not be read (it launches nothing anyway)."""
+    p, fake, clock = fake_loop(tmp_path)
+    fake.job_list = [RemoteJob("theirs", "p", "B", JobState.RUNNING, clock.now() - 1000)]  # covers no task
+    assert launches(p.cycle()) == []  # nothing pending
+    fake.pending["proj/p"] = 1
+    listed = fake.jobs
+    fake.jobs = lambda since: (_ for _ in ()).throw(RemoteError("GET jobs: read timed out"))
+    clock.advance(30)
+    assert launches(p.cycle()) == []  # which phones jobs hold is unknown: nothing can launch
+    fake.jobs = listed
+    clock.advance(30)
+    held = p.cycle()
+    assert launches(held) == [] and held.strangers == 1  # the first cycle that would launch: held
+    assert any("first cycle: launching nothing" in line for line in log_lines.messages("WARNING"))
+    clock.advance(30)
+    assert len(launches(p.cycle())) == 1  # then it launches, leaving their phone alone
+    assert ("p", "B") not in [(pool, udid) for pool, udid, _ in fake.launched]
 
 
 def test_a_launch_sent_late_in_its_batch_covers_from_when_it_was_sent(tmp_path):

@@ -5,14 +5,16 @@ member (idle, in the pool, not quarantined, not held, not booked)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from provisioner.loop import Provisioner
-from provisioner.model import JobState, LaunchState, Phone, PhoneState, Worker
+from provisioner.model import JobState, LaunchState, Phone, PhoneState, RemoteJob, Worker
 from provisioner.simulate.runner import run_provisioner
 from provisioner.simulate.scenario import load_scenario, settings_table
+from provisioner.warm import is_idle_out
 
 from worlds import CONFIG, fake_loop, fake_world, launches
 
@@ -89,6 +91,41 @@ def test_the_phone_learned_from_the_job_is_booked_and_takes_the_idle_baseline(tm
     # claimed, it covers no task; G1 stays booked by it: three members left for the four tasks
     assert (decision(report).idle, decision(report).busy, decision(report).starting) == (3, 1, 0)
     assert launches(report) == [("g", "")] * 3
+
+
+def test_a_group_launch_whose_job_is_first_seen_ended_has_its_claim_checked(tmp_path):
+    """A warm group launch whose job the list first shows already ended, on a member whose worker's latest task
+    changed since the member was idle: its phone is learned before its claim is checked, so it is claimed, not an
+    idle-out."""
+    p, fake, clock = fake_loop(tmp_path, GROUP + "warm = 1\n")
+    with_group(fake)
+    fake.workers_of["proj/g"] = [Worker("G1", latest_task="before/0")]
+    assert launches(p.cycle()) == [("g", "")]  # the warm worker; G1 idle: its worker's latest task is noted
+    (launch,) = p.ledger.in_flight()
+    fake.job("job-0", JobState.RUNNING, udid="G1")
+    fake.job_list = [replace(fake.job_list[0], state=JobState.ENDED, outcome="completed", ended_at=clock.now())]
+    fake.workers_of["proj/g"] = [Worker("G1", latest_task="ours/0")]  # it served a task, then its job ended
+    clock.advance(30)
+    p.cycle()
+    ended = p.ledger.get(launch.id)
+    assert (ended.state, ended.udid, ended.claim_baseline, ended.claimed_at) == (
+        LaunchState.ENDED, "G1", "before/0", clock.now())
+    assert not is_idle_out(ended)
+
+
+def test_a_group_launch_being_submitted_whose_job_is_listed_books_one_phone_only(tmp_path):
+    """A launch this process is still submitting whose job the list already shows on G1: it books G1 and keeps no
+    other member aside as well (one phone, not two)."""
+    p, fake, clock = group_loop(tmp_path)
+    launch = p.ledger.add("g", "", clock.now() - 10)
+    p.ledger.update(launch.id, LaunchState.SUBMITTING, clock.now() - 9)
+    p._active.add(launch.id)  # its submission has not returned yet: no job id recorded
+    fake.job_list = [RemoteJob("j0", "g", "G1", JobState.STARTING, clock.now() - 5)]
+    fake.pending["proj/g"] = 4  # one covered by the launch: three more, on the three other members
+    assert [(f.pool, f.udid, f.starting) for f in p.reconcile({"fake": fake.job_list}, {"proj/g": []}, clock.now())
+            if f.pool == "g"] == [("g", "G1", True)]
+    report = p.cycle()
+    assert launches(report) == [("g", "")] * 3 and decision(report).starting == 1
 
 
 def test_a_group_launch_never_placed_keeps_a_member_aside_until_max_startup(tmp_path, backend):

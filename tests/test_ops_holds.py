@@ -241,3 +241,49 @@ def test_failed_submissions_are_read_only_for_phones_that_failed_lately(tmp_path
     fail_three("SIM0003", later)  # held again later: logged again
     assert set(p.held_back(later + 3)) == {"SIM0003"}
     assert sum("phone SIM0003 held back" in line for line in log_lines) == 2
+
+
+def test_a_hold_the_ledger_refuses_is_kept_and_written_once_it_can_be(tmp_path, log_lines):
+    """The ledger made unwritable as in test_ledger_unwritable (``PRAGMA query_only`` on the daemon's connection):
+    the hold of a phone whose jobs keep failing is kept, the cycle still reports (no launch, the ledger's error
+    said), and the hold is written, once, when the ledger can be written again."""
+    p, _, clock = make(tmp_path, unit=2)
+    now = clock.now()
+    ended(p.ledger, "SIM0001", "failed", now - 300)
+    ended(p.ledger, "SIM0001", "lambda_error", now - 10)
+    p.ledger._db.execute("PRAGMA query_only = ON")
+    report = p.cycle()  # no traceback out of the cycle
+    assert report.ledger_error is not None and "readonly" in report.ledger_error
+    assert report.plan.launches == () and p.ledger.holds(clock.now()) == []
+    p.ledger._db.execute("PRAGMA query_only = OFF")
+    clock.advance(30)
+    report = p.cycle()
+    assert report.ledger_error is None
+    assert [(h.udid, h.source) for h in p.ledger.holds(clock.now())] == [("SIM0001", "jobs")]
+    assert "SIM0001" in p.held_back(clock.now())
+    assert all(x.udid != "SIM0001" for x in report.plan.launches)
+    assert sum("phone SIM0001 held back for 1800 s" in line for line in log_lines) == 1
+
+
+def test_a_fenced_hold_is_logged_once_and_made_again_next_cycle(tmp_path, log_lines):
+    """A hold write the fence refuses (another daemon took over between the lease check and the write): one error
+    line, a cycle report all the same, and the hold made again next cycle."""
+    from provisioner.ledger.store import Fenced
+
+    p, _, clock = make(tmp_path)
+    ended(p.ledger, "SIM0001", "failed", clock.now() - 300)
+    ended(p.ledger, "SIM0001", "lambda_error", clock.now() - 10)
+    real = p.ledger.hold
+
+    def fenced(*args, **kwargs):
+        raise Fenced("epoch 1 is no longer current (now 2): another daemon took over")
+
+    p.ledger.hold = fenced
+    assert p.cycle().cycle == 1
+    assert [line for line in log_lines.messages("ERROR") if "its hold could not be recorded" in line] == [
+        "phone SIM0001: its hold could not be recorded: epoch 1 is no longer current (now 2): another daemon took "
+        "over; tried again next cycle"]
+    p.ledger.hold = real
+    clock.advance(30)
+    p.cycle()
+    assert [(h.udid, h.source) for h in p.ledger.holds(clock.now())] == [("SIM0001", "jobs")]

@@ -152,3 +152,18 @@ def test_the_simulated_fleet_sees_the_same_run_when_the_host_clock_steps(tmp_pat
     assert sum(1 for e in plain_events if e[0] == "submitted") >= 8 and plain_stats["wasted"] == 0
     assert stepped == plain and events == plain_events
     assert stats["double_bookings"] == 0 and stats["wasted"] == 0
+
+
+def test_after_a_wall_step_back_the_ledger_orders_launches_as_they_were_made(tmp_path):
+    """A launch added after the wall clock stepped back an hour is still the newest: last in flight, and its
+    phone not less recently used than another's used before the step (both were ordered by the recorded wall
+    time: the phone just used looked the least recently used)."""
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    try:
+        first = ledger.add("p", "A", 10_000.0)
+        second = ledger.add("p", "B", 10_030.0)
+        third = ledger.add("p", "A", 6_460.0)  # the wall clock stepped back an hour
+        assert [la.id for la in ledger.in_flight()] == [first.id, second.id, third.id]
+        assert ledger.last_used() == {"A": 10_030.0, "B": 10_030.0}  # A is no less recently used than B
+    finally:
+        ledger.close()

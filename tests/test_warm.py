@@ -5,6 +5,7 @@ scenarios in which warm workers must pay for themselves."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from worlds import CONFIG, fake_world
 from provisioner import warm as warm_module
 from provisioner.cli.report import read_history, report_data
 from provisioner.cli.status import snapshot
-from provisioner.config import load
+from provisioner.config import Settings, load
+from provisioner.cycle.warmth import WarmTargets
 from provisioner.idle_outs import StartLearned, idle_outs_ended_since, warm_minutes
 from provisioner.ledger import Ledger
 from provisioner.loop import Provisioner
@@ -237,5 +239,26 @@ def test_the_start_an_idle_timeout_runs_through_is_learned_from_the_pools_idle_o
         # = 24 waiting (not 42 - 11), where a clock started at the first claim would leave room for 30
         assert warm_target(pool, 0.05, 210, 4, learned.start_seconds(pool, 210, 10_600)) == 11 + 24
         assert warm_target(pool, 0.05, 210, 4) == 11 + 30
+    finally:
+        ledger.close()
+
+
+def test_the_learned_start_is_read_again_on_the_monotonic_clock_after_a_wall_step_back(tmp_path):
+    """Read every 600 s of the monotonic clock: a wall clock stepped back an hour neither freezes the figure (a
+    negative wall age) nor keeps the warm targets from seeing it; the ledger's last day still reaches back from
+    the wall time."""
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    try:
+        pool = Pool("p", "q", "s", "d", "l", warm="auto", idle_timeout=600)
+        warmth = WarmTargets(Settings(state_dir=tmp_path), {"p": pool}, lambda name, now, mono: 210.0, ledger)
+        assert warmth.start.start_seconds(pool, 210, 10_000, mono=50.0) == 0.0  # read: no idle-out yet
+        for sent in (1000, 2000, 3000):
+            _ended(ledger, "p", sent, sent + 700)
+        assert warmth.start.start_seconds(pool, 210, 6_500, mono=500.0) == 0.0  # within 600 s: not read again
+        warmth.targets({"q": QueueCounts(0, 0)}, Counter(), 6_500.0, 650.0)  # wall 3500 s back, 600 s on
+        for sent in (4000, 4100, 4200):
+            _ended(ledger, "p", sent, sent + 650)  # seen by the next reading only: 600 s after the targets' one
+        assert warmth.start.start_seconds(pool, 210, 6_550, mono=700.0) == 110.0
+        assert warmth.start.start_seconds(pool, 210, 6_550, mono=1_250.0) == 135.0  # median life 675 s
     finally:
         ledger.close()

@@ -19,6 +19,17 @@ guarded both ways: the providers' job list ends at the earlier of the wall time 
 observation plus the monotonic time since (``cycle.observe``), and a worker's first claim counts as ours only if
 it came after both of them (``cycle.accounting.claimed``).
 
+Where the ledger compares recorded wall times with each other to tell "after" (limitation): a step of the wall
+clock back can misorder events recorded on either side of it. The launches in flight are kept in the order this
+process added them, and a phone's last use never goes back (``Ledger.in_flight``, ``Ledger.last_used``); but the
+rows of different tables share no sequence, so these still compare wall times: a failing job "after" a phone's
+hold or another ending (``Ledger.failing_jobs``), a failed submission "after" an operator's release
+(``cycle.health``), and the order of rows loaded from disk after a restart. After a step back of ``d`` seconds,
+failures in the next ``d`` seconds may be taken as before the phone's last hold or release (not counted: the phone
+is held later than it should be), and failures before a step that came between them and their hold may be taken
+as after it (counted again: the loop makes no second hold of a phone held for its jobs already). Both end once the
+wall clock passes the step.
+
 A plugin never calls ``time.time()``, ``time.monotonic()`` or ``time.sleep()`` for what the host's time governs:
 it calls ``context.clock.now()``, ``monotonic(context.clock)`` (or ``context.clock.monotonic()``) and
 ``context.clock.sleep(seconds)``. A clock of a plugin's or a test's own that predates ``monotonic()`` (only

@@ -63,16 +63,18 @@ class StartLearned:
     end of its wait, then ``post`` runs and the loop sees the end up to a cycle later; so ``s`` is at least
     ``L + T - life`` (less by ``post`` and that cycle, which are not known apart), never below
     ``WORKER_START_SECONDS`` nor above ``T``. With no idle-out yet: ``WORKER_START_SECONDS``. Read from the ledger
-    at most every ``refresh`` seconds."""
+    at most every ``refresh`` seconds of the monotonic clock (``mono``; a step of the wall clock back neither
+    freezes nor hurries it), the last day reached back from ``now`` (wall: the ledger's times)."""
 
     def __init__(self, ledger: Ledger | None, refresh: float = 600.0) -> None:
         self.ledger = ledger
         self.refresh = refresh
         self._read: tuple[float, dict[str, float]] | None = None
 
-    def start_seconds(self, pool: Pool, claim_seconds: float, now: float) -> float:
-        if self._read is None or now - self._read[0] >= self.refresh:
-            self._read = (now, idle_out_lives(self.ledger, now - 86400.0) if self.ledger is not None else {})
+    def start_seconds(self, pool: Pool, claim_seconds: float, now: float, mono: float | None = None) -> float:
+        mono = now if mono is None else mono
+        if self._read is None or not 0 <= mono - self._read[0] < self.refresh:
+            self._read = (mono, idle_out_lives(self.ledger, now - 86400.0) if self.ledger is not None else {})
         life = self._read[1].get(pool.name)
         if life is None:
             return WORKER_START_SECONDS

@@ -46,7 +46,7 @@ class CycleReport:
     """What one cycle saw and decided; handed to the ``provisioner_cycle`` hook."""
 
     cycle: int
-    started_at: float
+    started_at: float  # the wall time the cycle began (recorded and shown; no interval is measured from it)
     plan: Plan
     unknown: list[str] = field(default_factory=list)  # one line per thing not known this cycle
     reads: dict[str, str] = field(default_factory=dict)  # "<plugin>: <endpoint>" -> ok | partial | error | plugin_error
@@ -78,7 +78,7 @@ class Provisioner:
         self.seed = seed if seed is not None else (settings.seed if settings.seed is not None else random.randrange(2**31))
         self.cycles = 0
         self._last_decisions: dict[str, PoolDecision] = {}  # each pool's last logged decision
-        self._planned = False  # whether a cycle of this process planned (see strangers.hold_first)
+        self._planned = False  # whether a cycle of this process planned launches it could make (see hold_first)
         self._pruned_at = float("-inf")
         # the rooms, each with its own state (see provisioner.cycle)
         self.reader = Reader(settings, runtime, self.pools)
@@ -165,12 +165,13 @@ class Provisioner:
         obs, unknown, workers = self.observation(now, mono)
         t1 = time.perf_counter()
         the_plan = plan(tuple(self.pools.values()), obs, self.settings.limits, mono, seed=self.seed + self.cycles)
-        if self.strangers and not self._planned:  # another daemon's jobs with our tag: none launched this cycle
-            the_plan = hold_first(the_plan, self.strangers, self.settings.job_tag)
-        self._planned = True
         # writes refused and kept (a submission's own failure, not kept, clears with its next success: launches go on)
         refused = self.ledger.write_error if self.ledger is not None and not self.dry_run else None
         unwritable = redact(refused) if refused is not None else None
+        would_launch = bool(the_plan.launches) and unwritable is None and self._jobs_known()
+        if self.strangers and not self._planned:  # another daemon's jobs with our tag: none launched this cycle
+            the_plan = hold_first(the_plan, self.strangers, self.settings.job_tag)
+        self._planned = self._planned or would_launch  # the hold is spent only by a cycle that would launch
         if unwritable is not None:  # a launch is written before it is submitted: none can be now
             logger.error("ledger cannot be written: {}; no launch this cycle, the watchdog is not fed", unwritable)
             the_plan = Plan((), the_plan.decisions)
@@ -189,6 +190,10 @@ class Provisioner:
         if unwritable is None:
             self._retain(now, mono)
         return report
+
+    def _jobs_known(self) -> bool:
+        """Whether every provider's job list was read this cycle (an unknown one hides which phones jobs hold)."""
+        return all(how == "ok" for read, how in self.reader.reads.items() if read.endswith(": jobs"))
 
     # -- leadership (a PostgreSQL ledger shared by several daemons) ---------------------------------------
     def _lead(self, now: float) -> Role:

@@ -35,7 +35,7 @@ class InFlight(NamedTuple):
     pool: str
     udid: str  # empty: a launch whose cloud picks the phone (selector, group), not yet placed on one
     starting: bool  # covers a pending task: its worker has not claimed one yet
-    since: float  # when it was submitted (or created, for a provider's job)
+    since: float  # when it was sent (or created, for a provider's job): monotonic, as ``plan``'s ``now``
     unsubmitted: bool = False  # queued or being submitted: starting, however long the queue takes
     max_startup: float | None = None  # its own limit instead of ``Limits.max_startup_seconds`` (a warm launch waits)
 
@@ -48,13 +48,15 @@ class Observation:
     quarantined: Mapping[str, frozenset[str] | None]  # queue -> quarantined worker ids
     phones: Mapping[str, Sequence[Phone] | None]  # device provider -> phones
     in_flight: Sequence[InFlight] = ()
-    held: Mapping[str, float] = field(default_factory=dict)  # udid -> held back until
+    held: Mapping[str, float] = field(default_factory=dict)  # udid -> held back until (monotonic)
     last_used: Mapping[str, float] = field(default_factory=dict)  # udid -> last launch on it
     warm: Mapping[str, int] = field(default_factory=dict)  # pool -> workers to keep waiting beyond pending (0)
     warm_expected: Mapping[str, int] = field(default_factory=dict)  # pool -> of those, its expected demand (0)
 
 
 def plan(pools: Sequence[Pool], obs: Observation, limits: Limits, now: float, seed: int = 0) -> Plan:
+    """What to launch this cycle. ``now`` is a time on the monotonic clock (the loop's ``mono``), as
+    ``InFlight.since`` and ``Observation.held`` are; ``last_used`` is only ordered, never compared with it."""
     rng = random.Random(seed)
     starting_by_pool, unplaced_by_pool, booked = _in_flight(obs.in_flight, limits, now)
     total_starting = sum(starting_by_pool.values())

@@ -92,6 +92,8 @@ class Arrivals:
         self._intervals: dict[str, deque[tuple[float, float, int]]] = {}  # queue -> (ended at, seconds, arrivals)
 
     def observe(self, queue: str, now: float, counts: QueueCounts | None, claims: int = 0) -> None:
+        """The queue's counts read at ``now``, a time on the monotonic clock (the loop's ``mono``): the intervals
+        and the window are measured on it, so a step of the wall clock neither drops nor stretches one."""
         if counts is None:
             self._last.pop(queue, None)
             return

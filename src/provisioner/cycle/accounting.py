@@ -82,7 +82,8 @@ class Accounting:
             self.sent.keep(lambda key, _: key in flying)
         by_id = {j.job_id: j for js in jobs.values() if js for j in js}
         matched: set[str] = {launch.job_id for launch in ours if launch.job_id in by_id}
-        unrecorded: list[Launch] = []  # in flight with no job id yet: their jobs may be listed already
+        unrecorded: list[tuple[Launch, int]] = []  # in flight with no job id yet (and where in ``in_flight``):
+        # their jobs may be listed already
         strangers: list[RemoteJob] = []
         active = self._being_submitted()
         terms: dict[str, _Terms] = {}  # pool -> what its launches need, made when its first one comes
@@ -111,17 +112,18 @@ class Accounting:
             else:  # claimed: covers nothing, books its phone
                 in_flight.append(InFlight(launch.pool, launch.udid, False, mono))
             if not launch.job_id:
-                unrecorded.append(launch)
+                unrecorded.append((launch, len(in_flight) - 1))
         skew = self.settings.adopt_clock_skew_seconds
         for js in jobs.values():
             for job in js or ():
                 if job.job_id in matched or job.state is JobState.ENDED or job.pool not in self.pools:
                     continue
-                mine = next((la for la in unrecorded if _may_be(la, job, skew)), None)
+                mine = next((m for m in unrecorded if _may_be(m[0], job, skew)), None)
                 if mine is not None:  # the job of a launch whose id is not recorded yet: counted once, as the launch
                     unrecorded.remove(mine)
-                    if job.udid and not mine.udid:  # the cloud placed it: its phone is taken, whatever the list says
-                        in_flight.append(InFlight(job.pool, job.udid, False, mono))
+                    if job.udid and not mine[0].udid:  # the cloud placed it: the launch books that phone, whatever
+                        # the list says (and no other one kept aside for it)
+                        in_flight[mine[1]] = in_flight[mine[1]]._replace(udid=job.udid)
                     continue
                 # a job with our tag the ledger does not hold (another daemon, or a lost ledger): respect it. Its age
                 # is the remote service's timestamp against the wall clock: all there is to go by
@@ -154,8 +156,11 @@ class Accounting:
             job = self._adopt(launch, provider_jobs, matched)  # submitted by a process that died mid-call
         if job is not None:
             matched.add(job.job_id)
-            if job.state is JobState.ENDED and launch.udid:  # a claim since the last cycle counts before the end
-                launch = self._claim(launch, workers, now)
+            if job.state is JobState.ENDED:  # a claim since the last cycle counts before the end: the phone the
+                # cloud picked (selector, group) is learned first, so that its worker's claim is checked
+                placed = {"udid": job.udid} if job.udid and not launch.udid else {}
+                launch = self._claim(replace(launch, **placed), workers, now)
+                return self._end(launch, now, job.outcome or "ended", "", job_id=job.job_id, **placed)
             return self._follow(launch, job, now)
         if provider_jobs is not None and launch.state in (LaunchState.STARTING, LaunchState.SUBMITTING):
             if not here and mono - self._sent(launch, now, mono) >= self.settings.max_startup_seconds:
@@ -261,8 +266,6 @@ class Accounting:
         fields = {"job_id": job.job_id}
         if job.udid and not launch.udid:
             fields["udid"] = job.udid
-        if job.state is JobState.ENDED:
-            return self._end(launch, now, job.outcome or "ended", "", **fields)
         state = LaunchState.RUNNING if job.state is JobState.RUNNING else LaunchState.STARTING
         if state is not launch.state or launch.job_id != job.job_id or "udid" in fields:
             assert self.ledger is not None

@@ -14,7 +14,9 @@ from loguru import logger
 from ..clock import Anchors, Clock, monotonic_at
 from ..config import Settings
 from ..ledger import Ledger
+from ..logs import redact
 from ..model import LaunchState
+from ..values import one_line
 
 
 class Health:
@@ -102,7 +104,13 @@ class Health:
                 if udid in self._holds_seen:  # held for its jobs already (a wall step back shows the run again)
                     continue
                 reason = f"{run} failed jobs in a row"
-                self.ledger.hold(udid, now, now + s.job_failure_hold_seconds, "jobs", reason)
+                try:  # refused by the database: kept pending (the loop launches nothing until it is written)
+                    self.ledger.hold(udid, now, now + s.job_failure_hold_seconds, "jobs", reason, keep=True)
+                except Exception as exc:  # noqa: BLE001 - fenced (another daemon leads): not ours to record now
+                    logger.error("phone {}: its hold could not be recorded: {}; tried again next cycle", udid,
+                                 redact(one_line(str(exc)))[:300])
+                    self._health = (None, {}, None)  # read again, and the hold made again, next cycle
+                    break
                 logger.warning("phone {} held back for {:.0f} s after {}", udid, s.job_failure_hold_seconds, reason)
         recorded = self.ledger.holds(now)
         for hold in recorded:

@@ -18,7 +18,9 @@ from .accounting import ESTIMATE_REFRESH
 
 
 class WarmTargets:
-    """``targets(counts, claims, now)`` once a cycle."""
+    """``targets(counts, claims, now, mono)`` once a cycle: ``now`` the wall time (the ledger's last day of claims and
+    idle-outs reaches back from it), ``mono`` the monotonic time (the arrivals' intervals, the learned figures'
+    refresh)."""
 
     def __init__(self, settings: Settings, pools: Mapping[str, Pool], claim_estimate: Callable[[str, float], float],
                  ledger: Ledger | None) -> None:
@@ -38,7 +40,7 @@ class WarmTargets:
                 self.arrivals.observe(pool.queue, mono, counts.get(pool.queue), claims[pool.name])
             if pool.warm:
                 rate, claim = self.arrivals.likely_rate(pool.queue), self.claim_estimate(pool.name, now, mono)
-                start = self.start.start_seconds(pool, claim, now)
+                start = self.start.start_seconds(pool, claim, now, mono)
                 targets[pool.name] = warm_target(pool, rate, claim, self.settings.warm_safety_factor, start)
                 if pool.warm == "auto":
                     expected[pool.name] = expected_demand(rate, claim)

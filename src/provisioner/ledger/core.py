@@ -60,6 +60,7 @@ class Ledger:
         self.hold_history, self.releases = holds.hold_history, holds.releases
         self._flight: dict[str, Launch] | None = None  # the launches in flight, written through (None: read)
         self._last_used: dict[str, float] | None = None
+        self._newest_use = float("-inf")  # the latest of ``_last_used``: a launch added later is not used before it
         self.endings = 0  # launches this process moved to ended or failed (see health_version)
         if readonly:
             missing = [c for c in READ if c not in self.dialect.columns(self.conn, "launches")]
@@ -89,6 +90,7 @@ class Ledger:
             flight = {launch.id: launch for launch in self._in_flight_on_disk()}
             last = dict(self._exec("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid").fetchall())
             self._flight, self._last_used = flight, last
+            self._newest_use = max(last.values(), default=float("-inf"))
 
     @property
     def write_error(self) -> str | None:
@@ -127,7 +129,8 @@ class Ledger:
             )
             if self._flight is not None:
                 self._flight[launch.id] = launch
-                self._used(udid, now)
+                if udid:  # its latest launch: never older than an earlier use, whatever the wall clock did
+                    self._last_used[udid] = self._newest_use = max(now, self._newest_use)
         return launch
 
     def mark(self, launch_id: str, keep: bool = False, **values: float | str | None) -> None:
@@ -216,10 +219,12 @@ class Ledger:
 
     # -- reads ---------------------------------------------------------------------------------------
     def in_flight(self) -> list[Launch]:
-        """The launches in flight, oldest first (from memory, but for a read-only or following ledger)."""
+        """The launches in flight, oldest first (from memory, but for a read-only or following ledger): in the order
+        they were added, so a step of the wall clock back misorders none made by this process (those loaded from
+        disk come first, by their recorded ``submitted_at``)."""
         with self._lock:
             if self._flight is not None:
-                return sorted(self._flight.values(), key=lambda la: la.submitted_at)
+                return list(self._flight.values())
             return self._in_flight_on_disk()
 
     def _in_flight_on_disk(self) -> list[Launch]:
@@ -234,7 +239,9 @@ class Ledger:
         return self._select("submitted_at >= ?", (t,))
 
     def last_used(self) -> dict[str, float]:
-        """Phone -> when it last got a launch (from memory, but for a read-only or following ledger)."""
+        """Phone -> when it last got a launch (from memory, but for a read-only or following ledger). In memory, a
+        launch made after a step of the wall clock back counts as made no earlier than the newest use before it
+        (the planner takes the least recently used phones first: a newer use never looks older)."""
         with self._lock:
             if self._last_used is not None:
                 return dict(self._last_used)

@@ -33,10 +33,11 @@ class HoldBook:
         """The id of the newest hold or release (0: none): changes whenever one is recorded."""
         return self._exec("SELECT MAX(id) FROM holds").fetchone()[0] or 0
 
-    def hold(self, udid: str, since: float, until: float, source: str, reason: str = "") -> Hold:
-        with self._lock:
-            self._exec("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
-                       (udid, since, until, source, reason))
+    def hold(self, udid: str, since: float, until: float, source: str, reason: str = "", keep: bool = False) -> Hold:
+        """Record a hold, through the store's write path (fenced by the leadership epoch, if any). ``keep``: refused,
+        it stays pending and is written with the next write that succeeds (see ``Store.write``)."""
+        self._store.write("INSERT INTO holds (udid, since, until, source, reason) VALUES (?,?,?,?,?)",
+                          (udid, since, until, source, reason), keep)
         return Hold(udid, since, until, source, reason)
 
     def release(self, udid: str, now: float, reason: str = "") -> int:
