@@ -1,12 +1,13 @@
 """A sandbox to run the shipped payload's scripts for real with bash: a temporary directory standing for / (the
 payload's test-only PAYLOAD_TEST_ROOT), so the host's fixed paths /home/ltuser/taskcluster and /usr/bin/python3 lie
 under it; a copy of the job directory; and stand-ins on PATH for everything that would reach the network or a phone
-(curl, wget, apt-get, sudo, the system python3's pip, python3.12's venv and pip, adb, Firefox's run-task).
+(curl, wget, apt-get, sudo, the system python3's pip, python3.12's venv and pip, adb, sleep, Firefox's run-task).
 
 The "downloads" are served from a local directory under their checksums.sha256 names; among them stand-ins of
 start-worker (validates the runner file as worker-runner and generic-worker would, against the key set of the
-generic-worker release installed next to it, then runs worker.path) and generic-worker (runs what ``worker-plan``
-says: a task through run-task and the installed task wrapper, an idle-out, a superseded task, an exit code).
+generic-worker release installed next to it, then runs worker.path as worker-runner v87 does) and generic-worker
+(runs what ``worker-plan`` says: a task through run-task and the installed task wrapper, an idle-out, a superseded
+task, an exit code).
 Stand-ins that run under start-worker's allow-listed environment have the sandbox's path written into them.
 """
 
@@ -33,7 +34,9 @@ from provisioner_lambdatest.workerconfig import GENERIC_WORKER_KEYS, REQUIRED, R
 UDID = "R5CXC1HZK0W"
 TOKEN = "tc-secret-token-abcdefghij"
 HOST_IP = "10.1.2.3"
-LT_ENV = {"JOB_ID": "9b6a1f2e-job", "TASK_ID": "lt-task-7", "HYE_JOB_NUMBER": "4242", "LT_BUILD_SECRET": "lt-only"}
+LT_ENV = {"JOB_ID": "9b6a1f2e-job", "TASK_ID": "lt-task-7", "HYE_JOB_NUMBER": "4242", "LT_BUILD_SECRET": "lt-only",
+          "ANDROID_DEVICE": "a55-lt", "DEVICE_IP": "10.1.9.9", "DOCKER_IMAGE_VERSION": "lt-20261201"}
+JOB_UMASK = 0o022  # HyperExecute's job umask is not documented: the common default
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
 RELEASE = "https://github.com/taskcluster/taskcluster/releases/download/v87.0.0/"
 VERSIONS = ("87.0.0", "106.0.0")
@@ -43,11 +46,16 @@ IDLE_OUT = 68
 START_WORKER = r'''#!{python}
 """start-worker stand-in: refuses (exit 3) a runner file worker-runner or generic-worker would refuse, or that would
 not serve a task on a phone, as the project's reference describes them; else writes the worker's config file and
-runs worker.path as worker-runner does, exiting 1 when the worker exits non-zero (run.go)."""
+runs worker.path as worker-runner v87 does (tools/worker-runner/worker/genericworker/runmethod.go): `<path> run
+--config <configPath> --with-worker-runner`, stdin and stdout pipes of the worker protocol, stderr passed through,
+the environment inherited; lines on the protocol pipe that are not protocol messages (`~{{...}}`) are logged to
+stderr (workerproto/pipe.go). Exits 1 when the worker exits non-zero (run.go)."""
 import json, os, stat, subprocess, sys
 from pathlib import Path
 
 SANDBOX = Path({root!r})
+with open(SANDBOX / "calls.log", "a") as calls:
+    calls.write("start-worker " + " ".join(sys.argv[1:]) + "\n")
 RUNNER_KEYS = set({runner_keys})
 KEYS = {keys}
 GW_REQUIRED = {gw_required}
@@ -106,8 +114,17 @@ if problems:
     print("start-worker stand-in: " + "; ".join(problems), file=sys.stderr)
     sys.exit(3)
 Path(SANDBOX, "runner-seen.json").write_text(json.dumps(runner))
+Path(SANDBOX, "runner-mode").write_text(oct(stat.S_IMODE(path.stat().st_mode)))
 Path(worker["configPath"]).write_text(json.dumps(config))
-code = subprocess.run([str(worker_path), "run", "--config", worker["configPath"]]).returncode
+worker_proc = subprocess.Popen([str(worker_path), "run", "--config", worker["configPath"], "--with-worker-runner"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+for line in worker_proc.stdout:
+    line = line.strip()
+    if not (line.startswith(b"~{{") and line.endswith(b"}}")):
+        sys.stderr.buffer.write(line + b"\n")
+        sys.stderr.flush()
+code = worker_proc.wait()
+worker_proc.stdin.close()
 sys.exit(1 if code else 0)
 '''
 
@@ -115,9 +132,15 @@ GENERIC_WORKER = r'''#!{python}
 """generic-worker v{version} stand-in (served as the release asset). `run` does the next step of the sandbox's
 worker-plan (default "task 0"): `task N` runs a task whose command exits N, as Firefox's lambda tasks run it
 (run-task -- <TC_DIR>/script.py <command>), with the worker's environment plus the task's, and exits 0 as a worker
-that ran its one task; `idle` exits 68; `superseded` reports its task superseded; `exit N` exits N."""
-import json, os, subprocess, sys
+that ran its one task; `idle` exits 68; `superseded` prints production's "has been superseded" line (a line
+generic-worker v87 never prints: it stands for what production's re-run looks for); `exit N` exits N. `run`
+records its argv, whether stdin and stdout are pipes, and its umask in worker-call.json. The task's own
+environment (its payload's env) names the phone's variables with stale values: the wrapper must set them from
+scriptvars.json."""
+import json, os, stat, subprocess, sys
 from pathlib import Path
+
+PHONE_NAMES = ("DEVICE_NAME", "DEVICE_SERIAL", "HOST_IP", "ANDROID_DEVICE", "DEVICE_IP", "DOCKER_IMAGE_VERSION")
 
 SANDBOX = Path({root!r})
 if sys.argv[1:2] == ["--short-version"]:
@@ -128,6 +151,11 @@ if sys.argv[1:2] == ["new-ed25519-keypair"]:
     sys.exit(0)
 if sys.argv[1:3] != ["run", "--config"]:
     sys.exit(64)
+umask = os.umask(0)
+os.umask(umask)
+Path(SANDBOX, "worker-call.json").write_text(json.dumps({{
+    "argv": sys.argv[1:], "umask": umask,
+    "stdin_pipe": stat.S_ISFIFO(os.fstat(0).st_mode), "stdout_pipe": stat.S_ISFIFO(os.fstat(1).st_mode)}}))
 config = json.loads(Path(sys.argv[3]).read_text())
 Path(SANDBOX, "worker-env.json").write_text(json.dumps(dict(os.environ)))
 count = Path("tasks-resolved-count.txt")  # kept in the worker's working directory
@@ -154,7 +182,8 @@ task_dir = Path(config["tasksDir"], "task_1")
 task_dir.mkdir(parents=True, exist_ok=True)
 wrapper = str(Path(config["tasksDir"]).parent / "script.py")  # /home/ltuser/taskcluster/script.py on a host
 command = "env > {root}/command-env.txt; echo command-output; echo command-stderr >&2; exit " + arg
-env = dict(os.environ, TASK_ID="TCtask0001", RUN_ID="0", TASKCLUSTER_ROOT_URL=config["rootURL"])
+env = dict(os.environ, TASK_ID="TCtask0001", RUN_ID="0", TASKCLUSTER_ROOT_URL=config["rootURL"],
+           **{{name: "stale-" + name for name in PHONE_NAMES}})
 with open(SANDBOX / "task-log.txt", "w") as log:
     done = subprocess.run(["run-task", "--", wrapper, "bash", "-c", command], cwd=task_dir, env=env,
                           stdout=log, stderr=subprocess.STDOUT)
@@ -179,12 +208,22 @@ cp "$src" "$out"
 
 ADB = r'''#!/usr/bin/env bash
 # adb stand-in: USB phones listed in @SANDBOX@/adb-serials; `connect S` attaches S over the network; a file
-# adb-root makes the phone rooted; ADB_MODE (or the file adb-mode) never-back: a rebooted phone never comes back.
+# adb-root makes the phone rooted; ADB_MODE (or the file adb-mode) never-back: a rebooted phone never comes back;
+# adb-hidden holding N: the next N `devices` list no phone (a phone rebooting or offline). Every call is recorded
+# with its `-s SERIAL`; one naming a serial not attached fails as adb's does.
 echo "adb $*" >> "@SANDBOX@/calls.log"
 box="@SANDBOX@"
-[ "$1" = -s ] && shift 2
 usb="$(cat "$box/adb-serials" 2>/dev/null)"
 net="$(cat "$box/adb-net" 2>/dev/null)"
+if [ "$1" = -s ]; then
+  [[ " $(echo $usb $net) " == *" $2 "* ]] || { echo "adb: device '$2' not found" >&2; exit 1; }
+  shift 2
+fi
+hidden="$(cat "$box/adb-hidden" 2>/dev/null)"
+if [ "${hidden:-0}" -gt 0 ] && [ "$1" = devices ]; then
+  echo $((hidden - 1)) > "$box/adb-hidden"
+  usb="" net=""
+fi
 case "$*" in
   devices) echo "List of devices attached"; for s in $usb $net; do printf '%s\tdevice\n' "$s"; done ;;
   "devices -l")
@@ -237,6 +276,11 @@ if [ "$1 $2" = "-m venv" ]; then
   exit 0
 fi
 exit 1
+'''
+
+SLEEP = '''#!/usr/bin/env bash
+# sleep stand-in: records and returns at once (no test sleeps).
+echo "sleep $*" >> "@SANDBOX@/calls.log"
 '''
 
 RUN_TASK = '''#!/usr/bin/env bash
@@ -307,6 +351,7 @@ class Sandbox:
         _executable(self.bin / "curl", CURL.replace("@SANDBOX@", str(self.root)))
         _executable(self.bin / "adb", ADB.replace("@SANDBOX@", str(self.root)))
         _executable(self.bin / "run-task", RUN_TASK)
+        _executable(self.bin / "sleep", SLEEP.replace("@SANDBOX@", str(self.root)))
         _executable(self.bin / "wget", self._text(LOGGED, name="wget", body="exit 1  # the payload uses curl"))
         _executable(self.bin / "apt-get", self._text(LOGGED, name="apt-get", body="exit 0"))
         _executable(self.bin / "sudo", self._text(LOGGED, name="sudo", body='[ "$1" = -n ] && shift; exec "$@"'))
@@ -371,7 +416,8 @@ class Sandbox:
             "PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.home), "SANDBOX": str(self.root),
             "PAYLOAD_TEST_ROOT": str(self.root), "HostIP": HOST_IP, "LANG": "C.UTF-8", **LT_ENV, **env, **extra,
         }
-        return subprocess.run(["bash", script], cwd=self.job, env=full, capture_output=True, text=True, timeout=60)
+        return subprocess.run(["bash", script], cwd=self.job, env=full, capture_output=True, text=True, timeout=60,
+                              umask=JOB_UMASK)
 
     def json(self, name: str) -> dict:
         return json.loads((self.root / name).read_text())

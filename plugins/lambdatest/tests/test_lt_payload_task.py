@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,9 @@ SCRIPTVARS = {"ANDROID_DEVICE", "ANDROID_SERIAL", "DEVICE_IP", "DEVICE_NAME", "D
               "HOME", "HOST_IP", "HOSTNAME", "HYE_JOB_NUMBER", "JOB_ID", "ORIGINAL_TASK_ID", "PATH", "PYTHONIOENCODING",
               "TASK_ID", "TC_WORKER_GROUP", "TC_WORKER_TYPE", "USER", "UserPorts", "PowerMeterSerial"}
 FAIL = "TEST-UNEXPECTED-FAIL | lambdatest | "
+PHONE_NAMES = ("DEVICE_NAME", "DEVICE_SERIAL", "HOST_IP", "ANDROID_DEVICE", "DEVICE_IP", "DOCKER_IMAGE_VERSION")
+CLEAN = ("shell rm -rf /data/local/tests /data/local/tmp/* /data/local/tmp/xpcb /sdcard/tests "
+         "/sdcard/raptor-profile")
 
 
 @pytest.fixture
@@ -41,11 +45,24 @@ def command_env(box: Sandbox) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def wrap(box: Sandbox, command: str) -> subprocess.CompletedProcess[str]:
+def wrap(box: Sandbox, command: str, **output: Any) -> subprocess.CompletedProcess[str]:
     """The wrapper run as a task runs it, with the environment the worker gives its tasks (scriptvars')."""
     env = {**scriptvars(box), "TASK_ID": "TCtask0001"}
+    output = output or {"capture_output": True}
     return subprocess.run([str(box.bin / "run-task"), "--", str(box.tc_dir / "script.py"), "bash", "-c", command],
-                          env=env, cwd=box.root, capture_output=True, text=True, timeout=60)
+                          env=env, cwd=box.root, text=True, timeout=60, **output)
+
+
+def wrap_into_calls(box: Sandbox, command: str) -> list[str]:
+    """wrap(), its output appended to calls.log as it comes: one timeline of what it prints and the adb calls."""
+    (box.root / "calls.log").unlink(missing_ok=True)
+    with open(box.root / "calls.log", "a") as log:  # O_APPEND, as the stand-ins' `>>`
+        assert wrap(box, command, stdout=log, stderr=subprocess.STDOUT).returncode == 0
+    return box.calls()
+
+
+def set_device_serial(box: Sandbox, serial: str) -> None:
+    (box.tc_dir / "scriptvars.json").write_text(json.dumps({**scriptvars(box), "DEVICE_SERIAL": serial}))
 
 
 def test_scriptvars_hold_the_hosts_names_and_the_power_meter(tmp_path: Path, box: Sandbox) -> None:
@@ -83,18 +100,19 @@ def test_a_task_runs_through_the_wrapper_with_the_reference_environment(box: San
     tc = box.tc_dir
     assert env["PATH"].split(":")[-2:] == [f"{tc}/android-sdk-linux/tools/bin", f"{tc}/android-sdk-linux/platform-tools"]
     assert (env["NEED_XVFB"], env["DEBUG"], env["TASK_ID"]) == ("false", "*", "TCtask0001")
-    for name in ("DEVICE_NAME", "DEVICE_SERIAL"):
-        assert env[name] == UDID
-    assert env["HOST_IP"] == HOST_IP
-    assert all(name in env for name in ("ANDROID_DEVICE", "DEVICE_IP", "DOCKER_IMAGE_VERSION"))
+    # the task's own environment names these with stale values (the generic-worker stand-in): the wrapper sets
+    # them from scriptvars.json
+    values = scriptvars(box)
+    assert {name: env[name] for name in PHONE_NAMES} == {name: values[name] for name in PHONE_NAMES}
+    assert (values["DEVICE_NAME"], values["DEVICE_SERIAL"], values["HOST_IP"]) == (UDID, UDID, HOST_IP)
+    assert [values[name] for name in PHONE_NAMES[3:]] == [LT_ENV[name] for name in PHONE_NAMES[3:]]
     log = (box.root / "task-log.txt").read_text()
     assert f"LambdaTest job number: {LT_ENV['HYE_JOB_NUMBER']}" in log
     assert (f"https://hyperexecute.lambdatest.com/hyperexecute/task?jobId={LT_ENV['JOB_ID']}"
             f"&taskId={LT_ENV['TASK_ID']}") in log
     assert "command-output" in log and "command-stderr" in log and FAIL not in log
     calls = box.calls()
-    assert (f"adb -s {UDID} shell rm -rf /data/local/tests /data/local/tmp/* /data/local/tmp/xpcb /sdcard/tests "
-            "/sdcard/raptor-profile") in calls
+    assert f"adb -s {UDID} {CLEAN}" in calls
     assert not any("setprop persist.sys.timezone" in c for c in calls)  # not rooted: left as it is
 
 
@@ -129,13 +147,34 @@ def test_no_phone_two_phones_or_another_phone_fail_once_without_running_the_comm
     assert not (box.root / "ran").exists()
 
 
-def test_a_power_test_phone_is_connected_over_the_network(box: Sandbox) -> None:
-    values = {**scriptvars(box), "DEVICE_SERIAL": "10.0.0.5:5555"}
-    (box.tc_dir / "scriptvars.json").write_text(json.dumps(values))
-    box.serials = ""  # the framework unplugged it after `adb tcpip 5555`
+def test_the_wrapper_prints_the_link_checks_cleans_then_sets_the_timezone_on_the_jobs_phone(box: Sandbox) -> None:
+    (box.root / "adb-root").touch()
+    calls = wrap_into_calls(box, "echo command-ran")
+    link = next(i for i, c in enumerate(calls) if c.startswith("LambdaTest job: https://"))
+    adb = [c for c in calls if c.startswith("adb ")]
+    assert adb == ["adb devices -l", f"adb -s {UDID} {CLEAN}", f"adb -s {UDID} shell id",
+                   f"adb -s {UDID} shell setprop persist.sys.timezone UTC"]
+    assert link < calls.index("adb devices -l") and calls.index(adb[-1]) < calls.index("command-ran")
+
+
+def test_a_power_test_phone_is_connected_over_the_network_and_counted_once(box: Sandbox) -> None:
+    """DEVICE_SERIAL ending in :5555: `adb connect` first; the phone, still on USB, is listed twice (USB and
+    network) and counts once, as production counts USB devices only."""
+    set_device_serial(box, "10.0.0.5:5555")
+    calls = wrap_into_calls(box, "echo command-ran")
+    assert FAIL not in "\n".join(calls) and "command-ran" in calls, calls
+    adb = [c for c in calls if c.startswith("adb ")]
+    assert adb == ["adb connect 10.0.0.5:5555", "adb devices -l", f"adb -s 10.0.0.5:5555 {CLEAN}",
+                   "adb -s 10.0.0.5:5555 shell id", "adb -s 10.0.0.5:5555 shell su -c id 2>/dev/null || true"]
+    assert calls.index(next(c for c in calls if c.startswith("LambdaTest job: "))) < calls.index(adb[0])
+
+
+def test_a_power_test_phone_without_a_usb_phone_fails_the_task(box: Sandbox) -> None:
+    set_device_serial(box, "10.0.0.5:5555")
+    box.serials = ""  # unplugged: production's wrapper counts USB devices only and finds none
     done = wrap(box, f"touch {box.root}/ran")
-    assert done.returncode == 0 and (box.root / "ran").exists(), done.stdout
-    assert "adb connect 10.0.0.5:5555" in box.calls()
+    assert done.returncode == 1 and f"{FAIL}Must have exactly one connected Android USB device. 0 found" in done.stdout
+    assert not (box.root / "ran").exists() and "adb connect 10.0.0.5:5555" in box.calls()
 
 
 def test_the_wrapper_runs_under_the_system_python_with_the_standard_library_only(box: Sandbox) -> None:

@@ -23,6 +23,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # phone_serial: the adb serial of the job's phone: TC_WORKER_ID when adb lists it, else the only phone adb
 # lists. Unverified: that LambdaTest's UDID is the phone's adb serial; several phones and none ours fails.
+# setup.sh finds the phone with it (then holds the host to the wrapper's rule, script.py --check-host), cleanup.sh
+# finds the phone to reboot; run-worker.sh applies the wrapper's rule alone.
 phone_serial() {
   local serials
   serials="$(adb devices 2>/dev/null | awk 'NR > 1 && $2 == "device" { print $1 }')"

@@ -14,9 +14,19 @@
 # idled out (generic-worker's 68: no task came; the job ends `completed`, a warm worker's normal end); the
 # worker's own code for anything else (64 config not loadable, 69 panic, 73 invalid config: the job ends
 # `failed`), read from generic-worker.exit (record-exit.sh: start-worker itself exits 1 for all of them);
-# start-worker's status when the worker never started. When the worker's output says its task "has been
-# superseded" (not real work), tasks-resolved-count.txt is removed and the worker started again, at most
-# TC_SUPERSEDED_RUNS times in all (default 5), as production does.
+# start-worker's status when the worker never started.
+#
+# Before anything else it applies the task wrapper's own rule (script.py --check-host: exactly one USB phone, and
+# it is scriptvars' DEVICE_SERIAL; after `adb connect` for a :5555 serial) and exits 1 without starting the worker
+# where the wrapper would fail every task: a worker there would claim a task only to burn it.
+#
+# Superseded re-run, kept for parity with production's run_gw.py: when the worker exited 0 and its output says
+# its task "has been superseded", tasks-resolved-count.txt is removed and the worker started once more (one
+# re-run at most; production's is unbounded). It cannot fire on v87: neither generic-worker v87 nor
+# worker-runner v87 prints "superseded" (their sources have no such message), and a task's own output goes to
+# its task log, not to the worker's. The global_timeout bound does not count a re-run: one at most keeps
+# what it leaves out to one more idle wait and task.
+#
 # Job env: TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TC_WORKER_POOL_ID,
 # TC_PROVISIONER_ID, TC_WORKER_TYPE, TC_WORKER_GROUP, TC_WORKER_ID (empty when the launch named no phone: the
 # phone's adb serial is used), TC_IDLE_TIMEOUT, TC_GET_SECRETS, TC_WST_AUDIENCE, TC_WST_SERVER_URL.
@@ -24,10 +34,11 @@ set -euo pipefail
 SCRIPT_NAME=run-worker
 . "$(dirname "$0")/lib.sh"
 IDLE_OUT=68                                           # generic-worker v87 usage.go: idleTimeoutSecs passed
-runs_allowed="${TC_SUPERSEDED_RUNS:-5}"
+RUNS_ALLOWED=2                                        # the first run and one superseded re-run
 
 [ -f "$TC_DIR/scriptvars.json" ] || die "no $TC_DIR/scriptvars.json: setup.sh did not finish"
-serial="$(phone_serial)" || die "adb sees no phone of this job (TC_WORKER_ID '${TC_WORKER_ID:-}')"
+serial="$("$SYSTEM_PYTHON" "$TC_DIR/script.py" --check-host)" ||
+  die "no worker started (TC_WORKER_ID '${TC_WORKER_ID:-}')"
 export TC_WORKER_ID="${TC_WORKER_ID:-$serial}"
 mapfile -d '' worker_env < <("$SYSTEM_PYTHON" -c '
 import json, sys
@@ -43,8 +54,9 @@ fi
 
 output="$(mktemp)"
 trap 'remove_credentials; rm -f "$output"' EXIT
-umask 077
-render_runner "$PAYLOAD_DIR/worker-runner.yaml.template" > "$TC_DIR/runner.yaml"
+# Owner-only for the runner file alone (it holds the token): the worker and its tasks keep the job's umask, as in
+# production (files a task writes, and pushes to the phone with adb, keep their usual modes).
+(umask 077 && render_runner "$PAYLOAD_DIR/worker-runner.yaml.template" > "$TC_DIR/runner.yaml")
 say "worker $TC_WORKER_GROUP/$TC_WORKER_ID of $TC_WORKER_POOL_ID on phone $serial"
 cd "$TC_DIR"  # generic-worker keeps tasks-resolved-count.txt in its working directory
 runs=0
@@ -56,8 +68,8 @@ while true; do
   runner=${PIPESTATUS[0]}
   set -e
   worker="$(cat "$TC_DIR/generic-worker.exit" 2>/dev/null || true)"
-  if [ "$worker" = 0 ] && grep -qi "has been superseded" "$output" && [ "$runs" -lt "$runs_allowed" ]; then
-    say "the task was superseded: starting the worker again (run $((runs + 1)) of at most $runs_allowed)"
+  if [ "$worker" = 0 ] && grep -qi "has been superseded" "$output" && [ "$runs" -lt "$RUNS_ALLOWED" ]; then
+    say "the task was superseded: starting the worker again (run $((runs + 1)) of at most $RUNS_ALLOWED)"
     continue
   fi
   break

@@ -5,12 +5,17 @@ run-task does, with the standard library only (adb is run as a program).
 
 In order: reads scriptvars.json (written by setup.sh next to this file); gives the command the task's environment
 plus the Android SDK's tools on PATH, NEED_XVFB=false, DEBUG=* and the phone's names from scriptvars; prints the
-LambdaTest job number and the job's link; checks that adb sees exactly one phone, the job's (after `adb connect`
+LambdaTest job number and the job's link; checks that adb sees exactly one USB phone, the job's (after `adb connect`
 when DEVICE_SERIAL ends in :5555, the power-test case); cleans the phone; sets its timezone to UTC when it is
-rooted (both best effort: a failure is a warning); runs the command, its output streamed as it comes; exits with the command's exit status.
+rooted (both best effort: a failure is a warning); runs the command, its output streamed as it comes; exits with the
+command's exit status.
 
 A host that is not right for the task (no phone, two phones, another phone, no scriptvars.json) prints one
 `TEST-UNEXPECTED-FAIL | lambdatest | ...` line and exits 1 without running the command.
+
+`script.py --check-host` applies the same rule and nothing else: it prints DEVICE_SERIAL and exits 0 on a host the
+wrapper accepts, else one line on stderr and exits 1. run-worker.sh and setup.sh run it, so that no worker starts
+(and claims a task only to fail it) on a host where the wrapper would fail every task.
 """
 
 import json
@@ -60,24 +65,28 @@ def task_env(scriptvars):
 
 
 def check_phone(serial):
-    """Exactly one phone attached, and it is DEVICE_SERIAL: over USB, or over the network for a serial ending in
-    :5555 (power tests: the framework switched the phone to adb over tcp and unplugged it)."""
+    """Exactly one phone attached over USB (production counts USB devices only), and it is the job's:
+    DEVICE_SERIAL itself, or, for a serial ending in :5555 (power tests: the framework switched the phone to adb
+    over tcp), a phone adb then lists at that address too."""
     if not serial:
         raise HostProblem("DEVICE_SERIAL is empty in scriptvars.json")
     network = serial.endswith(":5555")
     if network:
         adb("connect", serial)
-    attached = []
+    listed, usb = [], []
     for line in adb("devices", "-l").splitlines()[1:]:
         fields = line.split()
         if len(fields) >= 2 and fields[1] == "device":
-            attached.append((fields[0], any(f.startswith("usb:") for f in fields[2:])))
-    usable = [s for s, usb in attached if usb or (network and s == serial)]
-    if len(usable) != 1:
-        raise HostProblem("Must have exactly one connected Android device. {} found: {}".format(
-            len(usable), " ".join(usable) or "none"))
-    if usable[0] != serial:
-        raise HostProblem("the attached phone {} is not this job's ({})".format(usable[0], serial))
+            listed.append(fields[0])
+            if any(f.startswith("usb:") for f in fields[2:]):
+                usb.append(fields[0])
+    if len(usb) != 1:
+        raise HostProblem("Must have exactly one connected Android USB device. {} found: {}".format(
+            len(usb), " ".join(usb) or "none"))
+    if network and serial not in listed:
+        raise HostProblem("adb connect {} attached no phone".format(serial))
+    if not network and usb[0] != serial:
+        raise HostProblem("the attached phone {} is not this job's ({})".format(usb[0], serial))
 
 
 def prepare_phone(serial):
@@ -104,20 +113,39 @@ def run(command, env):
     return 128 - status if status < 0 else status  # killed by a signal: the shell's convention
 
 
+def read_scriptvars():
+    path = os.path.join(HERE, "scriptvars.json")
+    try:
+        with open(path, encoding="utf-8") as vars_file:
+            return json.load(vars_file)
+    except (OSError, ValueError) as exc:
+        raise HostProblem("cannot read {}: {}".format(path, exc)) from None
+
+
+def check_host():
+    """--check-host: the rule main() applies before a task, alone."""
+    try:
+        serial = read_scriptvars().get("DEVICE_SERIAL", "")
+        check_phone(serial)
+    except HostProblem as problem:
+        print("script.py --check-host: the task wrapper would fail every task here: {}".format(problem),
+              file=sys.stderr)
+        return 1
+    print(serial)
+    return 0
+
+
 def main(argv):
     command = argv[1:]
+    if command == ["--check-host"]:
+        return check_host()
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        print("usage: script.py <command> [<argument>...]", file=sys.stderr)
+        print("usage: script.py <command> [<argument>...] | script.py --check-host", file=sys.stderr)
         return 2
     try:
-        path = os.path.join(HERE, "scriptvars.json")
-        try:
-            with open(path, encoding="utf-8") as vars_file:
-                scriptvars = json.load(vars_file)
-        except (OSError, ValueError) as exc:
-            raise HostProblem("cannot read {}: {}".format(path, exc)) from None
+        scriptvars = read_scriptvars()
         env = task_env(scriptvars)
         print("LambdaTest job number: {}".format(scriptvars.get("HYE_JOB_NUMBER", "")))
         print("LambdaTest job: " + JOB_LINK.format(scriptvars.get("JOB_ID", ""), scriptvars.get("TASK_ID", "")),

@@ -108,6 +108,8 @@ json.dump(values, sys.stdout, indent=1)
 PY
 )
 mv -f "$TC_DIR/scriptvars.json.part" "$TC_DIR/scriptvars.json"
+"$SYSTEM_PYTHON" "$TC_DIR/script.py" --check-host >/dev/null ||  # the wrapper's own rule, as run-worker.sh applies it
+  die "phone $serial: the task wrapper would fail every task on this host"
 
 say "phone $serial: kept awake"
 adb -s "$serial" shell svc power stayon true
