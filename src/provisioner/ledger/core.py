@@ -11,7 +11,8 @@ through, so a cycle reads nothing from disk however long the ledger grows. The w
 reconciliation go to the database in one transaction (``batch``). A ledger that follows (a standby daemon's, or a
 read-only one) keeps nothing in memory and reads the database.
 
-Fencing and the write path live in ``store`` (``Fenced``); the holds in ``holds``. This module owns the
+Fencing and the write path live in ``store`` (``Fenced``); the holds in ``holds``; the reads of failed
+submissions and jobs that phone health makes in ``failures``. This module owns the
 ``launches`` table: each launch's writes, the launches in flight and each phone's last use kept in memory, and
 the reads the loop, ``status`` and ``report`` make of them.
 """
@@ -20,22 +21,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import fields, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from ..model import Launch, LaunchState
 from .dialects import Conn, Dialect, SQLite
+from .failures import FailureReads
 from .holds import Hold, HoldBook
-from .migrations import ADDED_COLUMNS, BASE_COLUMNS, NOT_READ, migrate
+from .migrations import migrate
+from .rows import COLUMNS, FIELDS, IN_FLIGHT, READ, from_row
 from .store import Fenced, Store
 
 __all__ = ["COLUMNS", "Fenced", "Hold", "IN_FLIGHT", "Ledger", "OldSchema"]
-
-IN_FLIGHT = tuple(s.value for s in LaunchState if s.in_flight)
-_FIELDS = {f.name for f in fields(Launch)}
-READ = (*BASE_COLUMNS, *(name for name, _ in ADDED_COLUMNS if name not in NOT_READ and name in _FIELDS))
-COLUMNS = ", ".join(READ)
 
 
 class OldSchema(Exception):
@@ -58,6 +56,9 @@ class Ledger:
         self._holds = holds = HoldBook(store)
         self.hold, self.release, self.holds = holds.hold, holds.release, holds.holds
         self.hold_history, self.releases = holds.hold_history, holds.releases
+        failures = FailureReads(store, self.dialect, self._select)
+        self.recent_failures, self.last_failures = failures.recent_failures, failures.last_failures
+        self.failing_jobs = failures.failing_jobs
         self._flight: dict[str, Launch] | None = None  # the launches in flight, written through (None: read)
         self._last_used: dict[str, float] | None = None
         self._newest_use = float("-inf")  # the latest of ``_last_used``: a launch added later is not used before it
@@ -142,7 +143,7 @@ class Ledger:
             self._write(f"UPDATE launches SET {sets} WHERE id = ?", (*values.values(), launch_id), keep)
             cached = self._flight.get(launch_id) if self._flight is not None else None
             if cached is not None:
-                self._flight[launch_id] = replace(cached, **{k: v for k, v in values.items() if k in _FIELDS})
+                self._flight[launch_id] = replace(cached, **{k: v for k, v in values.items() if k in FIELDS})
 
     def known_job_ids(self, job_ids: Iterable[str]) -> set[str]:
         """Which of ``job_ids`` some launch of the ledger already holds."""
@@ -190,7 +191,7 @@ class Ledger:
                     moved = True if moved is None else moved
                     if moved:
                         ran_at = cached.ran_at if cached.ran_at is not None or state is not LaunchState.RUNNING else now
-                        kept = {k: v for k, v in values.items() if k in _FIELDS}
+                        kept = {k: v for k, v in values.items() if k in FIELDS}
                         self._moved(replace(cached, state=state, updated_at=now, ran_at=ran_at, **kept))
             return bool(moved)
 
@@ -248,62 +249,6 @@ class Ledger:
             rows = self._exec("SELECT udid, MAX(submitted_at) FROM launches WHERE udid != '' GROUP BY udid")
             return dict(rows.fetchall())
 
-    def recent_failures(self, limit: int, since: float) -> dict[str, list[Launch]]:
-        """Per phone with a failed submission at or after ``since``: its last ``limit`` submissions that left the
-        queue since then, newest first (bounded by time: a cheap read however long the ledger)."""
-        state = self.dialect.noindex("state")
-        with self._lock:
-            rows = self._exec(
-                f"""SELECT {COLUMNS} FROM (
-                     SELECT *, ROW_NUMBER() OVER (PARTITION BY udid ORDER BY submitted_at DESC) AS n
-                     FROM launches WHERE udid != '' AND {state} NOT IN (?, ?, ?) AND updated_at >= ?
-                       AND udid IN (SELECT udid FROM launches WHERE {state} = ? AND updated_at >= ?)) AS recent
-                   WHERE n <= ? ORDER BY udid, submitted_at DESC""",
-                (LaunchState.QUEUED.value, LaunchState.SUBMITTING.value, LaunchState.CANCELLED.value, since,
-                 LaunchState.FAILED.value, since, limit),
-            ).fetchall()
-        out: dict[str, list[Launch]] = {}
-        for row in rows:
-            out.setdefault(row[2], []).append(_launch(row))
-        return out
-
-    def last_failures(self, since: float) -> dict[str, Launch]:
-        """Per pool, its last failed submission at or after ``since``."""
-        failed = self._select(
-            f"id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY pool ORDER BY updated_at DESC) AS n "
-            f"FROM launches{self.dialect.indexed_by('launches_updated')} "
-            f"WHERE {self.dialect.noindex('state')} = ? AND updated_at >= ?) AS last WHERE n = 1)",
-            (LaunchState.FAILED.value, since),
-        )
-        return {launch.pool: launch for launch in failed}
-
-    def failing_jobs(self, outcomes: Sequence[str], since: float, at_least: int) -> dict[str, tuple[int, float]]:
-        """Phones whose last ``at_least`` or more jobs ended with one of ``outcomes``, all since ``since``.
-
-        A run of failures is cut by any other ended job and by any hold or release of the phone: once a phone
-        has been held back (or released by hand) for its failures, only new ones count.
-        Returns udid -> (failures in the run, when the last one was seen).
-        """
-        if not outcomes:
-            return {}
-        marks = ",".join("?" * len(outcomes))
-        ended = LaunchState.ENDED.value
-        d = self.dialect
-        # never the index on state (most launches have ended): by time, and by phone and time in the
-        # subquery (an ending before ``since`` cuts no run of endings after it)
-        with self._lock:
-            rows = self._exec(
-                f"""SELECT l.udid, COUNT(*), MAX(l.updated_at) FROM launches l{d.indexed_by('launches_updated')}
-                    WHERE {d.noindex('l.state')} = ? AND l.udid != '' AND l.updated_at >= ? AND l.outcome IN ({marks})
-                      AND l.updated_at > COALESCE((SELECT MAX(o.updated_at) FROM launches o
-                            WHERE o.udid = l.udid AND o.updated_at >= ? AND {d.noindex('o.state')} = ?
-                              AND o.outcome NOT IN ({marks})), 0)
-                      AND l.updated_at > COALESCE((SELECT MAX(h.since) FROM holds h WHERE h.udid = l.udid), 0)
-                    GROUP BY l.udid HAVING COUNT(*) >= ?""",
-                (ended, since, *outcomes, since, ended, *outcomes, at_least),
-            ).fetchall()
-        return {udid: (n, last) for udid, n, last in rows}
-
     def leader(self, tag: str) -> tuple[int, str, float] | None:
         """The job tag's current leadership: (epoch, holder, since), or None if no daemon ever led it here."""
         with self._lock:
@@ -319,10 +264,4 @@ class Ledger:
     def _select(self, where: str, args: Iterable) -> list[Launch]:
         with self._lock:
             rows = self._exec(f"SELECT {COLUMNS} FROM launches WHERE {where} ORDER BY submitted_at", tuple(args)).fetchall()
-        return [_launch(r) for r in rows]
-
-
-def _launch(row: Sequence) -> Launch:
-    values = dict(zip(READ, row))
-    values["state"] = LaunchState(values["state"])
-    return Launch(**values)
+        return [from_row(r) for r in rows]
