@@ -177,7 +177,7 @@ class Provisioner:
             the_plan = Plan((), the_plan.decisions)
         t2 = time.perf_counter()
         report = CycleReport(self.cycles, now, the_plan, unknown, dict(self.reader.reads), self.strangers, t1 - t0, t2 - t1,
-                             self.dry_run, ledger_error=unwritable or self.ledger_error)
+                             self.dry_run, ledger_error=self.ledger_error)
         for line in unknown:
             logger.warning("unknown this cycle: {}", line)
         capped, self.submitter.capped = self.submitter.capped, 0
